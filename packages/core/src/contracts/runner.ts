@@ -1,0 +1,78 @@
+/** Resource usage of a build, as the original reports it (null when unknown). */
+export interface BuildStats {
+  /** peak memory in bytes */
+  memoryPeak: number | null;
+  /** user CPU time in microseconds */
+  cpuUser: number | null;
+  /** system CPU time in microseconds */
+  cpuSystem: number | null;
+  /** total bytes read */
+  ioRead: number | null;
+  /** total bytes written */
+  ioWritten: number | null;
+}
+
+/** The inputs and settings of one build. */
+export interface RunnerJob {
+  /** pkgbase; a runner keeps per-package state (a container, a work folder) under this name */
+  base: string;
+  /** folder whose contents are the package sources (PKGBUILD and the rest) */
+  sourceDir: string;
+  /** contents of the generated input files, exactly as the original writes them */
+  inputs: {
+    /** `custom-repo`: a pacman.conf section for our own repository, or empty */
+    customRepo: string;
+    /** `serene-prepare.sh`: commands run before the build, or empty */
+    prepare: string;
+    /** `makepkg-flags`: each flag as `--flag ` */
+    makepkgFlags: string;
+  };
+  /** start from a clean state (new container or work folder) */
+  clean: boolean;
+  /** folder where the runner puts the built package files */
+  outputDir: string;
+  /** the build is ended after this many milliseconds */
+  timeoutMs?: number;
+}
+
+/** Callbacks and the cancellation signal of one run. */
+export interface RunOptions {
+  /** called with every chunk of build output, in order, while the build runs */
+  onLog?: (chunk: string) => void;
+  /** aborting it stops the build */
+  signal?: AbortSignal;
+}
+
+/** What one run produced. */
+export interface RunResult {
+  /** true iff makepkg exited with 0 */
+  success: boolean;
+  exitCode: number | null;
+  /** set when the run ended for a reason other than the build's own exit (timeout, cancel) */
+  aborted?: 'timeout' | 'cancelled';
+  started: Date;
+  ended: Date;
+  /** the whole output */
+  logs: string;
+  /** `.SRCINFO` as reported by the build (`makepkg --printsrcinfo` after the build) */
+  srcinfo: string | null;
+  /** paths of the built package files, inside `job.outputDir` */
+  packages: string[];
+  stats: BuildStats | null;
+}
+
+/**
+ * A `Runner` runs one build job: sources in, package files, `.SRCINFO`, stats and a live log out.
+ */
+export interface Runner {
+  /** Short name of the implementation, for logs (`docker`, `local`). */
+  readonly name: string;
+  /** Runs one build. Rejects only when the runner itself fails (engine unreachable, ...). */
+  run(job: RunnerJob, options?: RunOptions): Promise<RunResult>;
+  /** Prints the `.SRCINFO` of a source folder (`makepkg --printsrcinfo`) in an isolated environment. */
+  printSrcinfo(sourceDir: string, options?: { signal?: AbortSignal }): Promise<string>;
+  /** Forgets per-package state (removes the package's container or work folder). */
+  remove?(base: string): Promise<void>;
+  /** Releases resources. */
+  dispose?(): Promise<void>;
+}

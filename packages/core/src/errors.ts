@@ -1,0 +1,80 @@
+/**
+ * Named errors of serene. Domain code throws these; the HTTP edge maps `name` to a status once.
+ *
+ * @remarks A `code` is set only on errors that users match on; the codes are listed in docs/errors.md.
+ */
+export class SereneError extends Error {
+  /** Stable machine-readable code, when users are expected to match on it. */
+  readonly code?: string;
+
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    if (options?.code) this.code = options.code;
+  }
+}
+
+/** The input (a request, a file, an argument) is malformed or not acceptable. Maps to 400. */
+export class InputError extends SereneError {}
+
+/** The thing asked for does not exist. Maps to 404. */
+export class NotFoundError extends SereneError {}
+
+/** The request conflicts with the current state (already added, locked in a session). */
+export class ConflictError extends SereneError {}
+
+/** No credentials were given. Maps to 401. */
+export class AuthenticationError extends SereneError {}
+
+/** Credentials were given but are not allowed. Maps to 403. */
+export class NotAllowedError extends SereneError {}
+
+/** A feature is switched off on this server (webhooks without a secret). Maps to 503. */
+export class UnavailableError extends SereneError {}
+
+/** An operation took longer than it was allowed to. */
+export class TimeoutError extends SereneError {}
+
+/** A plugin failed; `pluginId` names it. */
+export class PluginError extends SereneError {
+  readonly pluginId: string;
+
+  constructor(pluginId: string, message: string, options?: { cause?: unknown; code?: string }) {
+    super(`plugin '${pluginId}': ${message}`, options);
+    this.pluginId = pluginId;
+  }
+}
+
+/** A file claimed to be a pacman package is not one (no .PKGINFO, corrupt archive, bad fields). */
+export class InvalidPackageError extends InputError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'SERENE_ERR_INVALID_PACKAGE' });
+  }
+}
+
+/** A file claimed to be a pacman repository database is not one. */
+export class InvalidDatabaseError extends InputError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'SERENE_ERR_INVALID_DATABASE' });
+  }
+}
+
+/** Another process holds the repository database lock file. */
+export class LockedError extends ConflictError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'SERENE_ERR_LOCKED' });
+  }
+}
+
+/** Formats an error with its causes as `outer: inner: ...`, as the original's 500 bodies do. */
+export function formatErrorChain(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  const seen = new Set<unknown>();
+  while (current !== undefined && current !== null && !seen.has(current)) {
+    seen.add(current);
+    parts.push(current instanceof Error ? current.message : String(current));
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.join(': ');
+}

@@ -1,0 +1,18 @@
+/**
+ * @serene/core: the domain, the contracts and the native pacman repository engine of serene.
+ */
+import 'reflect-metadata';
+
+export * from './contracts/publisher.js';
+export * from './contracts/runner.js';
+export * from './contracts/signer.js';
+export * from './contracts/source.js';
+export * from './contracts/store.js';
+export * from './errors.js';
+export * from './logger.js';
+export * from './tokens.js';
+export * from './pacman/types.js';
+export * from './pacman/database.js';
+export * from './pacman/desc.js';
+export * from './pacman/filesystem-repository.js';
+export * from './signing/gpg-signer.js';

@@ -1,0 +1,214 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createPacmanSandbox, hasProgram, run } from '../testing/pacman.js';
+import { writeSyntheticPackage } from '../testing/synthetic-package.js';
+import { TAR_END, tarFile } from './tar.js';
+import { RepoDatabase } from './database.js';
+
+let root: string;
+let dir: string;
+let pkgs: string;
+
+beforeEach(async () => {
+  root = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-db-'));
+  dir = path.join(root, 'repo');
+  pkgs = path.join(root, 'pkgs');
+  await fs.mkdir(dir);
+});
+afterEach(async () => {
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+async function errorOf(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+const dbFile = () => path.join(dir, 'test.db.tar.gz');
+
+describe('RepoDatabase', () => {
+  it('refuses a path that is not NAME.db.tar.gz, or a missing folder', async () => {
+    expect((await errorOf(RepoDatabase.open(path.join(dir, 'test.db')))).name).toBe('InputError');
+    expect((await errorOf(RepoDatabase.open(path.join(dir, 'test.db.tar.zst')))).message).toMatch(
+      /valid database archive extension/,
+    );
+    expect((await errorOf(RepoDatabase.open(path.join(root, 'nope', 'test.db.tar.gz')))).message).toMatch(
+      /does not exist/,
+    );
+  });
+
+  it('adding one package does not read the other package files (the index keeps them)', async () => {
+    const files = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => writeSyntheticPackage(pkgs, { name: `p${i}`, version: '1.0-1' })),
+    );
+    const db = await RepoDatabase.open(dbFile());
+    await db.add(files);
+    const before = await fs.readFile(dbFile());
+    // the others' files are gone: a writer that re-read them would fail
+    for (const file of files) await fs.rm(file);
+    const extra = await writeSyntheticPackage(pkgs, { name: 'zzz', version: '1.0-1' });
+    const again = await RepoDatabase.open(dbFile());
+    await again.add([extra]);
+    expect((await again.list()).map((entry) => entry.name)).toContain('zzz');
+    expect((await again.list()).length).toBe(41);
+    // the other entries' compressed bytes were carried over unchanged
+    const after = await fs.readFile(dbFile());
+    const endMember = zlib.gzipSync(TAR_END, { level: 6 }).length;
+    expect(after.subarray(0, 200).equals(before.subarray(0, 200))).toBe(true);
+    expect(after.length).toBeGreaterThan(before.length - endMember);
+  });
+
+  it('notices a database changed behind its back and re-reads it', async () => {
+    const a = await writeSyntheticPackage(pkgs, { name: 'alpha', version: '1.0-1' });
+    const b = await writeSyntheticPackage(pkgs, { name: 'beta', version: '1.0-1' });
+    const db = await RepoDatabase.open(dbFile());
+    await db.add([a]);
+    // another writer replaces the database with one that lists beta only
+    const other = path.join(root, 'other');
+    await fs.mkdir(other);
+    const otherDb = await RepoDatabase.open(path.join(other, 'test.db.tar.gz'));
+    await otherDb.add([b]);
+    for (const kind of ['db', 'files']) {
+      await fs.copyFile(path.join(other, `test.${kind}.tar.gz`), path.join(dir, `test.${kind}.tar.gz`));
+    }
+    expect((await db.list()).map((entry) => entry.name)).toEqual(['beta']);
+  });
+
+  it('refuses a database that is not one and leaves it as it was', async () => {
+    await fs.writeFile(dbFile(), 'not a database at all');
+    const a = await writeSyntheticPackage(pkgs, { name: 'alpha', version: '1.0-1' });
+    const db = await RepoDatabase.open(dbFile());
+    const error = await errorOf(db.add([a]));
+    expect(error.name).toBe('InvalidDatabaseError');
+    expect(error.message).toMatch(/not a proper pacman database/);
+    expect(await fs.readFile(dbFile(), 'utf8')).toBe('not a database at all');
+    // a tar.gz with foreign members is not one either
+    await fs.writeFile(
+      dbFile(),
+      zlib.gzipSync(Buffer.concat([...tarFile('etc/passwd', Buffer.from('x')), TAR_END])),
+    );
+    expect((await errorOf(db.add([a]))).name).toBe('InvalidDatabaseError');
+  });
+
+  it('refuses hostile package metadata without touching the database', async () => {
+    const good = await writeSyntheticPackage(pkgs, { name: 'alpha', version: '1.0-1' });
+    const db = await RepoDatabase.open(dbFile());
+    await db.add([good]);
+    const before = await fs.readFile(dbFile());
+    for (const name of ['../evil', 'a/b', '.hidden']) {
+      const bad = await writeSyntheticPackage(path.join(pkgs, 'bad'), { name: 'placeholder', version: '1.0-1' });
+      // rewrite the .PKGINFO name by building the package by hand
+      const hostile = path.join(pkgs, 'bad', 'hostile.pkg.tar.gz');
+      const pkginfo = `pkgname = ${name}\npkgver = 1.0-1\narch = x86_64\n`;
+      await fs.writeFile(hostile, zlib.gzipSync(Buffer.concat([...tarFile('.PKGINFO', Buffer.from(pkginfo)), TAR_END])));
+      await fs.rm(bad);
+      const error = await errorOf(db.add([hostile]));
+      expect(error.name).toBe('InvalidPackageError');
+    }
+    expect(await fs.readFile(dbFile())).toEqual(before);
+  });
+
+  it('implements repo-add -n, -p and -R', async () => {
+    const v1 = await writeSyntheticPackage(pkgs, { name: 'alpha', version: '1.0-1' });
+    const v2 = await writeSyntheticPackage(pkgs, { name: 'alpha', version: '2.0-1' });
+    await fs.writeFile(`${v1}.sig`, Buffer.from([0x89, 0x01, 0x02]));
+    const db = await RepoDatabase.open(dbFile());
+    await db.add([v1]);
+    expect((await db.add([v1], { onlyNew: true })).skipped).toHaveLength(1);
+    const up = await db.add([v2], { removeOld: true });
+    expect(up.replaced.map((entry) => entry.version)).toEqual(['1.0-1']);
+    expect(up.deleted.sort()).toEqual([v1, `${v1}.sig`].sort());
+    const v0 = await writeSyntheticPackage(pkgs, { name: 'alpha', version: '0.5-1' });
+    expect((await db.add([v0], { preventDowngrade: true })).skipped[0]?.reason).toMatch(/newer version/);
+    expect((await db.list()).map((entry) => entry.version)).toEqual(['2.0-1']);
+  });
+
+  it('waits for a live lock holder, then fails with LockedError; takes over a dead one', async () => {
+    await fs.writeFile(`${dbFile()}.lck`, '1\n'); // pid 1 is alive
+    const db = await RepoDatabase.open(dbFile(), { lockTimeoutMs: 200 });
+    const error = await errorOf(db.init());
+    expect(error.name).toBe('LockedError');
+    expect(error.message).toMatch(/held by process 1/);
+    // a pid that does not exist: the lock is stale
+    await fs.writeFile(`${dbFile()}.lck`, '999999999\n');
+    await db.init();
+    await expect(fs.access(`${dbFile()}.lck`)).rejects.toThrow();
+    expect(await db.list()).toEqual([]);
+  });
+
+  it('serializes writers across processes with repo-add (same lock file)', async () => {
+    const files = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => writeSyntheticPackage(pkgs, { name: `c${i}`, version: '1.0-1' })),
+    );
+    const a = await RepoDatabase.open(dbFile());
+    const b = await RepoDatabase.open(dbFile());
+    await Promise.all(files.map((file, i) => (i % 2 === 0 ? a : b).add([file])));
+    expect((await a.list()).map((entry) => entry.name)).toEqual(files.map((_, i) => `c${i}`));
+  });
+
+  it.skipIf(!hasProgram('pacman'))('an emptied database is still one pacman syncs', async () => {
+    const a = await writeSyntheticPackage(pkgs, { name: 'alpha', version: '1.0-1' });
+    const db = await RepoDatabase.open(dbFile());
+    await db.add([a]);
+    await db.remove(['alpha']);
+    const sandbox = await createPacmanSandbox([{ name: 'test', server: `file://${dir}` }]);
+    try {
+      expect((await sandbox.pacman(['-Sy'])).code).toBe(0);
+      expect((await sandbox.pacman(['-Sl', 'test'])).stdout).toBe('');
+    } finally {
+      await sandbox.cleanup();
+    }
+  });
+
+  it.skipIf(!hasProgram('pacman'))(
+    'a writer killed at any moment leaves a database pacman reads, and the next writer carries on',
+    async () => {
+      const files = await Promise.all(
+        Array.from({ length: 60 }, (_, i) => writeSyntheticPackage(pkgs, { name: `k${i}`, version: '1.0-1' })),
+      );
+      const script = path.join(root, 'writer.ts');
+      await fs.writeFile(
+        script,
+        `import { RepoDatabase } from ${JSON.stringify(path.resolve(import.meta.dirname, 'database.ts'))};
+const db = await RepoDatabase.open(${JSON.stringify(dbFile())});
+for (const file of ${JSON.stringify(files)}) await db.add([file]);
+`,
+      );
+      for (const delay of [150, 400, 900]) {
+        const child = spawn(process.execPath, ['--import', 'tsx', script], {
+          stdio: 'ignore',
+          cwd: path.resolve(import.meta.dirname, '../../../..'),
+        });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        child.kill('SIGKILL');
+        await new Promise((resolve) => child.once('exit', resolve));
+        // whatever moment it died at, readers see a whole database
+        const listing = await run('bsdtar', ['-tzf', dbFile()]).catch(() => undefined);
+        if (listing) expect(listing.code, listing.stderr).toBe(0);
+      }
+      const sandbox = await createPacmanSandbox([{ name: 'test', server: `file://${dir}` }]);
+      try {
+        expect((await sandbox.pacman(['-Sy'])).code).toBe(0);
+        const db = await RepoDatabase.open(dbFile(), { lockTimeoutMs: 1000 });
+        const listed = (await db.list()).map((entry) => entry.name);
+        const more = await writeSyntheticPackage(pkgs, { name: 'after-crash', version: '1.0-1' });
+        await db.add([more]);
+        expect((await db.list()).length).toBe(listed.length + 1);
+        expect((await sandbox.pacman(['-Sy'])).code).toBe(0);
+        const synced = await sandbox.pacman(['-Sl', 'test']);
+        expect(synced.stdout.trim().split('\n')).toHaveLength(listed.length + 1);
+      } finally {
+        await sandbox.cleanup();
+      }
+    },
+    120_000,
+  );
+});

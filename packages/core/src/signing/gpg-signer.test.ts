@@ -1,0 +1,32 @@
+import { expect, it } from 'vitest';
+import { createGpgSigner } from './gpg-signer.js';
+import { createTestGpgHome, type TestGpgHome } from '../testing/gpg.js';
+import { testSigner } from '../testing/signer-suite.js';
+
+let home: TestGpgHome | undefined;
+
+testSigner('gpg (unprotected key)', {
+  async create() {
+    home = await createTestGpgHome();
+    return createGpgSigner({ homedir: home.homedir, key: home.fingerprint });
+  },
+  cleanup: async () => home?.cleanup(),
+});
+
+let protectedHome: TestGpgHome | undefined;
+
+testSigner('gpg (passphrase)', {
+  largeBytes: 32 * 1024 * 1024,
+  async create() {
+    protectedHome = await createTestGpgHome({ passphrase: 'correct horse' });
+    return createGpgSigner({ homedir: protectedHome.homedir, key: protectedHome.fingerprint, passphrase: 'correct horse' });
+  },
+  cleanup: async () => protectedHome?.cleanup(),
+  additionalTests({ signer }) {
+    it('fails with a clear error for a wrong passphrase', async () => {
+      const fingerprint = await signer().fingerprint();
+      const wrong = createGpgSigner({ homedir: protectedHome!.homedir, key: fingerprint, passphrase: 'wrong' });
+      await expect(wrong.sign((async function* () { yield Buffer.from('x'); })())).rejects.toThrow(/gpg --detach-sign failed/);
+    });
+  },
+});

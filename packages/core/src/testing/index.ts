@@ -1,0 +1,9 @@
+/**
+ * @serene/core/testing: the conformance suites every implementation of a contract runs, and the
+ * real-tool helpers they use (pacman sandboxes, gpg homes, packages).
+ */
+export * from './gpg.js';
+export * from './pacman.js';
+export * from './publisher-suite.js';
+export * from './signer-suite.js';
+export * from './synthetic-package.js';
