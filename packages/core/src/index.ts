@@ -16,3 +16,6 @@ export * from './pacman/database.js';
 export * from './pacman/desc.js';
 export * from './pacman/filesystem-repository.js';
 export * from './signing/gpg-signer.js';
+export * from './pacman/depend.js';
+export * from './pacman/srcinfo.js';
+export * from './pacman/vercmp.js';
