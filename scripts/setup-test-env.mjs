@@ -61,3 +61,6 @@ if (isRoot && has('useradd')) {
     execFileSync('useradd', ['--system', '--create-home', '--shell', '/bin/bash', BUILD_USER], { stdio: 'inherit' });
   }
 }
+
+// PostgreSQL for the store's conformance suite (writes .cache/postgres-url, or the reason it could not)
+spawnSync(process.execPath, [new URL('./setup-postgres.mjs', import.meta.url).pathname], { stdio: 'inherit' });

@@ -19,3 +19,4 @@ export * from './signing/gpg-signer.js';
 export * from './pacman/depend.js';
 export * from './pacman/srcinfo.js';
 export * from './pacman/vercmp.js';
+export * from './store/index.js';

@@ -1,5 +1,7 @@
 import type { BuildStats } from './runner.js';
 
+// --- DOMAIN TYPES ---
+
 /** Where a build stands (reference 1.4, `BuildProgress`). */
 export type BuildProgress = 'resolve' | 'update' | 'build' | 'publish' | 'clean';
 
@@ -11,6 +13,9 @@ export type BuildState =
   | { state: 'success' }
   | { state: 'failure' }
   | { state: 'fatal'; info: [string, BuildProgress] };
+
+/** The `state` tags of builds that have not finished yet (reference 1.4: "not done"). */
+export const UNFINISHED_BUILD_STATES = ['pending', 'running'] as const;
 
 /** Why a build was started. */
 export type BuildReason = 'webhook' | 'manual' | 'schedule' | 'initial' | 'unknown';
@@ -35,8 +40,11 @@ export const MAKEPKG_FLAGS = [
 /** One of {@link MAKEPKG_FLAGS}. */
 export type MakepkgFlag = (typeof MAKEPKG_FLAGS)[number];
 
+// --- RECORDS ---
+
 /** One added package (reference 8.1, table `package`). */
 export interface PackageRecord {
+  /** pkgbase; the identity, exact and case-sensitive */
   base: string;
   added: Date;
   /** serialised source, see `Source.toJSON` */
@@ -56,7 +64,16 @@ export interface PackageRecord {
   builtState: string;
 }
 
-/** One build (reference 8.1, table `build`); `started` is its identity within the package. */
+/** What {@link StoreOperations.updatePackage} may change: any field but the identity. */
+export type PackageChanges = Partial<Omit<PackageRecord, 'base'>>;
+
+/**
+ * One build (reference 8.1, table `build`); `(package, started)` is its identity.
+ *
+ * @remarks `started` is kept with the precision of a `Date` (milliseconds); the orchestrator must not
+ * start two builds of one package in the same millisecond (the store rejects the second with a
+ * `ConflictError`).
+ */
 export interface BuildRecord {
   package: string;
   started: Date;
@@ -65,34 +82,122 @@ export interface BuildRecord {
   reason: BuildReason;
   /** published pkgver */
   version: string | null;
+  /** the container exited with 0 */
   runSuccess: boolean | null;
   runStarted: Date | null;
   runEnded: Date | null;
+  /** null when no stats were read; a stats object whose fields are all null reads back as null */
   stats: BuildStats | null;
+}
+
+/** What {@link StoreOperations.updateBuild} may change: any field but the identity. */
+export type BuildChanges = Partial<Omit<BuildRecord, 'package' | 'started'>>;
+
+/**
+ * A build start time to look a build up by: a `Date`, or an RFC 3339 date-time string, which is
+ * compared with its full precision (up to nanoseconds, any offset), as the original's
+ * `GET /package/{name}/build/{time}` does.
+ */
+export type BuildTime = Date | string;
+
+// --- STORE ---
+
+/**
+ * The data operations of a {@link Store}; a transaction hands its work a set bound to it.
+ *
+ * @remarks Errors: `NotFoundError` when a write names a package or build that does not exist,
+ * `ConflictError` when an insert collides with an existing identity, `InputError` for malformed
+ * arguments (a `BuildTime` string that is not RFC 3339, a negative index), `UnavailableError` once
+ * the store is closed (or before it was opened).
+ *
+ * Strings (well-formed Unicode) are stored exactly; only build logs may contain U+0000.
+ */
+export interface StoreOperations {
+  // --- packages ---
+
+  /** All packages, ordered by `base` (code unit order). */
+  listPackages(): Promise<PackageRecord[]>;
+  getPackage(base: string): Promise<PackageRecord | undefined>;
+  /** Adds a package; `ConflictError` when one with this base exists. */
+  insertPackage(record: PackageRecord): Promise<void>;
+  /** Inserts or replaces a package (its builds and logs stay). */
+  putPackage(record: PackageRecord): Promise<void>;
+  /** Changes some fields of a package (settings, published state); `NotFoundError` when unknown. */
+  updatePackage(base: string, changes: PackageChanges): Promise<void>;
+  /** Deletes a package with its builds and their logs; false when it did not exist. */
+  deletePackage(base: string): Promise<boolean>;
+
+  // --- builds ---
+
+  /** Adds a build; `NotFoundError` for an unknown package, `ConflictError` for a taken start time. */
+  insertBuild(record: BuildRecord): Promise<void>;
+  /** Changes some fields of the build `(base, started)`; `NotFoundError` when there is none. */
+  updateBuild(base: string, started: Date, changes: BuildChanges): Promise<void>;
+  /** Builds of a package, newest first, at most `limit` (all when omitted); `[]` for an unknown package. */
+  listBuilds(base: string, limit?: number): Promise<BuildRecord[]>;
+  /** The newest build of a package. */
+  getLatestBuild(base: string): Promise<BuildRecord | undefined>;
+  /** The newest build of every package that has one, ordered by package. */
+  listLatestBuilds(): Promise<BuildRecord[]>;
+  /**
+   * The `index`-th build counting from the oldest, 0-based: the original's numeric build ids.
+   *
+   * @remarks Retention ({@link StoreOperations.pruneBuilds}) removes the oldest builds, so ids shift
+   * after a prune.
+   */
+  getBuildByIndex(base: string, index: number): Promise<BuildRecord | undefined>;
+  /** The build whose start time equals `started` exactly. */
+  getBuild(base: string, started: BuildTime): Promise<BuildRecord | undefined>;
+  countBuilds(base: string): Promise<number>;
+  /** Builds still pending or running, of all packages, oldest first (to mark them fatal at start-up). */
+  listUnfinishedBuilds(): Promise<BuildRecord[]>;
+
+  // --- logs ---
+
+  /**
+   * Appends a chunk of output to a build's log; `NotFoundError` when the build does not exist.
+   *
+   * @remarks Appends to one build are applied in call order even when the caller does not await
+   * each one (a runner's `onLog` is synchronous). Appending `''` creates an empty log.
+   */
+  appendLog(base: string, started: Date, chunk: string): Promise<void>;
+  /**
+   * The whole log of a build as appended so far; undefined when nothing was ever appended (the
+   * build has not run yet, died before running, or does not exist).
+   */
+  readLog(base: string, started: BuildTime): Promise<string | undefined>;
+
+  // --- retention ---
+
+  /**
+   * Deletes builds (with their logs) started before `before`, except each package's newest build
+   * and builds that are still pending or running. Returns how many builds were deleted.
+   */
+  pruneBuilds(before: Date): Promise<number>;
+
+  // --- transactions ---
+
+  /**
+   * Runs `work` in a transaction: everything it does through `tx` is committed when it resolves
+   * and rolled back when it rejects (the rejection is passed on). Log appends `work` did not await
+   * are waited for before the end. Nested calls use savepoints.
+   *
+   * @remarks Inside `work`, use only `tx`: the outer store may wait for the transaction to end
+   * (SQLite has one connection), so awaiting it inside `work` can deadlock.
+   */
+  transaction<T>(work: (tx: StoreOperations) => Promise<T>): Promise<T>;
 }
 
 /**
  * The `Store` keeps packages, builds and build logs.
  *
- * @remarks Implementations run their migrations in `open()`. The build orchestration issue extends
- * this contract and its conformance suite (`testStore`).
+ * @remarks `open()` connects and runs the migrations; it is idempotent. `close()` waits for pending
+ * log appends, releases the connection and is idempotent; afterwards every operation rejects with
+ * `UnavailableError`. A closed store cannot be opened again.
  */
-export interface Store {
+export interface Store extends StoreOperations {
+  /** Short name of the implementation, for logs (`sqlite`, `postgres`). */
   readonly name: string;
   open(): Promise<void>;
   close(): Promise<void>;
-
-  listPackages(): Promise<PackageRecord[]>;
-  getPackage(base: string): Promise<PackageRecord | undefined>;
-  /** Inserts or replaces a package. */
-  putPackage(record: PackageRecord): Promise<void>;
-  /** Deletes a package with its builds and logs; false when it did not exist. */
-  deletePackage(base: string): Promise<boolean>;
-
-  /** Builds of a package, newest first, at most `limit`. */
-  listBuilds(base: string, limit?: number): Promise<BuildRecord[]>;
-  putBuild(record: BuildRecord): Promise<void>;
-
-  appendLog(base: string, started: Date, chunk: string): Promise<void>;
-  readLog(base: string, started: Date): Promise<string | undefined>;
 }

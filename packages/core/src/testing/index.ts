@@ -7,3 +7,4 @@ export * from './pacman.js';
 export * from './publisher-suite.js';
 export * from './signer-suite.js';
 export * from './synthetic-package.js';
+export * from './store-suite.js';
