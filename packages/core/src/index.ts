@@ -20,3 +20,4 @@ export * from './pacman/depend.js';
 export * from './pacman/srcinfo.js';
 export * from './pacman/vercmp.js';
 export * from './store/index.js';
+export * from './sources/index.js';
