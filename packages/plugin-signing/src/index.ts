@@ -1,5 +1,16 @@
 /**
- * @serene/plugin-signing: not implemented yet (see the project's issues). This package exists so the
- * workspace layout is complete; it exports nothing that claims to work.
+ * @serene/plugin-signing: OpenPGP signatures that pacman trusts, made from an armoured key file
+ * (`/app/sign_key.asc`) with the `openpgp` package for the key and `node:crypto` for the data.
  */
-export {};
+
+export { SIGNING_ERROR_CODES, type SigningErrorCode, SigningKeyError } from './errors.js';
+export {
+  exportPublicKey,
+  loadOpenPgpSigner,
+  MIN_RSA_BITS,
+  NO_SIGNING_KEY_MESSAGE,
+  OPENPGP_SIGNER_NAME,
+  type OpenPgpSigner,
+  type OpenPgpSignerOptions,
+} from './openpgp-signer.js';
+export type { HashName } from './packet.js';

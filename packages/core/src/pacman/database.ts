@@ -403,7 +403,7 @@ export class RepoDatabase {
   }
 
   private async signFile(file: string): Promise<void> {
-    const signature = await this.signer!.sign(createReadStream(file));
+    const signature = await this.signer!.sign(createReadStream(file, { highWaterMark: 1 << 20 }));
     const temp = `${file}.sig.tmp`;
     await fs.writeFile(temp, signature);
     await fs.rename(temp, `${file}.sig`);
@@ -413,7 +413,7 @@ export class RepoDatabase {
     if (!this.signer) return;
     for (const target of [this.filesPath, this.dbPath]) {
       if (!(await exists(target))) continue;
-      const signature = await this.signer.sign(createReadStream(target));
+      const signature = await this.signer.sign(createReadStream(target, { highWaterMark: 1 << 20 }));
       const temp = `${target}.sig.tmp`;
       await fs.writeFile(temp, signature);
       await fs.rename(temp, `${target}.sig`);

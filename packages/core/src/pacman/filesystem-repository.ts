@@ -63,7 +63,7 @@ export function createFilesystemRepository(options: FilesystemRepositoryOptions)
       await fs.rm(`${file}.sig`, { force: true });
       return;
     }
-    const signature = await signer.sign(createReadStream(file));
+    const signature = await signer.sign(createReadStream(file, { highWaterMark: 1 << 20 }));
     await fs.writeFile(`${file}.sig.tmp`, signature);
     await fs.rename(`${file}.sig.tmp`, `${file}.sig`);
   };
