@@ -21,3 +21,4 @@ export * from './pacman/srcinfo.js';
 export * from './pacman/vercmp.js';
 export * from './store/index.js';
 export * from './sources/index.js';
+export * from './build/index.js';

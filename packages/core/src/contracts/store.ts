@@ -62,6 +62,12 @@ export interface PackageRecord {
   flags: MakepkgFlag[];
   /** source state string at the last successful publish (`init` for new packages) */
   builtState: string;
+  /**
+   * source state string when the last build failed, null after a success: a scheduled (not forced)
+   * run skips the package while its state is still this one (beyond the original, which rebuilt
+   * failing packages at every tick)
+   */
+  failedState: string | null;
 }
 
 /** What {@link StoreOperations.updatePackage} may change: any field but the identity. */

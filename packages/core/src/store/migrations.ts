@@ -44,6 +44,8 @@ export const MIGRATIONS: readonly StoreMigration[] = [
         // JSON array of makepkg flag names
         table.text('flags').notNullable().defaultTo('[]');
         table.text('built_state').notNullable().defaultTo('init');
+        // source state string of the last failed build: not rebuilt on schedule until it changes
+        table.text('failed_state');
       });
       await knex.schema.createTable('build', (table) => {
         keyColumn(knex, table, 'package').notNullable();

@@ -25,6 +25,7 @@ export interface PackageRow {
   prepare: string | null;
   flags: string;
   built_state: string;
+  failed_state: string | null;
 }
 
 /** A row of table `build`, as the drivers return it (pg returns bigint columns as strings). */
@@ -64,6 +65,7 @@ const PACKAGE_COLUMNS: {
   prepare: (value) => ['prepare', value],
   flags: (value) => ['flags', JSON.stringify(value)],
   builtState: (value) => ['built_state', value],
+  failedState: (value) => ['failed_state', value],
 };
 
 /** The columns to write for some fields of a package. */
@@ -100,6 +102,7 @@ export function packageFromRow(row: PackageRow): PackageRecord {
     prepare: row.prepare,
     flags: JSON.parse(row.flags) as PackageRecord['flags'],
     builtState: row.built_state,
+    failedState: row.failed_state ?? null,
   };
 }
 

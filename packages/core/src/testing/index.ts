@@ -8,3 +8,6 @@ export * from './publisher-suite.js';
 export * from './signer-suite.js';
 export * from './synthetic-package.js';
 export * from './store-suite.js';
+export * from './runner-suite.js';
+export * from './makepkg.js';
+export * from './instant-runner.js';

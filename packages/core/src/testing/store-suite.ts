@@ -54,6 +54,7 @@ export function samplePackage(base: string, overrides: Partial<PackageRecord> = 
     prepare: null,
     flags: [],
     builtState: 'init',
+    failedState: null,
     ...overrides,
   };
 }
@@ -252,6 +253,7 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
           prepare: `echo '${UNICODE}'\nexport X=1`,
           flags: [...MAKEPKG_FLAGS],
           builtState: 'abc123def456',
+          failedState: 'deadbeef',
         });
         await store.insertPackage(record);
         expect(await store.getPackage('alpha-git')).toEqual(record);

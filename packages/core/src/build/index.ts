@@ -1,0 +1,5 @@
+export * from './events.js';
+export * from './orchestrator.js';
+export * from './resolve.js';
+export * from './semaphore.js';
+export * from './sync.js';

@@ -1,0 +1,330 @@
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type AurEmulator, type AurTestPackage, startAurEmulator } from '../../../../test/fixtures/aur/index.js';
+import type { BuildState, PackageRecord, Store } from '../contracts/store.js';
+import { createFilesystemRepository, type FilesystemRepository } from '../pacman/filesystem-repository.js';
+import { createSourceFactory } from '../sources/source-factory.js';
+import { createKnexStore } from '../store/knex-store.js';
+import { createInstantRunner, type InstantRunner, type InstantRunnerOptions } from '../testing/instant-runner.js';
+import { BuildOrchestrator, type OrchestratorOptions, RESTART_MESSAGE, type RunSettings } from './orchestrator.js';
+
+interface Harness {
+  aur: AurEmulator;
+  store: Store;
+  runner: InstantRunner;
+  publisher: FilesystemRepository;
+  orchestrator: BuildOrchestrator;
+  states: { base: string; state: BuildState }[];
+  add(base: string): Promise<void>;
+  root: string;
+}
+
+const harnesses: Harness[] = [];
+
+async function harness(
+  packages: AurTestPackage[],
+  runnerOptions: InstantRunnerOptions = {},
+  options: Partial<OrchestratorOptions> = {},
+): Promise<Harness> {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-orchestrator-'));
+  const aur = await startAurEmulator({ packages });
+  const store = createKnexStore({ filename: ':memory:' });
+  await store.open();
+  const runner = createInstantRunner(runnerOptions);
+  const publisher = createFilesystemRepository({ dir: path.join(root, 'repository'), name: 'serene' });
+  await publisher.init();
+  const sources = createSourceFactory({
+    generateSrcinfo: (dir) => runner.printSrcinfo(dir),
+    aur: { baseUrl: aur.url },
+  });
+  const orchestrator = new BuildOrchestrator({
+    store,
+    sources,
+    runner,
+    publisher,
+    sourcesDir: path.join(root, 'sources'),
+    workDir: path.join(root, 'work'),
+    ...options,
+  });
+  const states: { base: string; state: BuildState }[] = [];
+  orchestrator.bus.on('state', (event) => states.push({ base: event.base, state: event.state }));
+  const h: Harness = {
+    aur,
+    store,
+    runner,
+    publisher,
+    orchestrator,
+    states,
+    root,
+    async add(name) {
+      const source = await sources.create({ type: 'aur', name });
+      await source.initialize(orchestrator.sourceDir(source.inner.base!));
+      const record: PackageRecord = {
+        base: source.inner.base!,
+        added: new Date(),
+        source: source.toJSON(),
+        srcinfo: null,
+        pkgbuild: null,
+        enabled: true,
+        clean: false,
+        private: false,
+        dependency: false,
+        schedule: null,
+        prepare: null,
+        flags: [],
+        builtState: 'init',
+        failedState: null,
+      };
+      await store.insertPackage(record);
+    },
+  };
+  harnesses.push(h);
+  return h;
+}
+
+afterEach(async () => {
+  for (const h of harnesses.splice(0)) {
+    await h.orchestrator.stop();
+    await h.store.close();
+    await h.aur.close();
+    await fs.rm(h.root, { recursive: true, force: true });
+  }
+});
+
+const manual: RunSettings = { reason: 'manual', resolve: true, clean: false, force: false };
+
+async function run(h: Harness, bases: string[], settings: RunSettings = manual): Promise<void> {
+  const { done } = await h.orchestrator.start(bases, settings);
+  await done;
+}
+
+async function latest(h: Harness, base: string) {
+  return (await h.store.getLatestBuild(base))!;
+}
+
+describe('BuildOrchestrator', () => {
+  it('builds, publishes and records a package through every state', async () => {
+    const h = await harness([{ base: 'alpha', pkgver: '1.2.3' }]);
+    await h.add('alpha');
+    await run(h, ['alpha']);
+    const build = await latest(h, 'alpha');
+    expect(build.state).toEqual({ state: 'success' });
+    expect(build.version).toBe('1.2.3');
+    expect(build.runSuccess).toBe(true);
+    expect(build.ended).not.toBeNull();
+    expect(h.states.filter((s) => s.base === 'alpha').map((s) => s.state)).toEqual([
+      { state: 'pending' },
+      { state: 'running', info: 'build' },
+      { state: 'running', info: 'publish' },
+      { state: 'success' },
+    ]);
+    expect((await h.publisher.list()).map((entry) => [entry.name, entry.version])).toEqual([['alpha', '1.2.3-1']]);
+    const record = (await h.store.getPackage('alpha'))!;
+    expect(record.builtState).toBe('1.2.3-1');
+    expect(record.srcinfo).toContain('pkgver = 1.2.3');
+    expect(record.pkgbuild).toContain('pkgver=1.2.3');
+    expect(await h.store.readLog('alpha', build.started)).toContain('==> Making package: alpha');
+  });
+
+  it('skips an up-to-date package unless forced, and rebuilds when the source changed', async () => {
+    const h = await harness([{ base: 'alpha', pkgver: '1.0' }]);
+    await h.add('alpha');
+    await run(h, ['alpha']);
+    await run(h, ['alpha'], { ...manual, reason: 'schedule' });
+    expect(await h.store.countBuilds('alpha')).toBe(1);
+    await run(h, ['alpha'], { ...manual, force: true });
+    expect(await h.store.countBuilds('alpha')).toBe(2);
+    await h.aur.bump('alpha', { pkgver: '1.1' });
+    await run(h, ['alpha'], { ...manual, reason: 'schedule' });
+    expect(await h.store.countBuilds('alpha')).toBe(3);
+    expect((await latest(h, 'alpha')).version).toBe('1.1');
+    expect((await h.publisher.list()).map((entry) => entry.version)).toEqual(['1.1-1']);
+  });
+
+  it('builds a session in dependency order, provides and versions included', async () => {
+    const h = await harness([
+      { base: 'app', pkgver: '1', depends: ['libfoo>=2'], makedepends: ['tool'] },
+      { base: 'libfoo', pkgver: '2.5', depends: ['base-thing'] },
+      { base: 'tools', pkgver: '1', members: [{ name: 'tools', provides: ['tool=3'] }] },
+      { base: 'base-thing', pkgver: '1' },
+    ]);
+    for (const base of ['app', 'libfoo', 'tools', 'base-thing']) await h.add(base);
+    await run(h, ['app', 'libfoo', 'tools', 'base-thing']);
+    const order = h.runner.started;
+    expect(order.indexOf('base-thing')).toBeLessThan(order.indexOf('libfoo'));
+    expect(order.indexOf('libfoo')).toBeLessThan(order.indexOf('app'));
+    expect(order.indexOf('tools')).toBeLessThan(order.indexOf('app'));
+    for (const base of ['app', 'libfoo', 'tools', 'base-thing']) {
+      expect((await latest(h, base)).state).toEqual({ state: 'success' });
+    }
+  });
+
+  it('cancels missing dependencies, cycles and dependents with the original messages', async () => {
+    const h = await harness([
+      { base: 'needs-missing', pkgver: '1', depends: ['nowhere-to-be-found'] },
+      { base: 'waits', pkgver: '1', depends: ['needs-missing'] },
+      { base: 'ping', pkgver: '1', depends: ['pong'] },
+      { base: 'pong', pkgver: '1', depends: ['ping'] },
+      { base: 'fine', pkgver: '1' },
+      { base: 'never-built', pkgver: '1' },
+      { base: 'wants-unbuilt', pkgver: '1', depends: ['never-built'] },
+    ]);
+    for (const base of ['needs-missing', 'waits', 'ping', 'pong', 'fine', 'never-built', 'wants-unbuilt']) {
+      await h.add(base);
+    }
+    await run(h, ['needs-missing', 'waits', 'ping', 'pong', 'fine', 'wants-unbuilt']);
+    expect((await latest(h, 'needs-missing')).state).toEqual({
+      state: 'cancelled',
+      info: 'missing dependencies: nowhere-to-be-found',
+    });
+    expect((await latest(h, 'waits')).state).toEqual({
+      state: 'cancelled',
+      info: 'dependencies are added but have been cancelled: needs-missing',
+    });
+    expect((await latest(h, 'ping')).state).toMatchObject({ state: 'cancelled' });
+    expect(((await latest(h, 'ping')).state as { info: string }).info).toMatch(/cycle: (ping -> pong -> ping|pong -> ping -> pong)/);
+    expect((await latest(h, 'wants-unbuilt')).state).toEqual({
+      state: 'cancelled',
+      info: 'dependency never-built is added but has never built successfully',
+    });
+    expect((await latest(h, 'fine')).state).toEqual({ state: 'success' });
+    expect(h.runner.started).toEqual(['fine']);
+  });
+
+  it('cancels the dependents of a failed build, and remembers the failure for scheduled runs', async () => {
+    const h = await harness(
+      [
+        { base: 'lib', pkgver: '1' },
+        { base: 'app', pkgver: '1', depends: ['lib'] },
+      ],
+      { behaviour: (job) => (job.base === 'lib' ? 'failure' : 'success') },
+    );
+    await h.add('lib');
+    await h.add('app');
+    await run(h, ['lib', 'app']);
+    expect((await latest(h, 'lib')).state).toEqual({ state: 'failure' });
+    expect((await latest(h, 'app')).state).toEqual({
+      state: 'cancelled',
+      info: 'failed to build dependency lib successfully',
+    });
+    expect(await h.store.readLog('lib', (await latest(h, 'lib')).started)).toContain('A failure occurred');
+    // a scheduled run does not try the failed package again at the same source state
+    await run(h, ['lib'], { reason: 'schedule', resolve: true, clean: false, force: false });
+    expect(await h.store.countBuilds('lib')).toBe(1);
+    // a manual one does, and so does a schedule after the source changed
+    await run(h, ['lib'], { ...manual, force: false });
+    expect(await h.store.countBuilds('lib')).toBe(2);
+    await h.aur.bump('lib');
+    await run(h, ['lib'], { reason: 'schedule', resolve: true, clean: false, force: false });
+    expect(await h.store.countBuilds('lib')).toBe(3);
+  });
+
+  it('limits concurrent builds across sessions', async () => {
+    const packages = Array.from({ length: 6 }, (_, i) => ({ base: `p${i}`, pkgver: '1' }));
+    const h = await harness(packages, { delayMs: 50 }, { concurrentBuilds: 2 });
+    for (const pkg of packages) await h.add(pkg.base);
+    const a = await h.orchestrator.start(['p0', 'p1', 'p2'], manual);
+    const b = await h.orchestrator.start(['p3', 'p4', 'p5'], manual);
+    await Promise.all([a.done, b.done]);
+    expect(h.runner.maxConcurrent).toBe(2);
+    expect(h.runner.started.length).toBe(6);
+  });
+
+  it('ends a stuck build as fatal at the timeout', async () => {
+    const h = await harness([{ base: 'stuck', pkgver: '1' }], { behaviour: () => 'hang' }, { buildTimeoutMs: 300 });
+    await h.add('stuck');
+    await run(h, ['stuck']);
+    const build = await latest(h, 'stuck');
+    expect(build.state.state).toBe('fatal');
+    expect((build.state as { info: [string, string] }).info[0]).toMatch(/timed out/);
+    expect((build.state as { info: [string, string] }).info[1]).toBe('build');
+  });
+
+  it('cancels running and queued builds', async () => {
+    const h = await harness(
+      [
+        { base: 'running', pkgver: '1' },
+        { base: 'queued', pkgver: '1' },
+      ],
+      { behaviour: () => 'hang' },
+      { concurrentBuilds: 1 },
+    );
+    await h.add('running');
+    await h.add('queued');
+    const { done } = await h.orchestrator.start(['queued', 'running'], { ...manual, resolve: false });
+    while (h.runner.started.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    const first = h.runner.started[0]!;
+    const second = first === 'running' ? 'queued' : 'running';
+    expect(h.orchestrator.cancel(second)).toBe(true);
+    expect(h.orchestrator.cancel(first)).toBe(true);
+    await done;
+    for (const base of [first, second]) {
+      expect((await latest(h, base)).state).toEqual({ state: 'cancelled', info: 'build was cancelled' });
+    }
+    expect(h.runner.started).toEqual([first]);
+    expect(h.orchestrator.cancel('running')).toBe(false);
+  });
+
+  it('refuses a manual build of a locked package, and skips it silently on schedule', async () => {
+    const h = await harness([{ base: 'slow', pkgver: '1' }], { delayMs: 300 });
+    await h.add('slow');
+    const { done } = await h.orchestrator.start(['slow'], manual, { failIfLocked: true });
+    await expect(h.orchestrator.start(['slow'], manual, { failIfLocked: true })).rejects.toThrow(
+      'cannot build now, slow is currently in a running build session',
+    );
+    const scheduled = await h.orchestrator.start(['slow'], { ...manual, reason: 'schedule' });
+    expect(scheduled.bases).toEqual([]);
+    await done;
+    expect(h.orchestrator.isLocked('slow')).toBe(false);
+  });
+
+  it('fails a build with a clear message when the runner cannot run, and publishes nothing', async () => {
+    const h = await harness([{ base: 'alpha', pkgver: '1' }], { behaviour: () => 'unreachable' });
+    await h.add('alpha');
+    await run(h, ['alpha']);
+    const build = await latest(h, 'alpha');
+    expect(build.state).toEqual({
+      state: 'fatal',
+      info: ["plugin 'instant': cannot reach the build engine at unix:///nowhere.sock", 'build'],
+    });
+    expect(await h.publisher.list()).toEqual([]);
+  });
+
+  it('refuses a build that reports another version', async () => {
+    const h = await harness([{ base: 'alpha', pkgver: '1.0' }], {
+      reportSrcinfo: (_job, text) => text.replace('pkgver = 1.0', 'pkgver = 9.9'),
+    });
+    await h.add('alpha');
+    await run(h, ['alpha']);
+    expect((await latest(h, 'alpha')).state).toEqual({
+      state: 'fatal',
+      info: ['version mismatch on package alpha, expected 1.0 but built 9.9', 'publish'],
+    });
+    expect(await h.publisher.list()).toEqual([]);
+  });
+
+  it('marks builds left unfinished by a crash as fatal at start-up', async () => {
+    const h = await harness([{ base: 'alpha', pkgver: '1' }]);
+    await h.add('alpha');
+    const started = new Date('2026-01-01T00:00:00.123Z');
+    await h.store.insertBuild({
+      package: 'alpha',
+      started,
+      ended: null,
+      state: { state: 'running', info: 'build' },
+      reason: 'manual',
+      version: null,
+      runSuccess: null,
+      runStarted: null,
+      runEnded: null,
+      stats: null,
+    });
+    expect(await h.orchestrator.recover()).toBe(1);
+    const build = (await h.store.getBuild('alpha', started))!;
+    expect(build.state).toEqual({ state: 'fatal', info: [RESTART_MESSAGE, 'build'] });
+    expect(build.ended).toEqual(started);
+    expect(await h.orchestrator.recover()).toBe(0);
+  });
+});

@@ -1,0 +1,557 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Publisher } from '../contracts/publisher.js';
+import type { Runner, RunResult } from '../contracts/runner.js';
+import type { SourceFactory, Source } from '../contracts/source.js';
+import type {
+  BuildProgress,
+  BuildReason,
+  BuildRecord,
+  BuildState,
+  PackageRecord,
+  Store,
+} from '../contracts/store.js';
+import { ConflictError, formatErrorChain, NotFoundError } from '../errors.js';
+import { createNoopLogger, type Logger } from '../logger.js';
+import type { Provider } from '../pacman/depend.js';
+import { memberArch, parseSrcinfo, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
+import { EventBus, type BuildEvents } from './events.js';
+import { providersOf, resolveSession, type Resolution } from './resolve.js';
+import { Semaphore } from './semaphore.js';
+
+/** Options of one run (a build session), as the original's triggers set them (reference 5.1). */
+export interface RunSettings {
+  reason: BuildReason;
+  /** order the session by dependencies */
+  resolve: boolean;
+  /** one-off clean build (a new container) */
+  clean: boolean;
+  /** build even when the source is up to date (and even when it failed at this state before) */
+  force: boolean;
+}
+
+/** Options of {@link BuildOrchestrator}. */
+export interface OrchestratorOptions {
+  store: Store;
+  sources: SourceFactory;
+  runner: Runner;
+  publisher: Publisher;
+  logger?: Logger;
+  /** the bus state changes and log chunks are emitted on; a new one when not given */
+  bus?: EventBus<BuildEvents>;
+  /** `ARCH` @default 'x86_64' */
+  arch?: string;
+  /** `NAME`: the repository name, used in the runner's `custom-repo` @default 'serene' */
+  repositoryName?: string;
+  /** the folder holding `sources/<pkgbase>` */
+  sourcesDir: string;
+  /** a folder for the outputs of running builds */
+  workDir: string;
+  /** `OWN_REPOSITORY_URL`: where runners reach this repository */
+  ownRepositoryUrl?: string | undefined;
+  /** `CONCURRENT_BUILDS`: builds running at once across the whole server @default 5 */
+  concurrentBuilds?: number;
+  /** `BUILD_TIMEOUT` in ms @default 7200000 (2 hours) */
+  buildTimeoutMs?: number;
+  /** `RESOLVE_BUILD_SEQUENCE` @default true */
+  resolveBuildSequence?: boolean;
+  /** `RESOLVE_IGNORE_FAILED` @default false */
+  resolveIgnoreFailed?: boolean;
+  /** `FORCE_CLEAN` @default false */
+  forceClean?: boolean;
+  /** packages of the sync databases (core, extra, multilib), refreshed before resolving */
+  syncProviders?: () => Promise<readonly Provider[]>;
+  /** the clock @default () => new Date() */
+  now?: () => Date;
+}
+
+/** Message of builds found unfinished at start-up, as the original's. */
+export const RESTART_MESSAGE =
+  'build was not finished or failed beyond fatally, then serene was restarted - check your logs!';
+
+/** A build of a session in flight. */
+interface Job {
+  base: string;
+  started: Date;
+  record: PackageRecord;
+  source: Source;
+  controller: AbortController;
+  /** why the controller was aborted */
+  abortReason?: 'cancelled' | 'timeout';
+}
+
+/**
+ * Runs build sessions: locks, source updates, up-to-date checks, dependency order, the server-wide
+ * build queue, runner, publisher, and the state machine of every build (reference 5), emitting each
+ * state change and log chunk on the event bus.
+ *
+ * @remarks Beyond the original: the concurrency limit is server-wide, builds time out, queued and
+ * running builds can be cancelled, and a package whose build failed is not rebuilt by non-forced
+ * runs until its source state changes.
+ */
+export class BuildOrchestrator {
+  /** the bus state changes and log chunks are emitted on */
+  readonly bus: EventBus<BuildEvents>;
+
+  private readonly store: Store;
+  private readonly sources: SourceFactory;
+  private readonly runner: Runner;
+  private readonly publisher: Publisher;
+  private readonly logger: Logger;
+  private readonly arch: string;
+  private readonly repositoryName: string;
+  private readonly sourcesDir: string;
+  private readonly workDir: string;
+  private readonly ownRepositoryUrl: string | undefined;
+  private readonly buildTimeoutMs: number;
+  private readonly resolveBuildSequence: boolean;
+  private readonly resolveIgnoreFailed: boolean;
+  private readonly forceClean: boolean;
+  private readonly syncProviders: () => Promise<readonly Provider[]>;
+  private readonly now: () => Date;
+  private readonly slots: Semaphore;
+  private readonly locks = new Set<string>();
+  private readonly jobs = new Map<string, Job>();
+  private readonly sessions = new Set<Promise<void>>();
+  private readonly lastStarted = new Map<string, number>();
+
+  constructor(options: OrchestratorOptions) {
+    this.store = options.store;
+    this.sources = options.sources;
+    this.runner = options.runner;
+    this.publisher = options.publisher;
+    this.logger = options.logger ?? createNoopLogger();
+    this.bus = options.bus ?? new EventBus((error) => this.logger.error('event handler failed', { error }));
+    this.arch = options.arch ?? 'x86_64';
+    this.repositoryName = options.repositoryName ?? 'serene';
+    this.sourcesDir = options.sourcesDir;
+    this.workDir = options.workDir;
+    this.ownRepositoryUrl = options.ownRepositoryUrl;
+    this.buildTimeoutMs = options.buildTimeoutMs ?? 2 * 60 * 60 * 1000;
+    this.resolveBuildSequence = options.resolveBuildSequence ?? true;
+    this.resolveIgnoreFailed = options.resolveIgnoreFailed ?? false;
+    this.forceClean = options.forceClean ?? false;
+    this.syncProviders = options.syncProviders ?? (async () => []);
+    this.now = options.now ?? (() => new Date());
+    this.slots = new Semaphore(options.concurrentBuilds ?? 5);
+  }
+
+  /** Builds waiting for a slot and builds running now. */
+  get queue(): { running: number; queued: number } {
+    return { running: this.slots.running, queued: this.slots.queued };
+  }
+
+  /** Whether a package is in a running session. */
+  isLocked(base: string): boolean {
+    return this.locks.has(base);
+  }
+
+  /** The folder of a package's source checkout. */
+  sourceDir(base: string): string {
+    return path.join(this.sourcesDir, base);
+  }
+
+  /**
+   * Starts a session for `bases` (reference 5.1). With `failIfLocked` (manual, webhook and add
+   * triggers) a package already in a session refuses the whole request with a `ConflictError`;
+   * otherwise (schedule) locked packages are silently left out. Resolves once the session is
+   * started, with the promise of its end.
+   */
+  async start(
+    bases: readonly string[],
+    settings: RunSettings,
+    options: { failIfLocked?: boolean } = {},
+  ): Promise<{ done: Promise<void>; bases: string[] }> {
+    const unique = [...new Set(bases)].sort();
+    if (options.failIfLocked) {
+      const locked = unique.find((base) => this.locks.has(base));
+      if (locked) throw new ConflictError(`cannot build now, ${locked} is currently in a running build session`);
+    }
+    const taken = unique.filter((base) => !this.locks.has(base));
+    for (const base of taken) this.locks.add(base);
+    const done = this.session(taken, settings)
+      .catch((error) => this.logger.error('build session failed', { error: formatErrorChain(error) }))
+      .finally(() => {
+        for (const base of taken) this.locks.delete(base);
+        this.sessions.delete(done);
+      });
+    this.sessions.add(done);
+    return { done, bases: taken };
+  }
+
+  /** Cancels the queued or running build of a package; false when it has none. */
+  cancel(base: string): boolean {
+    const job = this.jobs.get(base);
+    if (!job) return false;
+    job.abortReason ??= 'cancelled';
+    job.controller.abort(new Error('cancelled'));
+    return true;
+  }
+
+  /** Waits until every session has ended. */
+  async idle(): Promise<void> {
+    while (this.sessions.size > 0) await Promise.all([...this.sessions]);
+  }
+
+  /** Cancels everything in flight and waits for the sessions to end (shutdown). */
+  async stop(): Promise<void> {
+    for (const base of this.jobs.keys()) this.cancel(base);
+    await this.idle();
+  }
+
+  /**
+   * Start-up recovery, as the original: builds left pending or running by a previous process
+   * become fatal with `ended = started`. Returns how many were marked.
+   */
+  async recover(): Promise<number> {
+    const unfinished = await this.store.listUnfinishedBuilds();
+    for (const build of unfinished) {
+      const progress: BuildProgress = build.state.state === 'running' ? build.state.info : 'resolve';
+      await this.store.updateBuild(build.package, build.started, {
+        state: { state: 'fatal', info: [RESTART_MESSAGE, progress] },
+        ended: build.started,
+      });
+    }
+    return unfinished.length;
+  }
+
+  // --- Session ----------------------------------------------------------------------------------
+
+  private async session(bases: string[], settings: RunSettings): Promise<void> {
+    // updates run together, so that the AUR client batches their version checks into few requests
+    const updated = await Promise.all(
+      bases.map(async (base) => {
+        const record = await this.store.getPackage(base);
+        if (!record) {
+          this.logger.warn('package to build is not added (any more)', { base });
+          return undefined;
+        }
+        const source = this.sources.restore(record.source);
+        try {
+          await source.update(this.sourceDir(base));
+          await this.store.updatePackage(base, { source: source.toJSON() });
+        } catch (error) {
+          // as the original: a failed update is logged, the package proceeds with its old checkout
+          this.logger.warn('could not update source', { base, error: formatErrorChain(error) });
+        }
+        return { record, source };
+      }),
+    );
+    const jobs: Job[] = [];
+    for (const item of updated) {
+      if (!item) continue;
+      const { record, source } = item;
+      const base = record.base;
+      const state = source.state();
+      if (!settings.force && record.builtState === state) {
+        this.logger.debug('package is up to date', { base });
+        continue;
+      }
+      if (!settings.force && settings.reason === 'schedule' && record.failedState === state) {
+        this.logger.debug('package failed at this state before, not rebuilding', { base });
+        continue;
+      }
+      jobs.push({ base, started: this.uniqueStart(base), record, source, controller: new AbortController() });
+    }
+    if (jobs.length === 0) return;
+
+    for (const job of jobs) {
+      this.jobs.set(job.base, job);
+      await this.store.insertBuild({
+        package: job.base,
+        started: job.started,
+        ended: null,
+        state: { state: 'pending' },
+        reason: settings.reason,
+        version: null,
+        runSuccess: null,
+        runStarted: null,
+        runEnded: null,
+        stats: null,
+      });
+      this.bus.emit('state', { base: job.base, started: job.started, state: { state: 'pending' } });
+    }
+    try {
+      const waiting = await this.resolve(jobs, settings);
+      await this.loop(jobs, waiting, settings);
+    } finally {
+      for (const job of jobs) this.jobs.delete(job.base);
+    }
+  }
+
+  /** The in-session bases each job waits for; cancels jobs that cannot be built. */
+  private async resolve(jobs: Job[], settings: RunSettings): Promise<Map<string, Set<string>>> {
+    const waiting = new Map(jobs.map((job) => [job.base, new Set<string>()]));
+    if (!(settings.resolve && this.resolveBuildSequence && jobs.length > 1)) return waiting;
+    let resolutions: Resolution[];
+    try {
+      const sessionPackages: { base: string; srcinfo: Srcinfo }[] = [];
+      for (const job of jobs) {
+        sessionPackages.push({ base: job.base, srcinfo: parseSrcinfo(await job.source.srcinfo(this.sourceDir(job.base))) });
+      }
+      const inSession = new Set(jobs.map((job) => job.base));
+      const all = await this.store.listPackages();
+      const repository = all
+        .filter((pkg) => !inSession.has(pkg.base) && pkg.srcinfo)
+        .flatMap((pkg) => providersOf(parseSrcinfo(pkg.srcinfo!)));
+      resolutions = resolveSession(sessionPackages, {
+        arch: this.arch,
+        sync: await this.syncProviders(),
+        repository,
+        added: new Set(all.map((pkg) => pkg.base)),
+      });
+    } catch (error) {
+      for (const job of jobs) {
+        await this.finish(job, { state: 'fatal', info: [formatErrorChain(error), 'resolve'] });
+        waiting.delete(job.base);
+      }
+      return waiting;
+    }
+    for (const resolution of resolutions) {
+      const job = jobs.find((candidate) => candidate.base === resolution.base)!;
+      if (resolution.cancelled) {
+        await this.finish(job, { state: 'cancelled', info: resolution.message });
+        waiting.delete(job.base);
+      } else {
+        waiting.set(job.base, resolution.dependsOn);
+      }
+    }
+    return waiting;
+  }
+
+  /** Starts every job whose dependencies are done, until none is left (reference 5.3). */
+  private async loop(jobs: Job[], waiting: Map<string, Set<string>>, settings: RunSettings): Promise<void> {
+    const running = new Map<string, Promise<{ base: string; success: boolean }>>();
+    for (;;) {
+      for (const [base, deps] of waiting) {
+        if (deps.size > 0 || running.has(base)) continue;
+        const job = jobs.find((candidate) => candidate.base === base)!;
+        running.set(
+          base,
+          this.build(job, settings).then((success) => ({ base, success })),
+        );
+      }
+      if (running.size === 0) break;
+      const { base, success } = await Promise.race(running.values());
+      running.delete(base);
+      waiting.delete(base);
+      for (const [other, deps] of waiting) {
+        if (!deps.has(base)) continue;
+        if (success || this.resolveIgnoreFailed) {
+          deps.delete(base);
+        } else {
+          const job = jobs.find((candidate) => candidate.base === other)!;
+          await this.finish(job, { state: 'cancelled', info: `failed to build dependency ${base} successfully` });
+          waiting.delete(other);
+        }
+      }
+    }
+    for (const [base, deps] of waiting) {
+      const job = jobs.find((candidate) => candidate.base === base)!;
+      await this.finish(job, {
+        state: 'fatal',
+        info: [`package was orphaned in the build process, waiting for ${[...deps].join(', ')}`, 'resolve'],
+      });
+    }
+  }
+
+  // --- One build --------------------------------------------------------------------------------
+
+  /** Runs and publishes one build; resolves whether it succeeded. Never rejects. */
+  private async build(job: Job, settings: RunSettings): Promise<boolean> {
+    let progress: BuildProgress = 'build';
+    let release: (() => void) | undefined;
+    let output: string | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const logs = this.logWriter(job);
+    try {
+      release = await this.slots.acquire(job.controller.signal);
+      // the timeout counts from the start of the run, not from the wait for a slot
+      timer = setTimeout(() => {
+        job.abortReason ??= 'timeout';
+        job.controller.abort(new Error('timeout'));
+      }, this.buildTimeoutMs);
+      await this.setState(job, { state: 'running', info: 'build' });
+      await fs.mkdir(this.workDir, { recursive: true });
+      output = await fs.mkdtemp(path.join(this.workDir, 'build-'));
+      const record = job.record;
+      const clean = settings.clean || record.clean || this.forceClean;
+      const result = await this.runner.run(
+        {
+          base: job.base,
+          sourceDir: this.sourceDir(job.base),
+          inputs: {
+            customRepo: this.ownRepositoryUrl
+              ? `[${this.repositoryName}]\nSigLevel = Never\nServer = ${this.ownRepositoryUrl}\n`
+              : '',
+            prepare: record.prepare ?? '',
+            makepkgFlags: record.flags.map((flag) => `--${flag} `).join(''),
+          },
+          clean,
+          outputDir: output,
+          timeoutMs: this.buildTimeoutMs,
+        },
+        { onLog: logs.write, signal: job.controller.signal },
+      );
+      await logs.flush();
+      await this.store.updateBuild(job.base, job.started, {
+        runSuccess: result.success,
+        runStarted: result.started,
+        runEnded: result.ended,
+        stats: result.stats,
+      });
+      const aborted = job.abortReason ?? result.aborted;
+      if (aborted === 'timeout') {
+        const message = `build timed out after ${formatDuration(this.buildTimeoutMs)} and was stopped`;
+        await this.rememberFailure(job);
+        await this.finish(job, { state: 'fatal', info: [result.message ?? message, 'build'] });
+        return false;
+      }
+      if (aborted === 'cancelled') {
+        await this.finish(job, { state: 'cancelled', info: 'build was cancelled' });
+        return false;
+      }
+      if (!result.success) {
+        await this.rememberFailure(job);
+        await this.finish(job, { state: 'failure' });
+        return false;
+      }
+      progress = 'publish';
+      await this.setState(job, { state: 'running', info: 'publish' });
+      const version = await this.publish(job, result);
+      progress = 'clean';
+      await this.store.updateBuild(job.base, job.started, { version });
+      if (record.clean || this.forceClean) {
+        await this.setState(job, { state: 'running', info: 'clean' });
+        await this.runner.remove?.(job.base);
+      }
+      await this.finish(job, { state: 'success' });
+      return true;
+    } catch (error) {
+      await logs.flush().catch(() => undefined);
+      if (job.abortReason === 'cancelled' && progress === 'build') {
+        await this.finish(job, { state: 'cancelled', info: 'build was cancelled' }).catch(() => undefined);
+      } else {
+        const message =
+          job.abortReason === 'timeout'
+            ? `build timed out after ${formatDuration(this.buildTimeoutMs)} and was stopped`
+            : formatErrorChain(error);
+        await this.rememberFailure(job).catch(() => undefined);
+        await this.finish(job, { state: 'fatal', info: [message, progress] }).catch((failure) =>
+          this.logger.error('could not record a fatal build', { base: job.base, error: formatErrorChain(failure) }),
+        );
+      }
+      return false;
+    } finally {
+      clearTimeout(timer);
+      release?.();
+      if (output) await fs.rm(output, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  /** Checks the built files against the `.SRCINFO` and publishes them (reference 5.6). */
+  private async publish(job: Job, result: RunResult): Promise<string> {
+    const dir = this.sourceDir(job.base);
+    let srcinfoText = await job.source.srcinfo(dir);
+    const expected = parseSrcinfo(srcinfoText);
+    if (!result.srcinfo) throw new Error('could not find .SRCINFO file in archive from container');
+    const reported = parseSrcinfo(result.srcinfo);
+    if (job.source.devel) {
+      srcinfoText = result.srcinfo;
+    } else if (reported.base.pkgver !== expected.base.pkgver) {
+      throw new Error(
+        `version mismatch on package ${job.base}, expected ${expected.base.pkgver} but built ${reported.base.pkgver}`,
+      );
+    }
+    const srcinfo = job.source.devel ? reported : expected;
+    const version = srcinfoVersion(srcinfo);
+    const wanted = srcinfo.packages.map(
+      (member) => `${member.pkgname}-${version}-${memberArch(member, this.arch)}.pkg.tar.`,
+    );
+    const files = wanted.map((prefix) => result.packages.find((file) => path.basename(file).startsWith(prefix)));
+    const missing = wanted.filter((_, i) => !files[i]);
+    if (missing.length > 0) {
+      throw new Error(`could not find all expected built packages: [${missing.map((m) => `${m}*`).join(', ')}]`);
+    }
+    await this.publisher.publish(files as string[]);
+    await this.store.updatePackage(job.base, {
+      srcinfo: srcinfoText,
+      pkgbuild: await job.source.pkgbuild(dir),
+      builtState: job.source.state(),
+      failedState: null,
+      source: job.source.toJSON(),
+    });
+    return srcinfo.base.pkgver;
+  }
+
+  // --- Helpers ----------------------------------------------------------------------------------
+
+  private async setState(job: Job, state: BuildState): Promise<void> {
+    await this.store.updateBuild(job.base, job.started, { state });
+    this.bus.emit('state', { base: job.base, started: job.started, state });
+  }
+
+  /** Records the source state a build failed at, so scheduled runs skip it until it changes. */
+  private async rememberFailure(job: Job): Promise<void> {
+    await this.store.updatePackage(job.base, { failedState: job.source.state() });
+  }
+
+  private async finish(job: Job, state: BuildState): Promise<void> {
+    await this.store.updateBuild(job.base, job.started, { state, ended: this.now() });
+    this.jobs.delete(job.base);
+    this.bus.emit('state', { base: job.base, started: job.started, state });
+  }
+
+  /** Collects log chunks: emitted at once, written to the store in batches. */
+  private logWriter(job: Job): { write: (chunk: string) => void; flush: () => Promise<void> } {
+    let buffer = '';
+    let timer: NodeJS.Timeout | undefined;
+    let writing: Promise<void> = Promise.resolve();
+    const flush = (): Promise<void> => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      if (buffer !== '') {
+        const chunk = buffer;
+        buffer = '';
+        writing = writing.then(() => this.store.appendLog(job.base, job.started, chunk));
+      }
+      return writing;
+    };
+    return {
+      write: (chunk) => {
+        this.bus.emit('log', { base: job.base, started: job.started, chunk });
+        buffer += chunk;
+        if (buffer.length >= 64 * 1024) void flush().catch(() => undefined);
+        else timer ??= setTimeout(() => void flush().catch(() => undefined), 250);
+      },
+      flush,
+    };
+  }
+
+  /** A start time after the package's previous one: `(package, started)` identifies a build. */
+  private uniqueStart(base: string): Date {
+    const now = this.now().getTime();
+    const previous = this.lastStarted.get(base) ?? 0;
+    const started = Math.max(now, previous + 1);
+    this.lastStarted.set(base, started);
+    return new Date(started);
+  }
+
+  /** Throws `NotFoundError` unless every base is added. */
+  async assertAdded(bases: readonly string[]): Promise<void> {
+    for (const base of bases) {
+      if (!(await this.store.getPackage(base))) throw new NotFoundError(`package with base ${base} is not added`);
+    }
+  }
+
+  /** The newest build of a package, if any. */
+  latestBuild(base: string): Promise<BuildRecord | undefined> {
+    return this.store.getLatestBuild(base);
+  }
+}
+
+function formatDuration(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000} h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return `${Math.round(ms / 100) / 10} s`;
+}

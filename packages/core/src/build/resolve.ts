@@ -1,0 +1,154 @@
+import { findSatisfier, parseDependency, type Provider } from '../pacman/depend.js';
+import { dependsFor, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
+
+/** A package of a build session, with the `.SRCINFO` it will be built from. */
+export interface SessionPackage {
+  base: string;
+  srcinfo: Srcinfo;
+}
+
+/** What the resolver decided for one package. */
+export type Resolution =
+  | { base: string; cancelled: false; dependsOn: Set<string> }
+  | { base: string; cancelled: true; message: string };
+
+/** What dependencies are checked against. */
+export interface ResolveContext {
+  /** the build architecture (`ARCH`) */
+  arch: string;
+  /** packages of the configured sync databases (core, extra, multilib) */
+  sync: readonly Provider[];
+  /** packages published in our own repository by packages outside the session */
+  repository: readonly Provider[];
+  /** bases of every added package (to tell "added but never built" from "missing") */
+  added: ReadonlySet<string>;
+}
+
+/** The providers a `.SRCINFO` declares: one per member, with its own version and provides. */
+export function providersOf(srcinfo: Srcinfo): Provider[] {
+  const version = srcinfoVersion(srcinfo);
+  return srcinfo.packages.map((member) => ({
+    name: member.pkgname,
+    version,
+    provides: member.provides,
+  }));
+}
+
+/**
+ * Orders a session by dependencies, as the original's resolve step: every depends, makedepends and
+ * checkdepends of a package must be satisfied (vercmp-aware, provides included) by another package
+ * of the session, by our own repository, or by a sync database. A package with unsatisfied
+ * dependencies, or one that needs a cancelled package, or one in a dependency cycle, is cancelled
+ * with the original's messages; the others get the set of session bases they wait for.
+ */
+export function resolveSession(packages: readonly SessionPackage[], context: ResolveContext): Resolution[] {
+  const sessionProviders = packages.map((pkg) => ({ base: pkg.base, providers: providersOf(pkg.srcinfo) }));
+  const results = new Map<string, Resolution>();
+
+  for (const pkg of packages) {
+    const own = providersOf(pkg.srcinfo);
+    const wanted = new Set<string>();
+    for (const member of pkg.srcinfo.packages) {
+      for (const dep of dependsFor(member, context.arch)) wanted.add(dep);
+    }
+    const dependsOn = new Set<string>();
+    const missing: string[] = [];
+    for (const text of wanted) {
+      const dep = parseDependency(text);
+      // members of a split package may depend on each other
+      if (findSatisfier(dep, own)) continue;
+      const inSession = sessionProviders.find(
+        (other) => other.base !== pkg.base && findSatisfier(dep, other.providers),
+      );
+      if (inSession) {
+        dependsOn.add(inSession.base);
+        continue;
+      }
+      if (findSatisfier(dep, context.repository) || findSatisfier(dep, context.sync)) continue;
+      missing.push(dep.name);
+    }
+    if (missing.length > 0) {
+      const neverBuilt = missing.find((name) => context.added.has(name));
+      results.set(pkg.base, {
+        base: pkg.base,
+        cancelled: true,
+        message: neverBuilt
+          ? `dependency ${neverBuilt} is added but has never built successfully`
+          : `missing dependencies: ${missing.join(', ')}`,
+      });
+    } else {
+      results.set(pkg.base, { base: pkg.base, cancelled: false, dependsOn });
+    }
+  }
+
+  propagateCancellation(results);
+
+  for (const cycle of findCycles(results)) {
+    const message = `dependencies form a cycle: ${[...cycle, cycle[0]].join(' -> ')}`;
+    for (const base of cycle) results.set(base, { base, cancelled: true, message });
+  }
+  propagateCancellation(results);
+
+  return packages.map((pkg) => results.get(pkg.base)!);
+}
+
+/** A package that needs a cancelled one is cancelled too, until nothing changes. */
+function propagateCancellation(results: Map<string, Resolution>): void {
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const result of results.values()) {
+      if (result.cancelled) continue;
+      const gone = [...result.dependsOn].filter((base) => results.get(base)?.cancelled);
+      if (gone.length > 0) {
+        results.set(result.base, {
+          base: result.base,
+          cancelled: true,
+          message: `dependencies are added but have been cancelled: ${gone.join(', ')}`,
+        });
+        changed = true;
+      }
+    }
+  }
+}
+
+/** Strongly connected components of more than one package (or a package needing itself). */
+function findCycles(results: Map<string, Resolution>): string[][] {
+  const graph = new Map<string, string[]>();
+  for (const result of results.values()) {
+    if (!result.cancelled) graph.set(result.base, [...result.dependsOn].filter((base) => !results.get(base)?.cancelled));
+  }
+  // Tarjan's algorithm
+  let counter = 0;
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const cycles: string[][] = [];
+  const visit = (node: string): void => {
+    index.set(node, counter);
+    low.set(node, counter);
+    counter++;
+    stack.push(node);
+    onStack.add(node);
+    for (const next of graph.get(node) ?? []) {
+      if (!index.has(next)) {
+        visit(next);
+        low.set(node, Math.min(low.get(node)!, low.get(next)!));
+      } else if (onStack.has(next)) {
+        low.set(node, Math.min(low.get(node)!, index.get(next)!));
+      }
+    }
+    if (low.get(node) === index.get(node)) {
+      const component: string[] = [];
+      let member: string;
+      do {
+        member = stack.pop()!;
+        onStack.delete(member);
+        component.push(member);
+      } while (member !== node);
+      if (component.length > 1 || graph.get(node)?.includes(node)) cycles.push(component.reverse());
+    }
+  };
+  for (const node of graph.keys()) if (!index.has(node)) visit(node);
+  return cycles;
+}

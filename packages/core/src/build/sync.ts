@@ -1,0 +1,111 @@
+import * as zlib from 'node:zlib';
+import { decompress as zstdDecompress } from 'fzstd';
+import { extract } from 'tar-stream';
+import { parseDesc } from '../pacman/desc.js';
+import type { Provider } from '../pacman/depend.js';
+import { createNoopLogger, type Logger } from '../logger.js';
+
+/** The official repositories the original resolves against. */
+export const SYNC_REPOSITORIES = ['core', 'extra', 'multilib'] as const;
+
+/** Options of {@link createSyncDatabases}. */
+export interface SyncDatabasesOptions {
+  /**
+   * `SYNC_MIRROR`: a URL with `{repo}` and `{arch}` placeholders; `{repo}.db` is fetched below it.
+   * @default 'https://mirror.init7.net/archlinux/{repo}/os/{arch}'
+   */
+  mirror?: string;
+  /** @default ['core', 'extra', 'multilib'] */
+  repositories?: readonly string[];
+  arch: string;
+  /** @default 60000 */
+  timeoutMs?: number;
+  logger?: Logger;
+  /** @default globalThis.fetch */
+  fetch?: typeof fetch;
+}
+
+/** The packages of the configured sync databases, refreshed on demand. */
+export interface SyncDatabases {
+  /** Fetches every database again (conditionally), keeping the last good copy of one that fails. */
+  refresh(): Promise<void>;
+  /** The providers of every database as last fetched. */
+  providers(): Provider[];
+}
+
+/** Reads the entries of a pacman sync database (gzip, zstd or plain tar) as providers. */
+export async function parseSyncDatabase(data: Uint8Array): Promise<Provider[]> {
+  let tar: Uint8Array = data;
+  if (data[0] === 0x1f && data[1] === 0x8b) tar = zlib.gunzipSync(data);
+  else if (data[0] === 0x28 && data[1] === 0xb5 && data[2] === 0x2f && data[3] === 0xfd) tar = zstdDecompress(data);
+  const providers: Provider[] = [];
+  const parser = extract();
+  const done = new Promise<void>((resolve, reject) => {
+    parser.on('entry', (header, stream, next) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: unknown) => {
+        chunks.push(chunk as Buffer);
+      });
+      stream.on('end', () => {
+        if (header.type === 'file' && header.name.endsWith('/desc')) {
+          const fields = parseDesc(Buffer.concat(chunks).toString('utf8'));
+          const name = fields.get('NAME')?.[0];
+          const version = fields.get('VERSION')?.[0];
+          if (name && version) providers.push({ name, version, provides: fields.get('PROVIDES') ?? [] });
+        }
+        next();
+      });
+      stream.resume();
+    });
+    parser.on('finish', resolve);
+    parser.on('error', reject);
+  });
+  parser.end(tar);
+  await done;
+  return providers;
+}
+
+/**
+ * The sync databases dependency resolution checks against (the original syncs core, extra and
+ * multilib from `SYNC_MIRROR`). A database that cannot be fetched is logged and its last good copy
+ * kept; resolution never fails because a mirror is down.
+ */
+export function createSyncDatabases(options: SyncDatabasesOptions): SyncDatabases {
+  const mirror = options.mirror ?? 'https://mirror.init7.net/archlinux/{repo}/os/{arch}';
+  const repositories = options.repositories ?? SYNC_REPOSITORIES;
+  const logger = options.logger ?? createNoopLogger();
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const cache = new Map<string, { modified: string | null; providers: Provider[] }>();
+
+  const url = (repo: string) =>
+    `${mirror.replaceAll('{repo}', repo).replaceAll('{arch}', options.arch).replace(/\/+$/, '')}/${repo}.db`;
+
+  return {
+    async refresh() {
+      await Promise.all(
+        repositories.map(async (repo) => {
+          const known = cache.get(repo);
+          try {
+            const response = await fetchImpl(url(repo), {
+              headers: known?.modified ? { 'if-modified-since': known.modified } : {},
+              signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
+            });
+            if (response.status === 304 && known) return;
+            if (!response.ok) throw new Error(`HTTP ${response.status}`);
+            const providers = await parseSyncDatabase(new Uint8Array(await response.arrayBuffer()));
+            cache.set(repo, { modified: response.headers.get('last-modified'), providers });
+          } catch (error) {
+            logger.warn('could not sync database, keeping the last copy', {
+              repo,
+              url: url(repo),
+              error: error instanceof Error ? error.message : String(error),
+            });
+          }
+        }),
+      );
+    },
+    providers() {
+      return repositories.flatMap((repo) => cache.get(repo)?.providers ?? []);
+    },
+  };
+}
