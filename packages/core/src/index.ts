@@ -22,3 +22,4 @@ export * from './pacman/vercmp.js';
 export * from './store/index.js';
 export * from './sources/index.js';
 export * from './build/index.js';
+export * from './packages/service.js';

@@ -1,0 +1,167 @@
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type AurEmulator, type AurTestPackage, startAurEmulator } from '../../../../test/fixtures/aur/index.js';
+import { BuildOrchestrator } from '../build/orchestrator.js';
+import type { Store } from '../contracts/store.js';
+import { InputError } from '../errors.js';
+import { createFilesystemRepository, type FilesystemRepository } from '../pacman/filesystem-repository.js';
+import { createSourceFactory } from '../sources/source-factory.js';
+import { createKnexStore } from '../store/knex-store.js';
+import { createInstantRunner } from '../testing/instant-runner.js';
+import { type PackageScheduling, PackageService } from './service.js';
+
+interface Harness {
+  aur: AurEmulator;
+  store: Store;
+  publisher: FilesystemRepository;
+  orchestrator: BuildOrchestrator;
+  service: PackageService;
+  scheduled: Map<string, unknown>;
+  root: string;
+}
+
+const open: Harness[] = [];
+
+async function harness(packages: AurTestPackage[]): Promise<Harness> {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-service-'));
+  const aur = await startAurEmulator({ packages });
+  const store = createKnexStore({ filename: ':memory:' });
+  await store.open();
+  const runner = createInstantRunner();
+  const publisher = createFilesystemRepository({ dir: path.join(root, 'repository') });
+  await publisher.init();
+  const sources = createSourceFactory({ generateSrcinfo: (dir) => runner.printSrcinfo(dir), aur: { baseUrl: aur.url } });
+  const sourcesDir = path.join(root, 'sources');
+  const orchestrator = new BuildOrchestrator({ store, sources, runner, publisher, sourcesDir, workDir: path.join(root, 'work') });
+  const scheduled = new Map<string, unknown>();
+  const scheduling: PackageScheduling = {
+    reschedule: (base, pkg) => (pkg?.enabled ? scheduled.set(base, pkg) : scheduled.delete(base)),
+    effectiveSchedule: (pkg) => pkg.schedule ?? (pkg.devel ? '0 0 */2 * * *' : '0 0 0 * * *'),
+    validate: (expression) => {
+      if (expression.trim().split(/\s+/).length < 6) {
+        throw new InputError('cannot parse cron expression (you probably forgot the seconds)');
+      }
+    },
+  };
+  const service = new PackageService({ store, sources, orchestrator, publisher, runner, scheduling, sourcesDir });
+  const h = { aur, store, publisher, orchestrator, service, scheduled, root };
+  open.push(h);
+  return h;
+}
+
+afterEach(async () => {
+  for (const h of open.splice(0)) {
+    await h.orchestrator.stop();
+    await h.store.close();
+    await h.aur.close();
+    await fs.rm(h.root, { recursive: true, force: true });
+  }
+});
+
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('PackageService', () => {
+  it('adds an AUR package with its AUR dependency, builds the dependency first, and publishes both', async () => {
+    const h = await harness([
+      { base: 'app', pkgver: '1.0', depends: ['libthing>=2'] },
+      { base: 'libthing-base', pkgver: '2.1', members: [{ name: 'libthing' }] },
+    ]);
+    const added = await h.service.add({ source: { type: 'aur', name: 'app' }, replace: false });
+    expect(added.map((view) => [view.record.base, view.record.dependency])).toEqual([
+      ['app', false],
+      ['libthing-base', true],
+    ]);
+    expect(added[0]!.source.describe().label).toBe('aur package');
+    expect([...h.scheduled.keys()].sort()).toEqual(['app', 'libthing-base']);
+    await h.orchestrator.idle();
+    expect((await h.publisher.list()).map((entry) => entry.name)).toEqual(['app', 'libthing']);
+    const app = await h.service.build('app', 'latest');
+    const lib = await h.service.build('libthing-base', 'latest');
+    expect(app.state).toEqual({ state: 'success' });
+    expect(app.reason).toBe('initial');
+    expect(lib.ended!.getTime()).toBeLessThanOrEqual(app.ended!.getTime());
+    expect((await h.service.get('app')).srcinfo?.packages[0]?.pkgname).toBe('app');
+    expect(await h.service.pkgbuild('app')).toContain('pkgname=');
+  });
+
+  it('refuses an unknown AUR package, a package added twice, and missing dependencies', async () => {
+    const h = await harness([
+      { base: 'alpha', pkgver: '1' },
+      { base: 'broken', pkgver: '1', depends: ['does-not-exist-anywhere'] },
+    ]);
+    const unknown = await rejection(h.service.add({ source: { type: 'aur', name: 'nope' }, replace: false }));
+    expect(unknown.name).toBe('NotFoundError');
+    await h.service.add({ source: { type: 'aur', name: 'alpha' }, replace: false, build: false });
+    const twice = await rejection(h.service.add({ source: { type: 'aur', name: 'alpha' }, replace: false }));
+    expect(twice.message).toBe('package with the same base is already added');
+    const missing = await rejection(h.service.add({ source: { type: 'aur', name: 'broken' }, replace: false }));
+    expect(missing.message).toBe('failed to satisfy all dependencies for broken, missing are does-not-exist-anywhere');
+    expect((await h.service.list()).map((item) => item.view.record.base)).toEqual(['alpha']);
+    // replace keeps the settings
+    await h.service.set('alpha', { key: 'prepare', value: 'echo hi' });
+    const replaced = await h.service.add({ source: { type: 'aur', name: 'alpha' }, replace: true, build: false });
+    expect(replaced[0]!.record.prepare).toBe('echo hi');
+  });
+
+  it('looks builds up by latest, index and exact time, and refuses anything else', async () => {
+    const h = await harness([{ base: 'alpha', pkgver: '1' }]);
+    await h.service.add({ source: { type: 'aur', name: 'alpha' }, replace: false });
+    await h.orchestrator.idle();
+    await h.service.startBuild(['alpha'], { resolve: true, clean: false, force: true });
+    await h.orchestrator.idle();
+    const builds = await h.service.builds('alpha');
+    expect(builds).toHaveLength(2);
+    expect((await h.service.build('alpha', '0')).started).toEqual(builds[1]!.started);
+    expect((await h.service.build('alpha', '0001')).started).toEqual(builds[0]!.started);
+    expect((await h.service.build('alpha', builds[1]!.started.toISOString())).started).toEqual(builds[1]!.started);
+    expect((await rejection(h.service.build('alpha', 'yesterday'))).message).toBe(
+      "expected valid date, valid index number, or 'latest', not 'yesterday'",
+    );
+    expect((await rejection(h.service.build('alpha', '7'))).message).toBe('package not found or no build at this time');
+    expect(await h.service.logs('alpha', 'latest')).toContain('Making package');
+    expect((await rejection(h.service.startBuild(['ghost'], { resolve: true, clean: false, force: true }))).message).toBe(
+      'package with base ghost is not added',
+    );
+  });
+
+  it('changes settings, validates schedules and flags, and reschedules', async () => {
+    const h = await harness([{ base: 'alpha', pkgver: '1' }]);
+    await h.service.add({ source: { type: 'aur', name: 'alpha' }, replace: false, build: false });
+    await h.service.set('alpha', { key: 'enabled', value: false });
+    expect(h.scheduled.has('alpha')).toBe(false);
+    await h.service.set('alpha', { key: 'enabled', value: true });
+    await h.service.set('alpha', { key: 'schedule', value: '0 30 2 * * *' });
+    expect(h.scheduled.get('alpha')).toMatchObject({ schedule: '0 30 2 * * *' });
+    expect((await rejection(h.service.set('alpha', { key: 'schedule', value: '30 2 * * *' }))).message).toMatch(
+      /forgot the seconds/,
+    );
+    await h.service.set('alpha', { key: 'flags', value: ['nocheck', 'skippgpcheck'] });
+    expect((await h.service.get('alpha')).record.flags).toEqual(['nocheck', 'skippgpcheck']);
+    await h.service.set('alpha', { key: 'devel', value: true });
+    expect((await h.service.get('alpha')).source.devel).toBe(true);
+    expect((await h.service.get('alpha')).schedule).toBe('0 30 2 * * *');
+  });
+
+  it('removes a package with its repository entries, source folder and builds', async () => {
+    const h = await harness([{ base: 'alpha', pkgver: '1' }]);
+    await h.service.add({ source: { type: 'aur', name: 'alpha' }, replace: false });
+    await h.orchestrator.idle();
+    expect((await h.publisher.list()).map((entry) => entry.name)).toEqual(['alpha']);
+    await h.service.remove('alpha');
+    expect(await h.publisher.list()).toEqual([]);
+    expect(await h.store.getPackage('alpha')).toBeUndefined();
+    expect(await h.service.builds('alpha')).toEqual([]);
+    expect(h.scheduled.has('alpha')).toBe(false);
+    await expect(fs.access(path.join(h.root, 'sources', 'alpha'))).rejects.toThrow();
+    expect((await rejection(h.service.remove('alpha'))).message).toBe('package with base alpha is not added');
+  });
+});

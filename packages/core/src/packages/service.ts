@@ -1,0 +1,390 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Publisher } from '../contracts/publisher.js';
+import type { Runner } from '../contracts/runner.js';
+import type { Source, SourceFactory, SourceSpec } from '../contracts/source.js';
+import {
+  type BuildRecord,
+  type BuildTime,
+  MAKEPKG_FLAGS,
+  type MakepkgFlag,
+  type PackageChanges,
+  type PackageRecord,
+  type Store,
+} from '../contracts/store.js';
+import type { BuildOrchestrator, RunSettings } from '../build/orchestrator.js';
+import { providersOf } from '../build/resolve.js';
+import { InputError, NotFoundError, SereneError, formatErrorChain } from '../errors.js';
+import { createNoopLogger, type Logger } from '../logger.js';
+import { findSatisfier, parseDependency, type Provider } from '../pacman/depend.js';
+import { dependsFor, parseSrcinfo, type Srcinfo } from '../pacman/srcinfo.js';
+
+/** What the service needs of a scheduler (reference 7). */
+export interface PackageScheduling {
+  /** Puts a package on its schedule, moves it, or (undefined) takes it off. */
+  reschedule(base: string, pkg: { enabled: boolean; schedule: string | null; devel: boolean } | undefined): void;
+  /** The cron expression a package runs on: custom, else the devel or default schedule. */
+  effectiveSchedule(pkg: { schedule: string | null; devel: boolean }): string;
+  /** Throws `InputError` when a cron expression is not valid. */
+  validate(expression: string): void;
+}
+
+/** Options of {@link PackageService}. */
+export interface PackageServiceOptions {
+  store: Store;
+  sources: SourceFactory;
+  orchestrator: BuildOrchestrator;
+  publisher: Publisher;
+  runner: Runner;
+  scheduling: PackageScheduling;
+  /** the folder holding `sources/<pkgbase>` (the orchestrator's) */
+  sourcesDir: string;
+  /** `ARCH` @default 'x86_64' */
+  arch?: string;
+  /** `SCHEDULING_DEFAULT`: `enabled` of new packages @default true */
+  schedulingDefault?: boolean;
+  /** packages of the sync databases, to tell which dependencies need the AUR */
+  syncProviders?: () => Promise<readonly Provider[]>;
+  logger?: Logger;
+}
+
+/** What a user asks to add (the original's `PackageAddRequest`). */
+export interface AddRequest {
+  source: SourceSpec;
+  /** replace the source of an already added package with the same base */
+  replace: boolean;
+  /** dependency ordering of the initial build @default true */
+  resolve?: boolean;
+  /** start an initial build @default true */
+  build?: boolean;
+}
+
+/** One setting change (the original's `PackageSettingsRequest`). */
+export type SettingChange =
+  | { key: 'clean' | 'private' | 'enabled' | 'dependency' | 'devel' | 'srcinfooverride'; value: boolean }
+  | { key: 'schedule' | 'prepare'; value: string | null }
+  | { key: 'flags'; value: MakepkgFlag[] };
+
+/** An added package with what the API shows of it. */
+export interface PackageView {
+  record: PackageRecord;
+  source: Source;
+  /** the published .SRCINFO, parsed */
+  srcinfo: Srcinfo | null;
+  /** the effective cron expression */
+  schedule: string;
+}
+
+/** Error of an add whose dependencies cannot all be satisfied (the original answers 500). */
+export class DependencyError extends SereneError {}
+
+/**
+ * The package operations of the API: add (with AUR dependencies), remove, settings, builds and
+ * their lookups, as the original's handlers do them (reference 1.3).
+ */
+export class PackageService {
+  private readonly store: Store;
+  private readonly sources: SourceFactory;
+  private readonly orchestrator: BuildOrchestrator;
+  private readonly publisher: Publisher;
+  private readonly runner: Runner;
+  private readonly scheduling: PackageScheduling;
+  private readonly sourcesDir: string;
+  private readonly arch: string;
+  private readonly schedulingDefault: boolean;
+  private readonly syncProviders: () => Promise<readonly Provider[]>;
+  private readonly logger: Logger;
+  private tempCounter = 0;
+
+  constructor(options: PackageServiceOptions) {
+    this.store = options.store;
+    this.sources = options.sources;
+    this.orchestrator = options.orchestrator;
+    this.publisher = options.publisher;
+    this.runner = options.runner;
+    this.scheduling = options.scheduling;
+    this.sourcesDir = options.sourcesDir;
+    this.arch = options.arch ?? 'x86_64';
+    this.schedulingDefault = options.schedulingDefault ?? true;
+    this.syncProviders = options.syncProviders ?? (async () => []);
+    this.logger = options.logger ?? createNoopLogger();
+  }
+
+  // --- reading ------------------------------------------------------------------------------------
+
+  /** Every added package with its newest build. */
+  async list(): Promise<{ view: PackageView; latest: BuildRecord | undefined }[]> {
+    const [records, latest] = await Promise.all([this.store.listPackages(), this.store.listLatestBuilds()]);
+    const byBase = new Map(latest.map((build) => [build.package, build]));
+    return records.map((record) => ({ view: this.view(record), latest: byBase.get(record.base) }));
+  }
+
+  /** One package; `NotFoundError` as the original words it. */
+  async get(base: string): Promise<PackageView> {
+    return this.view(await this.record(base));
+  }
+
+  /** Builds of a package, newest first. */
+  builds(base: string, count?: number): Promise<BuildRecord[]> {
+    return this.store.listBuilds(base, count);
+  }
+
+  /**
+   * One build by `latest`, a 0-based index from the oldest, or an exact RFC 3339 start time
+   * (reference 1.3); `InputError` for anything else, `NotFoundError` when there is none.
+   */
+  async build(base: string, time: string): Promise<BuildRecord> {
+    let build: BuildRecord | undefined;
+    if (time === 'latest') build = await this.store.getLatestBuild(base);
+    else if (/^\d+$/.test(time) && Number(time) <= 0xffffffff) build = await this.store.getBuildByIndex(base, Number(time));
+    else if (isRfc3339(time)) build = await this.store.getBuild(base, time as BuildTime);
+    else throw new InputError(`expected valid date, valid index number, or 'latest', not '${time}'`);
+    if (!build) throw new NotFoundError('package not found or no build at this time');
+    return build;
+  }
+
+  /** The log of one build; `NotFoundError` while it runs or when it never ran. */
+  async logs(base: string, time: string): Promise<string> {
+    const build = await this.build(base, time);
+    const log = await this.store.readLog(base, build.started);
+    if (log === undefined || build.state.state === 'pending' || build.state.state === 'running') {
+      throw new NotFoundError('build does not have any logs');
+    }
+    return log;
+  }
+
+  /** The PKGBUILD of the published build. */
+  async pkgbuild(base: string): Promise<string> {
+    const record = await this.record(base);
+    if (record.pkgbuild === null) {
+      throw new NotFoundError('package was never built and has thus no used package build');
+    }
+    return record.pkgbuild;
+  }
+
+  // --- adding ---------------------------------------------------------------------------------------
+
+  /**
+   * Adds a package and the AUR packages it needs (reference 1.3, `POST /package/add`). Resolves with
+   * the added or replaced packages, target first, as they are before any build.
+   */
+  async add(request: AddRequest): Promise<PackageView[]> {
+    const target = await this.sources.create(request.source);
+    const checkouts: { base: string; source: Source; dir: string; dependency: boolean }[] = [];
+    const tmp = path.join(this.sourcesDir, 'tmp', `${process.hrtime.bigint()}-${this.tempCounter++}`);
+    try {
+      const targetDir = path.join(tmp, 'target');
+      await target.initialize(targetDir);
+      const srcinfo = parseSrcinfo(await target.srcinfo(targetDir));
+      const base = srcinfo.base.pkgbase;
+      checkSafeBase(base);
+      const existing = await this.store.getPackage(base);
+      if (existing && !request.replace) throw new InputError('package with the same base is already added');
+      checkouts.push({ base, source: target, dir: targetDir, dependency: false });
+
+      // dependencies: the sync databases, our published packages and the new one satisfy them,
+      // the AUR provides the rest (reference 1.3, steps 4 and 5)
+      const providers = [...(await this.syncProviders())];
+      for (const record of await this.store.listPackages()) {
+        if (record.srcinfo && record.base !== base) providers.push(...providersOf(parseSrcinfo(record.srcinfo)));
+      }
+      providers.push(...providersOf(srcinfo));
+      const isSatisfied = (dependency: string) => findSatisfier(parseDependency(dependency), providers) !== undefined;
+      const wanted = [...new Set(srcinfo.packages.flatMap((member) => dependsFor(member, this.arch)))];
+      const plan = await this.sources.resolveAurDependencies(
+        request.source.type === 'aur' ? { name: request.source.name } : { dependencies: wanted },
+        { isSatisfied },
+      );
+      const missing = plan ? plan.missing : wanted.filter((dependency) => !isSatisfied(dependency));
+      const members = new Set(srcinfo.packages.map((member) => member.pkgname));
+      const reallyMissing = missing.filter((dependency) => !members.has(parseDependency(dependency).name) && dependency !== base);
+      if (reallyMissing.length > 0) {
+        throw new DependencyError(
+          `failed to satisfy all dependencies for ${base}, missing are ${reallyMissing.join(', ')}`,
+        );
+      }
+      for (const dependency of plan?.bases ?? []) {
+        if (dependency === base || (await this.store.getPackage(dependency))) continue;
+        checkSafeBase(dependency);
+        const source = this.sources.createAur(dependency);
+        const dir = path.join(tmp, `dep-${checkouts.length}`);
+        await source.initialize(dir);
+        checkouts.push({ base: dependency, source, dir, dependency: true });
+      }
+
+      // move the checkouts into place and save the packages
+      const added: PackageView[] = [];
+      for (const checkout of checkouts) {
+        const final = path.join(this.sourcesDir, checkout.base);
+        await fs.rm(final, { recursive: true, force: true });
+        await fs.rename(checkout.dir, final);
+        const previous = checkout.dependency ? undefined : existing;
+        const record: PackageRecord = previous
+          ? { ...previous, source: checkout.source.toJSON() }
+          : {
+              base: checkout.base,
+              added: new Date(),
+              source: checkout.source.toJSON(),
+              srcinfo: null,
+              pkgbuild: null,
+              enabled: this.schedulingDefault,
+              clean: !checkout.source.devel,
+              private: false,
+              dependency: checkout.dependency,
+              schedule: null,
+              prepare: null,
+              flags: [],
+              builtState: 'init',
+              failedState: null,
+            };
+        await this.store.putPackage(record);
+        added.push(this.view(record));
+      }
+      for (const view of added) this.reschedule(view.record);
+      if (request.build ?? true) {
+        await this.orchestrator.start(
+          added.map((view) => view.record.base),
+          { reason: 'initial', resolve: request.resolve ?? true, clean: true, force: false },
+          { failIfLocked: true },
+        );
+      }
+      return added;
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  // --- changing -------------------------------------------------------------------------------------
+
+  /**
+   * Removes a package: its running build, its runner state, its repository entries and files, its
+   * source folder and its records (reference 1.3, `DELETE /package/{name}`). Beyond the original,
+   * it also stops its build and takes it off the schedule.
+   */
+  async remove(base: string): Promise<void> {
+    const record = await this.record(base);
+    this.orchestrator.cancel(base);
+    this.scheduling.reschedule(base, undefined);
+    await this.runner.remove?.(base);
+    const members = record.srcinfo ? parseSrcinfo(record.srcinfo).packages.map((member) => member.pkgname) : [];
+    const published = new Set((await this.publisher.list()).map((entry) => entry.name));
+    const toRemove = members.filter((name) => published.has(name));
+    if (toRemove.length > 0) {
+      await this.publisher.remove(toRemove).catch((error) =>
+        this.logger.error('could not remove packages from the repository', {
+          base,
+          error: formatErrorChain(error),
+        }),
+      );
+    }
+    await fs.rm(path.join(this.sourcesDir, base), { recursive: true, force: true });
+    await this.store.deletePackage(base);
+  }
+
+  /** Changes one setting (reference 1.3, `POST /package/{name}/set`). */
+  async set(base: string, change: SettingChange): Promise<void> {
+    const record = await this.record(base);
+    let changes: PackageChanges;
+    let refresh = false;
+    switch (change.key) {
+      case 'clean':
+      case 'private':
+      case 'enabled':
+      case 'dependency':
+        changes = { [change.key]: change.value };
+        break;
+      case 'schedule':
+        if (change.value !== null) this.scheduling.validate(change.value);
+        changes = { schedule: change.value };
+        break;
+      case 'prepare':
+        changes = { prepare: change.value };
+        break;
+      case 'flags': {
+        const unknown = change.value.filter((flag) => !(MAKEPKG_FLAGS as readonly string[]).includes(flag));
+        if (unknown.length > 0) throw new InputError(`unknown makepkg flags: ${unknown.join(', ')}`);
+        changes = { flags: [...new Set(change.value)] };
+        break;
+      }
+      case 'devel':
+      case 'srcinfooverride': {
+        const source = this.sources.restore(record.source);
+        if (change.key === 'devel') source.devel = change.value;
+        else source.srcinfoOverride = change.value;
+        await source.update(path.join(this.sourcesDir, base));
+        changes = { source: source.toJSON() };
+        refresh = true;
+        break;
+      }
+    }
+    await this.store.updatePackage(base, changes);
+    if (refresh || change.key === 'enabled' || change.key === 'schedule') {
+      this.reschedule(await this.record(base));
+    }
+  }
+
+  /** Starts a manual build session (reference 1.3, `POST /build`); every base must be added. */
+  async startBuild(bases: readonly string[], settings: Omit<RunSettings, 'reason'>): Promise<void> {
+    for (const base of bases) await this.record(base);
+    if (bases.length === 0) return;
+    await this.orchestrator.start(bases, { ...settings, reason: 'manual' }, { failIfLocked: true });
+  }
+
+  /** Builds every enabled package (reference 1.3, `POST /build/all`). */
+  async startBuildAll(settings: Omit<RunSettings, 'reason'>): Promise<void> {
+    const enabled = (await this.store.listPackages()).filter((record) => record.enabled).map((record) => record.base);
+    if (enabled.length === 0) return;
+    await this.orchestrator.start(enabled, { ...settings, reason: 'manual' }, { failIfLocked: true });
+  }
+
+  /** A webhook build: resolve, not clean, not forced (reference 1.3). */
+  async startWebhookBuild(base: string): Promise<void> {
+    await this.record(base);
+    await this.orchestrator.start([base], { reason: 'webhook', resolve: true, clean: false, force: false }, {
+      failIfLocked: true,
+    });
+  }
+
+  /** Puts every enabled package on its schedule (start-up). */
+  async scheduleAll(): Promise<void> {
+    for (const record of await this.store.listPackages()) this.reschedule(record);
+  }
+
+  // --- helpers --------------------------------------------------------------------------------------
+
+  private async record(base: string): Promise<PackageRecord> {
+    const record = await this.store.getPackage(base);
+    if (!record) throw new NotFoundError(`package with base ${base} is not added`);
+    return record;
+  }
+
+  private view(record: PackageRecord): PackageView {
+    const source = this.sources.restore(record.source);
+    return {
+      record,
+      source,
+      srcinfo: record.srcinfo ? parseSrcinfo(record.srcinfo) : null,
+      schedule: this.scheduling.effectiveSchedule({ schedule: record.schedule, devel: source.devel }),
+    };
+  }
+
+  private reschedule(record: PackageRecord): void {
+    const source = this.sources.restore(record.source);
+    this.scheduling.reschedule(record.base, {
+      enabled: record.enabled,
+      schedule: record.schedule,
+      devel: source.devel,
+    });
+  }
+}
+
+/** A pkgbase becomes a folder name: refuse anything that could leave the sources folder. */
+function checkSafeBase(base: string): void {
+  if (!/^[A-Za-z0-9@._+-]+$/.test(base) || base.startsWith('.') || base.startsWith('-') || base === 'tmp') {
+    throw new InputError(`'${base}' is not a valid package base`);
+  }
+}
+
+function isRfc3339(text: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.test(text);
+}
