@@ -326,7 +326,9 @@ export class RepoDatabase {
     const members: Member[] = [];
     for (const [dirName, contents] of db) {
       const desc = contents.get('desc');
-      if (!desc) continue;
+      if (!desc) {
+        throw new InvalidDatabaseError(`repository file '${this.dbPath}' is not a proper pacman database`);
+      }
       const fields = parseDesc(desc.toString('utf8'));
       const name = fields.get('NAME')?.[0];
       const version = fields.get('VERSION')?.[0];

@@ -24,9 +24,18 @@ testSigner('gpg (passphrase)', {
   cleanup: async () => protectedHome?.cleanup(),
   additionalTests({ signer }) {
     it('fails with a clear error for a wrong passphrase', async () => {
-      const fingerprint = await signer().fingerprint();
-      const wrong = createGpgSigner({ homedir: protectedHome!.homedir, key: fingerprint, passphrase: 'wrong' });
-      await expect(wrong.sign((async function* () { yield Buffer.from('x'); })())).rejects.toThrow(/gpg --detach-sign failed/);
+      // a fresh home: gpg-agent caches a passphrase once it was given right
+      const fresh = await createTestGpgHome({ passphrase: 'correct horse' });
+      try {
+        const wrong = createGpgSigner({ homedir: fresh.homedir, key: fresh.fingerprint, passphrase: 'wrong' });
+        const data = (async function* () {
+          yield Buffer.from('x');
+        })();
+        await expect(wrong.sign(data)).rejects.toThrow(/gpg --detach-sign failed/);
+        expect(await signer().fingerprint()).toMatch(/^[0-9A-F]{40}$/);
+      } finally {
+        await fresh.cleanup();
+      }
     });
   },
 });
