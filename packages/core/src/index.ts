@@ -23,3 +23,4 @@ export * from './store/index.js';
 export * from './sources/index.js';
 export * from './build/index.js';
 export * from './packages/service.js';
+export * from './schedule/index.js';
