@@ -989,6 +989,12 @@ async function decodeXz(input: Input, sink: Sink): Promise<void> {
   }
 }
 
+/** Waits for all, then fails with the first failure: nothing is left running in the background. */
+async function settleAll(promises: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(promises);
+  for (const result of results) if (result.status === 'rejected') throw result.reason;
+}
+
 /** Waits until a writable can take more, or is gone. */
 function writable(stream: Writable) {
   return new Promise<void>((resolve) => {
@@ -1043,7 +1049,7 @@ async function decodeGzip(input: Input, sink: Sink): Promise<void> {
       throw error;
     }
   })();
-  await Promise.all([finished, pump]);
+  await settleAll([finished, pump]);
 }
 
 const programs = new Map<string, string | undefined>();
@@ -1118,7 +1124,7 @@ async function decodeWithProgram(program: string, args: string[], input: Input, 
       throw error;
     }
   })();
-  await Promise.all([exited, pump]);
+  await settleAll([exited, pump]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1186,7 +1192,7 @@ function pkginfoOf(walker: TarWalker): PkgInfo {
   if (walker.pkginfo === undefined) throw new PackageFormatError('no .PKGINFO in the archive');
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(walker.pkginfo);
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(walker.pkginfo); // keep a BOM, as bash does
   } catch {
     throw new PackageFormatError('.PKGINFO is not valid UTF-8');
   }

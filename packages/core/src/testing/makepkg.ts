@@ -225,12 +225,15 @@ async function copyInto(files: readonly string[], dir: string): Promise<string[]
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Builds once per cache key, across processes: a lock folder marks a build in progress. */
+/**
+ * Builds once per cache key, across processes (a lock folder marks a build in progress); returns the
+ * package files and what to remove once they are copied.
+ */
 async function cachedBuild(
   options: BuildPackageOptions,
   env: Record<string, string>,
   cacheDir: string,
-): Promise<string[]> {
+): Promise<{ files: string[]; scratch?: string }> {
   const key = createHash('sha256')
     .update(
       JSON.stringify({
@@ -246,17 +249,17 @@ async function cachedBuild(
     .slice(0, 32);
   const entry = path.join(cacheDir, key);
   const lock = `${entry}.lock`;
-  await fs.mkdir(cacheDir, { recursive: true });
   for (;;) {
     const cached = await fs.readdir(entry).catch(() => undefined);
-    if (cached !== undefined) return cached.sort().map((name) => path.join(entry, name));
+    if (cached !== undefined) return { files: cached.sort().map((name) => path.join(entry, name)) };
     try {
+      await fs.mkdir(cacheDir, { recursive: true });
       await fs.mkdir(lock);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
         // a cache this user cannot write to (another user's): build without it
         const built = await buildIn(options, env);
-        return built.files;
+        return { files: built.files, scratch: built.dir };
       }
       // someone else builds it: wait, unless their lock is stale (a crashed run)
       const stat = await fs.stat(lock).catch(() => undefined);
@@ -297,12 +300,14 @@ export async function buildPackage(options: BuildPackageOptions): Promise<string
     ...options.env,
   };
   const dir = options.dir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'serene-packages-')));
-  if (options.cacheDir !== undefined) return copyInto(await cachedBuild(options, env, options.cacheDir), dir);
-  const built = await buildIn(options, env);
+  const built =
+    options.cacheDir !== undefined
+      ? await cachedBuild(options, env, options.cacheDir)
+      : await buildIn(options, env).then((result) => ({ files: result.files, scratch: result.dir }));
   try {
     return await copyInto(built.files, dir);
   } finally {
-    await fs.rm(built.dir, { recursive: true, force: true });
+    if (built.scratch) await fs.rm(built.scratch, { recursive: true, force: true });
   }
 }
 
