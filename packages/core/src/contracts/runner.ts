@@ -31,7 +31,10 @@ export interface RunnerJob {
   clean: boolean;
   /** folder where the runner puts the built package files */
   outputDir: string;
-  /** the build is ended after this many milliseconds */
+  /**
+   * the build is ended after this many milliseconds (counted from the call to `run`); the result
+   * then has `aborted: 'timeout'`
+   */
   timeoutMs?: number;
 }
 
@@ -39,7 +42,7 @@ export interface RunnerJob {
 export interface RunOptions {
   /** called with every chunk of build output, in order, while the build runs */
   onLog?: (chunk: string) => void;
-  /** aborting it stops the build */
+  /** aborting it stops the build; the result then has `aborted: 'cancelled'` */
   signal?: AbortSignal;
 }
 
@@ -50,6 +53,11 @@ export interface RunResult {
   exitCode: number | null;
   /** set when the run ended for a reason other than the build's own exit (timeout, cancel) */
   aborted?: 'timeout' | 'cancelled';
+  /**
+   * why an aborted run ended, for people (`build timed out after 30 s; its container was killed`)
+   * @experimental
+   */
+  message?: string;
   started: Date;
   ended: Date;
   /** the whole output */
@@ -67,7 +75,11 @@ export interface RunResult {
 export interface Runner {
   /** Short name of the implementation, for logs (`docker`, `local`). */
   readonly name: string;
-  /** Runs one build. Rejects only when the runner itself fails (engine unreachable, ...). */
+  /**
+   * Runs one build. A failing build, a timeout and a cancellation resolve (see `success` and
+   * `aborted`); it rejects only when the runner itself fails (engine unreachable, ...), with a
+   * message that says so.
+   */
   run(job: RunnerJob, options?: RunOptions): Promise<RunResult>;
   /** Prints the `.SRCINFO` of a source folder (`makepkg --printsrcinfo`) in an isolated environment. */
   printSrcinfo(sourceDir: string, options?: { signal?: AbortSignal }): Promise<string>;
