@@ -127,7 +127,7 @@ async function openDatabase(
   io: CliIo,
   lockTimeoutMs: number | undefined,
 ): Promise<RepoDatabase> {
-  const { RepoDatabase } = await import('@serene/core');
+  const { RepoDatabase } = await import('@serene/core/pacman');
   return RepoDatabase.open(toEngine(db, io), { logger: messagesLogger(messages, io), lockTimeoutMs });
 }
 

@@ -27,6 +27,8 @@ import { vercmp } from './vercmp.js';
 const INDEX_VERSION = 1;
 /** gzip level of entry members: entries are small, higher levels gain little. */
 const GZIP_LEVEL = 6;
+/** Package files read at once when adding many. */
+const READ_CONCURRENCY = 8;
 /** repo-add refuses package signatures larger than this. */
 const MAX_SIGNATURE_SIZE = 16384;
 
@@ -347,8 +349,8 @@ export class RepoDatabase {
       const filesText = files.get(dirName)?.get('files') ?? Buffer.from('%FILES%\n');
       members.push({
         entry,
-        db: await gzipMember(entryBlocks(dirName, desc)),
-        files: await gzipMember(entryBlocks(dirName, desc, filesText)),
+        db: gzipMember(entryBlocks(dirName, desc)),
+        files: gzipMember(entryBlocks(dirName, desc, filesText)),
       });
     }
     return members;
@@ -356,8 +358,9 @@ export class RepoDatabase {
 
   /** Writes both archives from `members`, signs them, rotates them into place, then the index. */
   private async write(members: Member[]): Promise<void> {
-    members.sort((a, b) => compareBytes(entryDir(a.entry), entryDir(b.entry)));
-    const end = await gzipMember([TAR_END]);
+    const keys = new Map(members.map((member) => [member, Buffer.from(entryDir(member.entry))]));
+    members.sort((a, b) => Buffer.compare(keys.get(a)!, keys.get(b)!));
+    const end = gzipMember([TAR_END]);
     const index: IndexEntry[] = [];
     let dbOffset = 0;
     let filesOffset = 0;
@@ -370,17 +373,22 @@ export class RepoDatabase {
       dbOffset += member.db.length;
       filesOffset += member.files.length;
     }
-    // files first: a reader that sees the new db finds the new files database already in place
-    const filesStat = await this.replaceArchive(this.filesPath, [...members.map((m) => m.files), end]);
-    const dbStat = await this.replaceArchive(this.dbPath, [...members.map((m) => m.db), end]);
+    // both written (and signed) side by side; then rotated files first, so that a reader who sees
+    // the new db finds the new files database already in place
+    const [filesTemp, dbTemp] = await Promise.all([
+      this.prepareArchive(this.filesPath, [...members.map((m) => m.files), end]),
+      this.prepareArchive(this.dbPath, [...members.map((m) => m.db), end]),
+    ]);
+    const filesStat = await this.rotateArchive(filesTemp, this.filesPath);
+    const dbStat = await this.rotateArchive(dbTemp, this.dbPath);
     const indexFile: IndexFile = { version: INDEX_VERSION, db: dbStat, files: filesStat, entries: index };
     const temp = `${this.indexPath}.tmp`;
     await fs.writeFile(temp, JSON.stringify(indexFile));
     await fs.rename(temp, this.indexPath);
   }
 
-  /** Writes one archive beside the old one, signs it, keeps the old as `.old`, renames the new in. */
-  private async replaceArchive(target: string, chunks: Buffer[]): Promise<Fingerprint> {
+  /** Writes one archive beside the old one (and signs it); returns the temp file. */
+  private async prepareArchive(target: string, chunks: Buffer[]): Promise<string> {
     const temp = path.join(this.dir, `.tmp.${path.basename(target)}`);
     const handle = await fs.open(temp, 'w', 0o644);
     try {
@@ -390,6 +398,11 @@ export class RepoDatabase {
       await handle.close();
     }
     if (this.signer) await this.signFile(temp);
+    return temp;
+  }
+
+  /** Keeps the old archive as `.old` and renames the prepared one (and its signature) into place. */
+  private async rotateArchive(temp: string, target: string): Promise<Fingerprint> {
     if (await exists(target)) {
       await fs.rm(`${target}.old`, { force: true });
       await fs.link(target, `${target}.old`).catch(() => fs.copyFile(target, `${target}.old`));
@@ -456,10 +469,8 @@ async function createMember(pkg: PackageFile, pgpsig: string | undefined): Promi
   const dirName = `${info.pkgname}-${info.pkgver}`;
   const desc = Buffer.from(formatDesc(pkg, pgpsig));
   const files = Buffer.from(formatFiles(pkg.files));
-  const [db, filesMember] = await Promise.all([
-    gzipMember(entryBlocks(dirName, desc)),
-    gzipMember(entryBlocks(dirName, desc, files)),
-  ]);
+  const db = gzipMember(entryBlocks(dirName, desc));
+  const filesMember = gzipMember(entryBlocks(dirName, desc, files));
   return {
     entry: {
       name: info.pkgname,
@@ -474,12 +485,9 @@ async function createMember(pkg: PackageFile, pgpsig: string | undefined): Promi
   };
 }
 
-function gzipMember(chunks: Buffer[]): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    zlib.gzip(Buffer.concat(chunks), { level: GZIP_LEVEL }, (error, result) =>
-      error ? reject(error) : resolve(result),
-    ),
-  );
+/** One gzip member; synchronous, as members are small and the thread-pool round trip costs more. */
+function gzipMember(chunks: Buffer[]): Buffer {
+  return zlib.gzipSync(Buffer.concat(chunks), { level: GZIP_LEVEL });
 }
 
 /** Reads every package first, with its signature, so that one bad file changes nothing. */
@@ -489,9 +497,24 @@ async function readAll(
   const problems: string[] = [];
   const read: { pkg: PackageFile; pgpsig: string | undefined }[] = [];
   const seen = new Map<string, string>();
-  for (const item of packages) {
+  // read several at a time (I/O and hashing overlap), then check them in the given order
+  const results: ({ pkg: PackageFile } | { error: unknown })[] = new Array(packages.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < packages.length; i = next++) {
+      const item = packages[i]!;
+      try {
+        results[i] = { pkg: typeof item === 'string' ? await readPackageFile(item) : item };
+      } catch (error) {
+        results[i] = { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, packages.length) }, worker));
+  for (const result of results) {
     try {
-      const pkg = typeof item === 'string' ? await readPackageFile(item) : item;
+      if ('error' in result) throw result.error;
+      const pkg = result.pkg;
       const earlier = seen.get(pkg.pkginfo.pkgname);
       if (earlier) {
         throw new InputError(`'${pkg.path}' and '${earlier}' are both packages of '${pkg.pkginfo.pkgname}'`);
@@ -592,10 +615,6 @@ async function symlink(target: string, link: string): Promise<void> {
   await fs.rm(temp, { force: true });
   await fs.symlink(target, temp);
   await fs.rename(temp, link);
-}
-
-function compareBytes(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
 function isAlive(pid: number): boolean {
