@@ -85,7 +85,51 @@ export async function repoRemove(
   }
 }
 
-/** Registers `repo add` and `repo remove` on the `serene` program. */
+/** Options of {@link repoSign}. */
+export interface RepoSignOptions {
+  /** the armoured private key (as the server's `sign_key.asc`) */
+  key: string;
+  quiet?: boolean;
+}
+
+/**
+ * Signs what a repository already holds: every package file listed in the database (`FILE.sig`,
+ * and `%PGPSIG%` in its entry), then the database and files archives, with `NAME.db.sig` and
+ * `NAME.files.sig` links. For a repository published before signing was turned on. The key's
+ * password comes from `SIGN_KEY_PASSWORD`, as for the server. Returns the exit code.
+ */
+export async function repoSign(db: string, options: RepoSignOptions, io: CliIo): Promise<number> {
+  const messages = createMessages(io, options.quiet);
+  try {
+    const { loadOpenPgpSigner } = await import('@serene/plugin-signing');
+    const { createFilesystemRepository, InputError } = await import('@serene/core/pacman');
+    const signer = await loadOpenPgpSigner({
+      keyFile: path.resolve(io.cwd, options.key),
+      password: io.env.SIGN_KEY_PASSWORD,
+    });
+    if (!signer) throw new InputError(`key file '${options.key}' not found`);
+    const file = path.resolve(io.cwd, db);
+    if (!path.basename(file).endsWith('.db.tar.gz') || !(await isFile(file))) {
+      throw new InputError(`'${db}' is not an existing NAME.db.tar.gz database`);
+    }
+    const repository = createFilesystemRepository({
+      dir: path.dirname(file),
+      name: path.basename(file).slice(0, -'.db.tar.gz'.length),
+      signer,
+    });
+    const entries = await repository.list();
+    await repository.resign!();
+    for (const entry of entries) messages.msg2(`Signed '${entry.filename}'`);
+    messages.msg(
+      `Signed ${entries.length} packages and the database '${db}' with ${signer.signingKeyFingerprint}`,
+    );
+    return EXIT_OK;
+  } catch (error) {
+    return reportError(error, messages, io);
+  }
+}
+
+/** Registers `repo add`, `repo remove` and `repo sign` on the `serene` program. */
 export function registerRepoCommand(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
   const repo = program
     .command('repo')
@@ -112,6 +156,16 @@ export function registerRepoCommand(program: Command, io: CliIo, setExitCode: (c
     .option('-q, --quiet', 'only print warnings and errors')
     .action(async (db: string, names: string[], options: RepoRemoveOptions) => {
       setExitCode(await repoRemove(db, names, options, io));
+    });
+
+  repo
+    .command('sign')
+    .description('sign the packages and the database already in a repository (password: SIGN_KEY_PASSWORD)')
+    .argument('<db>', 'the database, NAME.db.tar.gz, with its package files beside it')
+    .requiredOption('-k, --key <file>', 'the armoured private key, as the server reads sign_key.asc')
+    .option('-q, --quiet', 'only print warnings and errors')
+    .action(async (db: string, options: RepoSignOptions) => {
+      setExitCode(await repoSign(db, options, io));
     });
 }
 
