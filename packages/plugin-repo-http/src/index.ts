@@ -1,5 +1,27 @@
 /**
- * @serene/plugin-repo-http: not implemented yet (see the project's issues). This package exists so the
- * workspace layout is complete; it exports nothing that claims to work.
+ * @serene/plugin-repo-http: the pacman repository and the REST API of serene over Koa, wire-compatible
+ * with serene-aur's CLI and pacman: repository files (ranges, conditional requests, listing),
+ * the API routes, authentication by `authorized_secrets`, webhooks, live logs over SSE, and an
+ * OpenAPI 3.1 document.
  */
-export {};
+export { createRepoHttp, NO_SIGNING_KEY_MESSAGE, type RepoHttp } from './app.js';
+export type { RepoHttpOptions } from './options.js';
+export {
+  AuthorizedSecrets,
+  type AuthorizedSecretsOptions,
+  parseAuthorizedSecrets,
+  secretToken,
+  webhookSecret,
+} from './auth.js';
+export { DEFAULT_BODY_LIMIT } from './body.js';
+export { HttpError, PayloadTooLargeError, statusOf } from './errors.js';
+export { frame, LiveLogs, type LiveLogsOptions, PING_FRAME } from './live-logs.js';
+export { openApiDocument } from './openapi.js';
+export {
+  contentTypeOf,
+  parseRange,
+  RepositoryFiles,
+  type RepositoryFilesOptions,
+} from './repository-files.js';
+export * from './schemas.js';
+export { buildInfo, formatTime, packageInfo, packagePeek } from './wire.js';

@@ -1,0 +1,317 @@
+/**
+ * The HTTP face of serene: the pacman repository at `/<arch>/` and the original's REST API
+ * (reference 1.1), on Koa and @koa/router.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import Router, { type RouterContext } from '@koa/router';
+import { createNoopLogger, InputError, NotFoundError, UnavailableError } from '@serene/core';
+import Koa, { type Context, type Middleware } from 'koa';
+import { type Access, AuthorizedSecrets, authorize, authorizeWebhook, webhookSecret } from './auth.js';
+import { DEFAULT_BODY_LIMIT, readBody } from './body.js';
+import { errorMiddleware } from './errors.js';
+import { LiveLogs } from './live-logs.js';
+import { Memo } from './memo.js';
+import { openApiDocument } from './openapi.js';
+import type { RepoHttpOptions } from './options.js';
+import { encodeSegment, RepositoryFiles } from './repository-files.js';
+import {
+  nameProblem,
+  PackageAddRequestSchema,
+  PackageBuildRequestSchema,
+  PackageSettingsRequestSchema,
+  quote,
+  type SereneInfo,
+} from './schemas.js';
+import { buildInfo, formatTime, packageInfo, packagePeek } from './wire.js';
+
+/** What {@link createRepoHttp} returns. */
+export interface RepoHttp {
+  /** the Koa application (not listening): `http.createServer(app.callback())` */
+  app: Koa;
+  /** the API routes, mounted on `app` */
+  router: Router;
+  /** Ends the live log streams, stops watching the secrets file and drops cached files. */
+  close(): Promise<void>;
+}
+
+/** What the original answers for `GET /key` on a server that signs nothing. */
+export const NO_SIGNING_KEY_MESSAGE = 'the server has no private key to sign packages';
+
+const UINT32_MAX = 0xffffffff;
+
+/** A user-supplied text made safe to echo in a message: controls replaced, cut short. */
+function printable(text: string, max = 100): string {
+  const clean = text.replace(/[\u0000-\u001f\u007f]/g, '?');
+  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
+}
+
+/** The `{name}` of a route, checked to be a possible package name. */
+function nameParam(ctx: RouterContext): string {
+  const name = ctx.params.name ?? '';
+  const problem = nameProblem(name);
+  if (problem) throw new InputError(`invalid package name ${quote(name)}: ${problem}`);
+  return name;
+}
+
+/** Answers 200 with an empty body (the original's `empty_response`). */
+function emptyOk(ctx: Context): void {
+  ctx.body = null;
+  ctx.status = 200;
+}
+
+/** Answers 200 with a JSON string (logs, PKGBUILD, webhook secret). */
+function jsonString(ctx: Context, text: string): void {
+  ctx.body = JSON.stringify(text);
+  ctx.type = 'application/json';
+}
+
+/**
+ * Creates the Koa application of serene: repository files, REST API, authentication, live logs and
+ * the OpenAPI document. Does not listen.
+ *
+ * @remarks Order matters as in the original: `/{arch}/package/{name}` before the repository files,
+ * `/package/list` before `/package/{name}`.
+ */
+export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
+  const logger = options.logger ?? createNoopLogger();
+  const { service, arch } = options;
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const secrets = new AuthorizedSecrets({
+    file: options.authorizedSecretsFile,
+    logger,
+    recheckMs: options.secretsRecheckMs,
+  });
+  const liveLogs = new LiveLogs({ bus: options.bus, logger, ...options.liveLogs });
+  const files = new RepositoryFiles({
+    dir: options.repositoryDir,
+    mount: `/${arch}`,
+    logger,
+    ...options.files,
+  });
+  let openApi: string | undefined;
+  // GET /package/list reads and parses every package: its answer is kept until something changes
+  const packageList = new Memo<Buffer>(options.listCacheMs ?? 60_000);
+  const stopListening = options.bus.on('state', () => packageList.invalidate());
+
+  const auth =
+    (access: Access): Middleware =>
+    async (ctx, next) => {
+      ctx.state.token = await authorize(secrets, ctx.req.headers.authorization, access, options.allowReads);
+      await next();
+    };
+  const read = auth('read');
+  const write = auth('write');
+
+  const router = new Router();
+
+  // --- public ---
+
+  router.get('/', (ctx) => {
+    const info: SereneInfo = {
+      version: options.version,
+      started: formatTime(options.started),
+      name: options.name,
+      architecture: arch,
+      readable: options.allowReads,
+      signed: options.signer !== undefined,
+    };
+    ctx.body = info;
+  });
+
+  router.get('/health', async (ctx) => {
+    try {
+      await options.healthCheck?.();
+    } catch (error) {
+      throw new UnavailableError(`not ready: ${(error as Error).message}`, { cause: error });
+    }
+    ctx.body = { status: 'ok' };
+  });
+
+  router.get('/openapi.json', (ctx) => {
+    openApi ??= JSON.stringify(openApiDocument(options.version, arch));
+    ctx.body = openApi;
+    ctx.type = 'application/json';
+  });
+
+  // route 1 of the original: any first segment; a foreign architecture is a 400
+  router.get('/:arch/package/:name', async (ctx) => {
+    const requested = ctx.params.arch ?? '';
+    if (requested !== arch) {
+      throw new InputError(`architecture '${printable(requested)}' is not supported by this server`);
+    }
+    const name = nameParam(ctx);
+    const entry = (await options.publisher.list()).find((candidate) => candidate.name === name);
+    if (!entry) throw new NotFoundError(`package '${name}' does not exist or is not yet built`);
+    ctx.body = null;
+    ctx.status = 307;
+    ctx.set('Location', `/${encodeSegment(arch)}/${entry.filename.split('/').map(encodeSegment).join('/')}`);
+  });
+
+  // --- packages ---
+
+  router.post('/package/add', write, async (ctx) => {
+    const request = await readBody(ctx, PackageAddRequestSchema, bodyLimit);
+    const added = await service.add(request);
+    ctx.body = await Promise.all(
+      added.map(async (view) => packageInfo(view, (await service.builds(view.record.base)).length)),
+    );
+  });
+
+  router.get('/package/list', read, async (ctx) => {
+    ctx.body = await packageList.get(async () => {
+      const list = await service.list();
+      return Buffer.from(JSON.stringify(list.map((item) => packagePeek(item.view, item.latest))));
+    });
+    ctx.type = 'application/json';
+  });
+
+  router.get('/package/:name', read, async (ctx) => {
+    const base = nameParam(ctx);
+    const view = await service.get(base);
+    ctx.body = packageInfo(view, (await service.builds(base)).length);
+  });
+
+  router.delete('/package/:name', write, async (ctx) => {
+    await service.remove(nameParam(ctx));
+    emptyOk(ctx);
+  });
+
+  router.post('/package/:name/set', write, async (ctx) => {
+    const base = nameParam(ctx);
+    const change = await readBody(ctx, PackageSettingsRequestSchema, bodyLimit);
+    await service.set(base, change);
+    emptyOk(ctx);
+  });
+
+  router.get('/package/:name/pkgbuild', read, async (ctx) => {
+    jsonString(ctx, await service.pkgbuild(nameParam(ctx)));
+  });
+
+  // --- builds ---
+
+  router.post('/build/all', write, async (ctx) => {
+    const request = await readBody(ctx, PackageBuildRequestSchema, bodyLimit);
+    await service.startBuildAll({ clean: request.clean, resolve: request.resolve, force: request.force });
+    emptyOk(ctx);
+  });
+
+  router.post('/build', write, async (ctx) => {
+    const request = await readBody(ctx, PackageBuildRequestSchema, bodyLimit);
+    await service.startBuild(request.packages, {
+      clean: request.clean,
+      resolve: request.resolve,
+      force: request.force,
+    });
+    emptyOk(ctx);
+  });
+
+  router.get('/package/:name/build', read, async (ctx) => {
+    const base = nameParam(ctx);
+    const raw = ctx.query.count;
+    let count: number | undefined;
+    if (raw !== undefined) {
+      const text = Array.isArray(raw) ? (raw[0] ?? '') : raw;
+      if (!/^\d{1,10}$/.test(text) || Number(text) > UINT32_MAX) {
+        throw new InputError(
+          `Query deserialize error: count must be a whole number from 0 to ${UINT32_MAX}, not ${quote(text)}`,
+        );
+      }
+      count = Number(text);
+    }
+    const builds = count === 0 ? [] : await service.builds(base, count);
+    ctx.body = builds.map(buildInfo);
+  });
+
+  router.get('/package/:name/build/logs/subscribe', read, async (ctx) => {
+    const base = nameParam(ctx);
+    await service.get(base);
+    ctx.respond = false;
+    liveLogs.subscribe(base, ctx.res);
+  });
+
+  const timeParam = (ctx: RouterContext): string => {
+    const time = ctx.params.time ?? '';
+    if (time.length > 64) {
+      throw new InputError(`expected valid date, valid index number, or 'latest', not ${quote(time)}`);
+    }
+    return time;
+  };
+
+  router.get('/package/:name/build/:time', read, async (ctx) => {
+    const base = nameParam(ctx);
+    ctx.body = buildInfo(await service.build(base, timeParam(ctx)));
+  });
+
+  router.get('/package/:name/build/:time/logs', read, async (ctx) => {
+    const base = nameParam(ctx);
+    jsonString(ctx, await service.logs(base, timeParam(ctx)));
+  });
+
+  // --- webhooks ---
+
+  router.get('/webhook/package/:name/secret', write, async (ctx) => {
+    const base = nameParam(ctx);
+    await service.get(base);
+    if (options.webhookSecret === undefined)
+      throw new UnavailableError("webhooks aren't enabled on this server");
+    jsonString(ctx, webhookSecret(ctx.state.token as string, base, options.webhookSecret));
+  });
+
+  router.post('/webhook/package/:name/build', async (ctx) => {
+    const raw = ctx.query.secret;
+    const given = Array.isArray(raw) ? raw[0] : raw;
+    const name = ctx.params.name ?? '';
+    await authorizeWebhook(secrets, given, name, options.webhookSecret);
+    await service.startWebhookBuild(nameParam(ctx));
+    emptyOk(ctx);
+  });
+
+  // --- key ---
+
+  router.get('/key', read, async (ctx) => {
+    if (!options.signer) throw new NotFoundError(NO_SIGNING_KEY_MESSAGE);
+    ctx.body = Buffer.from(await options.signer.publicKey());
+    ctx.type = 'application/octet-stream';
+  });
+
+  // --- the application ---
+
+  const app = new Koa();
+  // client aborts and stream errors reach here; they are not the server's failures
+  app.on('error', (error: Error) => logger.debug('connection error', { error: error.message }));
+  app.use(errorMiddleware(logger));
+  app.use(async (ctx, next) => {
+    const pathname = ctx.path;
+    if (!files.covers(pathname) || isPackageRoute(pathname)) return next();
+    await files.handle(ctx.req as IncomingMessage, ctx.res as ServerResponse, pathname);
+    ctx.respond = false;
+  });
+  // every request that may change something makes the kept package list stale, failed ones too
+  // (an add that saved packages but could not start their build answers 500)
+  app.use(async (ctx, next) => {
+    if (ctx.method === 'GET' || ctx.method === 'HEAD') return next();
+    try {
+      await next();
+    } finally {
+      packageList.invalidate();
+    }
+  });
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+
+  return {
+    app,
+    router,
+    async close() {
+      stopListening();
+      liveLogs.close();
+      secrets.close();
+      files.close();
+    },
+  };
+}
+
+/** `/{arch}/package/{name}`: exactly three segments, the second `package`. */
+function isPackageRoute(pathname: string): boolean {
+  return /^\/[^/]+\/package\/[^/]+\/?$/.test(pathname);
+}

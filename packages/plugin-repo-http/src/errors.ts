@@ -1,0 +1,114 @@
+/**
+ * The one place where errors become HTTP statuses (STYLE P7): named errors of core map to the
+ * original's statuses, and every error body is plain text, as the original's.
+ */
+import {
+  AuthenticationError,
+  formatErrorChain,
+  InputError,
+  type Logger,
+  NotAllowedError,
+  NotFoundError,
+  UnavailableError,
+} from '@serene/core';
+import type { Middleware } from 'koa';
+
+/** Status by error name, for errors whose class comes from another copy of core. */
+const STATUS_BY_NAME: Readonly<Record<string, number>> = {
+  InputError: 400,
+  InvalidPackageError: 400,
+  InvalidDatabaseError: 400,
+  AuthenticationError: 401,
+  NotAllowedError: 403,
+  NotFoundError: 404,
+  PayloadTooLargeError: 413,
+  UnavailableError: 503,
+  // the original answers a locked package ("cannot build now, X is currently in a running build
+  // session") and a failed dependency resolution with 500
+  ConflictError: 500,
+  LockedError: 500,
+  DependencyError: 500,
+};
+
+/** A request body over the size limit (413). */
+export class PayloadTooLargeError extends Error {
+  override readonly name = 'PayloadTooLargeError';
+  readonly status = 413;
+}
+
+/** An error that carries its HTTP status (method not allowed, ranges, and the like). */
+export class HttpError extends Error {
+  override readonly name = 'HttpError';
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** The HTTP status of an error. */
+export function statusOf(error: unknown): number {
+  if (error instanceof InputError) return 400;
+  if (error instanceof AuthenticationError) return 401;
+  if (error instanceof NotAllowedError) return 403;
+  if (error instanceof NotFoundError) return 404;
+  if (error instanceof UnavailableError) return 503;
+  if (error instanceof Error) {
+    const byName = STATUS_BY_NAME[error.name];
+    if (byName !== undefined) return byName;
+    // errors of Koa and the router (http-errors) and our HttpError carry their status
+    const status =
+      (error as { status?: unknown; statusCode?: unknown }).status ??
+      (error as { statusCode?: unknown }).statusCode;
+    if (typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 599)
+      return status;
+  }
+  return 500;
+}
+
+/**
+ * The error middleware, first in the chain: answers with the status of the error and a plain-text
+ * body, the message for 4xx and 503, the whole cause chain for 500 (as the original). Logs 5xx only;
+ * messages never hold secrets (auth errors do not repeat what was sent).
+ */
+export function errorMiddleware(logger: Logger): Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      const status = statusOf(error);
+      const message =
+        status >= 500 && status !== 503
+          ? formatErrorChain(error)
+          : error instanceof Error
+            ? error.message
+            : String(error);
+      if (status >= 500) {
+        logger.error('request failed', {
+          method: ctx.method,
+          path: ctx.path,
+          status,
+          error: formatErrorChain(error),
+        });
+      }
+      if (ctx.res.headersSent || !ctx.writable) {
+        // a streamed response broke off half way: nothing more can be said to this client
+        ctx.res.destroy();
+        return;
+      }
+      ctx.response.remove('Content-Disposition');
+      ctx.response.remove('Content-Range');
+      ctx.response.remove('ETag');
+      ctx.response.remove('Last-Modified');
+      if (error instanceof HttpError)
+        for (const [name, value] of Object.entries(error.headers)) ctx.set(name, value);
+      const allow = (error as { headers?: { Allow?: unknown } }).headers?.Allow;
+      if (typeof allow === 'string') ctx.set('Allow', allow);
+      ctx.status = status;
+      ctx.type = 'text/plain; charset=utf-8';
+      ctx.body = message;
+    }
+  };
+}
