@@ -66,6 +66,24 @@ describe('RepoDatabase', () => {
     expect(after.length).toBeGreaterThan(before.length - endMember);
   });
 
+  it('gives every database version a later whole-second mtime, so pacman never takes a new one for the old', async () => {
+    const a = await writeSyntheticPackage(pkgs, { name: 'alpha', version: '1.0-1' });
+    const b = await writeSyntheticPackage(pkgs, { name: 'beta', version: '1.0-1' });
+    const db = await RepoDatabase.open(dbFile());
+    const seconds = async () => Math.floor((await fs.stat(dbFile())).mtimeMs / 1000);
+    await db.add([a]);
+    const first = await seconds();
+    await db.add([b]);
+    const second = await seconds();
+    await db.remove(['alpha']);
+    const third = await seconds();
+    expect(second).toBeGreaterThan(first);
+    expect(third).toBeGreaterThan(second);
+    expect(Math.floor((await fs.stat(path.join(dir, 'test.files.tar.gz'))).mtimeMs / 1000)).toBeGreaterThanOrEqual(third - 1);
+    // the kept .old is the previous version, with its own mtime
+    expect(Math.floor((await fs.stat(`${dbFile()}.old`)).mtimeMs / 1000)).toBe(second);
+  });
+
   it('notices a database changed behind its back and re-reads it', async () => {
     const a = await writeSyntheticPackage(pkgs, { name: 'alpha', version: '1.0-1' });
     const b = await writeSyntheticPackage(pkgs, { name: 'beta', version: '1.0-1' });

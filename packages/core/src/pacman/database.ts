@@ -403,7 +403,14 @@ export class RepoDatabase {
 
   /** Keeps the old archive as `.old` and renames the prepared one (and its signature) into place. */
   private async rotateArchive(temp: string, target: string): Promise<Fingerprint> {
-    if (await exists(target)) {
+    const previous = await fs.stat(target).catch(() => undefined);
+    // pacman (curl's If-Modified-Since, for http:// and file:// alike) compares whole seconds: a
+    // database replaced within the second of the last sync would look unchanged. Each version gets
+    // a whole-second mtime later than the one it replaces.
+    const seconds = Math.max(Math.floor(Date.now() / 1000), previous ? Math.floor(previous.mtimeMs / 1000) + 1 : 0);
+    await fs.utimes(temp, seconds, seconds);
+    if (this.signer) await fs.utimes(`${temp}.sig`, seconds, seconds);
+    if (previous) {
       await fs.rm(`${target}.old`, { force: true });
       await fs.link(target, `${target}.old`).catch(() => fs.copyFile(target, `${target}.old`));
     }
