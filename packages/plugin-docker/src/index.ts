@@ -1,5 +1,19 @@
 /**
- * @serene/plugin-docker: not implemented yet (see the project's issues). This package exists so the
- * workspace layout is complete; it exports nothing that claims to work.
+ * @serene/plugin-docker: a `Runner` that builds packages in containers on a Docker Engine
+ * (dockerode), speaking the original serene-aur's runner protocol. The runner image is in `runner/`.
  */
-export {};
+export {
+  createDockerRunner,
+  DEFAULT_RUNNER_IMAGE,
+  DOCKER_RUNNER_NAME,
+  type DockerRunner,
+  type DockerRunnerOptions,
+  type DockerRunnerResources,
+  DockerUnreachableError,
+} from './docker-runner.js';
+export {
+  DEFAULT_DOCKER_SOCKET,
+  type DockerEndpoint,
+  formatDockerEndpoint,
+  parseDockerUrl,
+} from './docker-url.js';
