@@ -64,3 +64,7 @@ if (isRoot && has('useradd')) {
 
 // PostgreSQL for the store's conformance suite (writes .cache/postgres-url, or the reason it could not)
 spawnSync(process.execPath, [new URL('./setup-postgres.mjs', import.meta.url).pathname], { stdio: 'inherit' });
+
+// A Docker Engine and the local runner image for the DockerRunner tests (idempotent; the debootstrap
+// root is cached under .cache/, so only the first run takes minutes)
+spawnSync(process.execPath, [new URL('./setup-docker.mjs', import.meta.url).pathname], { stdio: 'inherit' });

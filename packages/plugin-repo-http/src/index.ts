@@ -5,7 +5,6 @@
  * OpenAPI 3.1 document.
  */
 export { createRepoHttp, NO_SIGNING_KEY_MESSAGE, type RepoHttp } from './app.js';
-export type { RepoHttpOptions } from './options.js';
 export {
   AuthorizedSecrets,
   type AuthorizedSecretsOptions,
@@ -17,6 +16,7 @@ export { DEFAULT_BODY_LIMIT } from './body.js';
 export { HttpError, PayloadTooLargeError, statusOf } from './errors.js';
 export { frame, LiveLogs, type LiveLogsOptions, PING_FRAME } from './live-logs.js';
 export { openApiDocument } from './openapi.js';
+export type { RepoHttpOptions } from './options.js';
 export {
   contentTypeOf,
   parseRange,

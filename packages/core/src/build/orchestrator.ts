@@ -2,7 +2,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Publisher } from '../contracts/publisher.js';
 import type { Runner, RunResult } from '../contracts/runner.js';
-import type { SourceFactory, Source } from '../contracts/source.js';
+import type { Source, SourceFactory } from '../contracts/source.js';
 import type {
   BuildProgress,
   BuildReason,
@@ -15,8 +15,8 @@ import { ConflictError, formatErrorChain, NotFoundError } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import type { Provider } from '../pacman/depend.js';
 import { memberArch, parseSrcinfo, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
-import { EventBus, type BuildEvents } from './events.js';
-import { providersOf, resolveSession, type Resolution } from './resolve.js';
+import { type BuildEvents, EventBus } from './events.js';
+import { providersOf, type Resolution, resolveSession } from './resolve.js';
 import { Semaphore } from './semaphore.js';
 
 /** Options of one run (a build session), as the original's triggers set them (reference 5.1). */
@@ -165,7 +165,8 @@ export class BuildOrchestrator {
     const unique = [...new Set(bases)].sort();
     if (options.failIfLocked) {
       const locked = unique.find((base) => this.locks.has(base));
-      if (locked) throw new ConflictError(`cannot build now, ${locked} is currently in a running build session`);
+      if (locked)
+        throw new ConflictError(`cannot build now, ${locked} is currently in a running build session`);
     }
     const taken = unique.filter((base) => !this.locks.has(base));
     for (const base of taken) this.locks.add(base);
@@ -287,7 +288,10 @@ export class BuildOrchestrator {
     try {
       const sessionPackages: { base: string; srcinfo: Srcinfo }[] = [];
       for (const job of jobs) {
-        sessionPackages.push({ base: job.base, srcinfo: parseSrcinfo(await job.source.srcinfo(this.sourceDir(job.base))) });
+        sessionPackages.push({
+          base: job.base,
+          srcinfo: parseSrcinfo(await job.source.srcinfo(this.sourceDir(job.base))),
+        });
       }
       const inSession = new Set(jobs.map((job) => job.base));
       const all = await this.store.listPackages();
@@ -341,7 +345,10 @@ export class BuildOrchestrator {
           deps.delete(base);
         } else {
           const job = jobs.find((candidate) => candidate.base === other)!;
-          await this.finish(job, { state: 'cancelled', info: `failed to build dependency ${base} successfully` });
+          await this.finish(job, {
+            state: 'cancelled',
+            info: `failed to build dependency ${base} successfully`,
+          });
           waiting.delete(other);
         }
       }
@@ -438,7 +445,10 @@ export class BuildOrchestrator {
             : formatErrorChain(error);
         await this.rememberFailure(job).catch(() => undefined);
         await this.finish(job, { state: 'fatal', info: [message, progress] }).catch((failure) =>
-          this.logger.error('could not record a fatal build', { base: job.base, error: formatErrorChain(failure) }),
+          this.logger.error('could not record a fatal build', {
+            base: job.base,
+            error: formatErrorChain(failure),
+          }),
         );
       }
       return false;
@@ -468,10 +478,14 @@ export class BuildOrchestrator {
     const wanted = srcinfo.packages.map(
       (member) => `${member.pkgname}-${version}-${memberArch(member, this.arch)}.pkg.tar.`,
     );
-    const files = wanted.map((prefix) => result.packages.find((file) => path.basename(file).startsWith(prefix)));
+    const files = wanted.map((prefix) =>
+      result.packages.find((file) => path.basename(file).startsWith(prefix)),
+    );
     const missing = wanted.filter((_, i) => !files[i]);
     if (missing.length > 0) {
-      throw new Error(`could not find all expected built packages: [${missing.map((m) => `${m}*`).join(', ')}]`);
+      throw new Error(
+        `could not find all expected built packages: [${missing.map((m) => `${m}*`).join(', ')}]`,
+      );
     }
     await this.publisher.publish(files as string[]);
     await this.store.updatePackage(job.base, {
@@ -540,7 +554,8 @@ export class BuildOrchestrator {
   /** Throws `NotFoundError` unless every base is added. */
   async assertAdded(bases: readonly string[]): Promise<void> {
     for (const base of bases) {
-      if (!(await this.store.getPackage(base))) throw new NotFoundError(`package with base ${base} is not added`);
+      if (!(await this.store.getPackage(base)))
+        throw new NotFoundError(`package with base ${base} is not added`);
     }
   }
 

@@ -1,4 +1,4 @@
-import { findSatisfier, parseDependency, type Provider } from '../pacman/depend.js';
+import { findSatisfier, type Provider, parseDependency } from '../pacman/depend.js';
 import { dependsFor, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
 
 /** A package of a build session, with the `.SRCINFO` it will be built from. */
@@ -115,7 +115,11 @@ function propagateCancellation(results: Map<string, Resolution>): void {
 function findCycles(results: Map<string, Resolution>): string[][] {
   const graph = new Map<string, string[]>();
   for (const result of results.values()) {
-    if (!result.cancelled) graph.set(result.base, [...result.dependsOn].filter((base) => !results.get(base)?.cancelled));
+    if (!result.cancelled)
+      graph.set(
+        result.base,
+        [...result.dependsOn].filter((base) => !results.get(base)?.cancelled),
+      );
   }
   // Tarjan's algorithm
   let counter = 0;

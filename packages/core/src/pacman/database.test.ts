@@ -6,8 +6,8 @@ import * as zlib from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createPacmanSandbox, hasProgram, run } from '../testing/pacman.js';
 import { writeSyntheticPackage } from '../testing/synthetic-package.js';
-import { TAR_END, tarFile } from './tar.js';
 import { RepoDatabase } from './database.js';
+import { TAR_END, tarFile } from './tar.js';
 
 let root: string;
 let dir: string;
@@ -79,7 +79,9 @@ describe('RepoDatabase', () => {
     const third = await seconds();
     expect(second).toBeGreaterThan(first);
     expect(third).toBeGreaterThan(second);
-    expect(Math.floor((await fs.stat(path.join(dir, 'test.files.tar.gz'))).mtimeMs / 1000)).toBeGreaterThanOrEqual(third - 1);
+    expect(
+      Math.floor((await fs.stat(path.join(dir, 'test.files.tar.gz'))).mtimeMs / 1000),
+    ).toBeGreaterThanOrEqual(third - 1);
     // the kept .old is the previous version, with its own mtime
     expect(Math.floor((await fs.stat(`${dbFile()}.old`)).mtimeMs / 1000)).toBe(second);
   });
@@ -126,7 +128,10 @@ describe('RepoDatabase', () => {
       // a package whose .PKGINFO names it dangerously, made by hand
       const hostile = path.join(pkgs, 'bad', 'hostile.pkg.tar.gz');
       const pkginfo = `pkgname = ${name}\npkgver = 1.0-1\narch = x86_64\n`;
-      await fs.writeFile(hostile, zlib.gzipSync(Buffer.concat([...tarFile('.PKGINFO', Buffer.from(pkginfo), 0), TAR_END])));
+      await fs.writeFile(
+        hostile,
+        zlib.gzipSync(Buffer.concat([...tarFile('.PKGINFO', Buffer.from(pkginfo), 0), TAR_END])),
+      );
       const error = await errorOf(db.add([hostile]));
       expect(error.name).toBe('InvalidPackageError');
     }
@@ -189,7 +194,9 @@ describe('RepoDatabase', () => {
     'a writer killed at any moment leaves a database pacman reads, and the next writer carries on',
     async () => {
       const files = await Promise.all(
-        Array.from({ length: 60 }, (_, i) => writeSyntheticPackage(pkgs, { name: `k${i}`, version: '1.0-1' })),
+        Array.from({ length: 60 }, (_, i) =>
+          writeSyntheticPackage(pkgs, { name: `k${i}`, version: '1.0-1' }),
+        ),
       );
       const script = path.join(root, 'writer.mts');
       await fs.writeFile(
