@@ -8,7 +8,13 @@ import { createFilesystemRepository, type FilesystemRepository } from '../pacman
 import { createSourceFactory } from '../sources/source-factory.js';
 import { createKnexStore } from '../store/knex-store.js';
 import { createInstantRunner, type InstantRunner, type InstantRunnerOptions } from '../testing/instant-runner.js';
-import { BuildOrchestrator, type OrchestratorOptions, RESTART_MESSAGE, type RunSettings } from './orchestrator.js';
+import {
+  BuildOrchestrator,
+  type OrchestratorOptions,
+  RESTART_MESSAGE,
+  type RunSettings,
+  SHUTDOWN_MESSAGE,
+} from './orchestrator.js';
 
 interface Harness {
   aur: AurEmulator;
@@ -265,6 +271,26 @@ describe('BuildOrchestrator', () => {
     }
     expect(h.runner.started).toEqual([first]);
     expect(h.orchestrator.cancel('running')).toBe(false);
+  });
+
+  it('stop() (SIGTERM) ends running and queued builds as cancelled, saying the server shut down', async () => {
+    const h = await harness(
+      [
+        { base: 'one', pkgver: '1' },
+        { base: 'two', pkgver: '1' },
+      ],
+      { behaviour: () => 'hang' },
+      { concurrentBuilds: 1 },
+    );
+    await h.add('one');
+    await h.add('two');
+    await h.orchestrator.start(['one', 'two'], { ...manual, resolve: false });
+    while (h.runner.started.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    await h.orchestrator.stop();
+    for (const base of ['one', 'two']) {
+      expect((await latest(h, base)).state).toEqual({ state: 'cancelled', info: SHUTDOWN_MESSAGE });
+    }
+    expect(await h.store.listUnfinishedBuilds()).toEqual([]);
   });
 
   it('refuses a manual build of a locked package, and skips it silently on schedule', async () => {

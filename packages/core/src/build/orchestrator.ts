@@ -69,6 +69,9 @@ export interface OrchestratorOptions {
 export const RESTART_MESSAGE =
   'build was not finished or failed beyond fatally, then serene was restarted - check your logs!';
 
+/** Message of builds cancelled because the server stops (SIGTERM). */
+export const SHUTDOWN_MESSAGE = 'build was cancelled because serene was shut down';
+
 /** A build of a session in flight. */
 interface Job {
   base: string;
@@ -78,6 +81,8 @@ interface Job {
   controller: AbortController;
   /** why the controller was aborted */
   abortReason?: 'cancelled' | 'timeout';
+  /** the message of the cancelled state, when not the default one */
+  cancelMessage?: string;
 }
 
 /**
@@ -181,10 +186,11 @@ export class BuildOrchestrator {
   }
 
   /** Cancels the queued or running build of a package; false when it has none. */
-  cancel(base: string): boolean {
+  cancel(base: string, message?: string): boolean {
     const job = this.jobs.get(base);
     if (!job) return false;
     job.abortReason ??= 'cancelled';
+    if (message) job.cancelMessage ??= message;
     job.controller.abort(new Error('cancelled'));
     return true;
   }
@@ -195,8 +201,8 @@ export class BuildOrchestrator {
   }
 
   /** Cancels everything in flight and waits for the sessions to end (shutdown). */
-  async stop(): Promise<void> {
-    for (const base of this.jobs.keys()) this.cancel(base);
+  async stop(message = SHUTDOWN_MESSAGE): Promise<void> {
+    for (const base of this.jobs.keys()) this.cancel(base, message);
     await this.idle();
   }
 
@@ -411,11 +417,13 @@ export class BuildOrchestrator {
       if (aborted === 'timeout') {
         const message = `build timed out after ${formatDuration(this.buildTimeoutMs)} and was stopped`;
         await this.rememberFailure(job);
-        await this.finish(job, { state: 'fatal', info: [result.message ?? message, 'build'] });
+        // the runner's own words when it ended the build for its timeout; ours when we stopped it
+        const text = result.aborted === 'timeout' && result.message ? result.message : message;
+        await this.finish(job, { state: 'fatal', info: [text, 'build'] });
         return false;
       }
       if (aborted === 'cancelled') {
-        await this.finish(job, { state: 'cancelled', info: 'build was cancelled' });
+        await this.finish(job, { state: 'cancelled', info: job.cancelMessage ?? 'build was cancelled' });
         return false;
       }
       if (!result.success) {
@@ -437,7 +445,9 @@ export class BuildOrchestrator {
     } catch (error) {
       await logs.flush().catch(() => undefined);
       if (job.abortReason === 'cancelled' && progress === 'build') {
-        await this.finish(job, { state: 'cancelled', info: 'build was cancelled' }).catch(() => undefined);
+        await this.finish(job, { state: 'cancelled', info: job.cancelMessage ?? 'build was cancelled' }).catch(
+          () => undefined,
+        );
       } else {
         const message =
           job.abortReason === 'timeout'
