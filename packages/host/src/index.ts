@@ -1,5 +1,9 @@
 /**
- * @serene/host: not implemented yet (see the project's issues). This package exists so the
- * workspace layout is complete; it exports nothing that claims to work.
+ * @serene/host: the serene server. `readConfig` reads the environment once; `startServer` composes
+ * the plugins (each contract replaceable through the tsyringe container) and serves.
  */
-export {};
+export * from './cli-package.js';
+export * from './config.js';
+export * from './logger.js';
+export * from './metrics.js';
+export * from './server.js';

@@ -1,9 +1,9 @@
-import type { BuildState } from '../contracts/store.js';
+import type { BuildReason, BuildState } from '../contracts/store.js';
 
 /** The events of a build, as the HTTP layer (SSE), metrics and plugins receive them. */
 export interface BuildEvents {
   /** a build changed state (every change the store records) */
-  state: { base: string; started: Date; state: BuildState };
+  state: { base: string; started: Date; state: BuildState; reason?: BuildReason };
   /** a chunk of build output, in order */
   log: { base: string; started: Date; chunk: string };
 }

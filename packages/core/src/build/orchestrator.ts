@@ -76,6 +76,7 @@ export const SHUTDOWN_MESSAGE = 'build was cancelled because serene was shut dow
 interface Job {
   base: string;
   started: Date;
+  reason: BuildReason;
   record: PackageRecord;
   source: Source;
   controller: AbortController;
@@ -258,7 +259,14 @@ export class BuildOrchestrator {
         this.logger.debug('package failed at this state before, not rebuilding', { base });
         continue;
       }
-      jobs.push({ base, started: this.uniqueStart(base), record, source, controller: new AbortController() });
+      jobs.push({
+        base,
+        started: this.uniqueStart(base),
+        reason: settings.reason,
+        record,
+        source,
+        controller: new AbortController(),
+      });
     }
     if (jobs.length === 0) return;
 
@@ -276,7 +284,7 @@ export class BuildOrchestrator {
         runEnded: null,
         stats: null,
       });
-      this.bus.emit('state', { base: job.base, started: job.started, state: { state: 'pending' } });
+      this.bus.emit('state', { base: job.base, started: job.started, state: { state: 'pending' }, reason: job.reason });
     }
     try {
       const waiting = await this.resolve(jobs, settings);
@@ -512,7 +520,7 @@ export class BuildOrchestrator {
 
   private async setState(job: Job, state: BuildState): Promise<void> {
     await this.store.updateBuild(job.base, job.started, { state });
-    this.bus.emit('state', { base: job.base, started: job.started, state });
+    this.bus.emit('state', { base: job.base, started: job.started, state, reason: job.reason });
   }
 
   /** Records the source state a build failed at, so scheduled runs skip it until it changes. */
@@ -523,7 +531,7 @@ export class BuildOrchestrator {
   private async finish(job: Job, state: BuildState): Promise<void> {
     await this.store.updateBuild(job.base, job.started, { state, ended: this.now() });
     this.jobs.delete(job.base);
-    this.bus.emit('state', { base: job.base, started: job.started, state });
+    this.bus.emit('state', { base: job.base, started: job.started, state, reason: job.reason });
   }
 
   /** Collects log chunks: emitted at once, written to the store in batches. */

@@ -32,6 +32,11 @@ export interface FilesystemRepository extends Publisher {
   readonly dir: string;
   /** opens (once) and returns the underlying database */
   database(): Promise<RepoDatabase>;
+  /**
+   * The original's start-up janitor: removes `*.pkg.tar.*.sig` files whose package file is gone, and
+   * temporary files a crash left behind (`.tmp.*`, `*.sig.tmp`). Returns the names removed.
+   */
+  removeOrphans(): Promise<string[]>;
 }
 
 const NAME_PATTERN = /^[A-Za-z0-9@._+-]+$/;
@@ -130,6 +135,20 @@ export function createFilesystemRepository(options: FilesystemRepositoryOptions)
 
     async list() {
       return (await database()).list();
+    },
+
+    async removeOrphans() {
+      const names = await fs.readdir(dir).catch(() => [] as string[]);
+      const present = new Set(names);
+      const orphans = names.filter(
+        (file) =>
+          (/\.pkg\.tar(\.[a-z0-9]+)?\.sig$/.test(file) && !present.has(file.slice(0, -'.sig'.length))) ||
+          (file.startsWith('.tmp.') && file.includes('.pkg.tar')) ||
+          (file.endsWith('.sig.tmp') && file.includes('.pkg.tar')),
+      );
+      for (const file of orphans) await fs.rm(path.join(dir, file), { force: true });
+      if (orphans.length > 0) logger.info('removed orphan files from the repository', { files: orphans });
+      return orphans;
     },
 
     async resign() {

@@ -1,0 +1,203 @@
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { levelFromRustLog, machineArch, readConfig, SERVER_VERSION, VARIABLES } from './config.js';
+
+const errorOf = (env: Record<string, string>): Error => {
+  try {
+    readConfig(env, '/srv');
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected the configuration to be refused');
+};
+
+describe('readConfig', () => {
+  it('has the embedded defaults: ./data, port 8080, the original defaults for the rest', () => {
+    const config = readConfig({}, '/srv');
+    expect(config.dataDir).toBe('/srv/data');
+    expect(config.databaseUrl).toBe('/srv/data/serene.db');
+    expect(config.authorizedSecretsFile).toBe('/srv/data/authorized_secrets');
+    expect(config.signKeyFile).toBe('/srv/data/sign_key.asc');
+    expect(config.repositoryDir).toBe('/srv/data/repository');
+    expect(config.sourcesDir).toBe('/srv/data/sources');
+    expect(config.logsDir).toBe('/srv/data/logs');
+    expect(config.port).toBe(8080);
+    expect(config.allowReads).toBe(false);
+    expect(config.arch).toBe(machineArch());
+    expect(config.name).toBe('serene');
+    expect(config.aurUrl).toBe('https://aur.archlinux.org');
+    expect(config.aurRequestTimeoutMs).toBe(5000);
+    expect(config.aurRequestRetries).toBe(1);
+    expect(config.aurResolveAdding).toBe(true);
+    expect(config.schedule).toBe('0 0 0 * * *');
+    expect(config.scheduleDevel).toBe('0 0 0 * * *');
+    expect(config.scheduleImage).toBe('0 0 0 * * *');
+    expect(config.runnerImage).toBe(`ghcr.io/virtcode/serene-aur-runner:edge-${SERVER_VERSION}`);
+    expect(config.runnerPrefix).toBe('serene-aur-runner-');
+    expect(config.runnerSrcinfoName).toBe('serene-aur-srcinfo-generation');
+    expect(config.pruneImages).toBe(true);
+    expect(config.concurrentBuilds).toBe(5);
+    expect(config.resolveBuildSequence).toBe(true);
+    expect(config.resolveIgnoreFailed).toBe(false);
+    expect(config.buildTimeoutMs).toBe(7_200_000);
+    expect(config.syncMirror).toBe('https://mirror.init7.net/archlinux/{repo}/os/{arch}');
+    expect(config.webhookSecret).toBeUndefined();
+    expect(config.ownRepositoryUrl).toBeUndefined();
+    expect(config.logLevel).toBe('info');
+    expect(config.metrics).toBe(true);
+  });
+
+  it('reads every variable', () => {
+    const config = readConfig(
+      {
+        DATA_DIR: '/app',
+        DATABASE_URL: 'postgres://serene@127.0.0.1/serene',
+        AUTHORIZED_SECRETS: 'secrets',
+        SIGN_KEY: '/keys/k.asc',
+        PORT: '80',
+        HOST: '127.0.0.1',
+        ALLOW_READS: 'true',
+        WEBHOOK_SECRET: 'hook',
+        METRICS: 'false',
+        ARCH: 'aarch64',
+        NAME: 'my-repo',
+        SIGN_KEY_PASSWORD: 'pw',
+        OWN_REPOSITORY_URL: 'http://serene/x86_64',
+        AUR_URL: 'http://127.0.0.1:9000',
+        AUR_GITHUB_MIRROR: 'true',
+        AUR_RESOLVE_ADDING: 'false',
+        AUR_REQUEST_TIMEOUT: '100',
+        AUR_REQUEST_RETRIES: '0',
+        SYNC_MIRROR: 'http://127.0.0.1:9001/{repo}/os/{arch}',
+        RESOLVE_BUILD_SEQUENCE: 'false',
+        RESOLVE_IGNORE_FAILED: 'true',
+        CONCURRENT_BUILDS: '2',
+        FORCE_CLEAN: 'true',
+        BUILD_TIMEOUT: '90m',
+        BUILD_CLI: 'true',
+        EDGE_CLI: 'true',
+        SCHEDULING_DISABLED: 'true',
+        SCHEDULING_DEFAULT: 'false',
+        SCHEDULE: '0 30 4 * * *',
+        SCHEDULE_IMAGE: '0 0 3 * * Sun',
+        DOCKER_URL: 'tcp://127.0.0.1:2375',
+        RUNNER_IMAGE: 'my/runner:{version}',
+        RUNNER_PREFIX: 'r-',
+        RUNNER_SRCINFO_NAME: 'srcinfo',
+        PRUNE_IMAGES: 'false',
+        PULL_IMAGE: 'false',
+        PACKAGER: 'Me <me@example.org>',
+        RUNNER_NETWORK: 'host',
+        RUNNER_MEMORY: '4g',
+        RUNNER_CPUS: '1.5',
+        RUNNER_PIDS: '100',
+        LOG_LEVEL: 'debug',
+        LOG_FORMAT: 'pretty',
+      },
+      '/srv',
+    );
+    expect(config).toMatchObject({
+      dataDir: '/app',
+      databaseUrl: 'postgres://serene@127.0.0.1/serene',
+      authorizedSecretsFile: '/srv/secrets',
+      signKeyFile: '/keys/k.asc',
+      repositoryDir: path.join('/app', 'repository'),
+      port: 80,
+      host: '127.0.0.1',
+      allowReads: true,
+      webhookSecret: 'hook',
+      metrics: false,
+      arch: 'aarch64',
+      name: 'my-repo',
+      signKeyPassword: 'pw',
+      ownRepositoryUrl: 'http://serene/x86_64',
+      aurUrl: 'http://127.0.0.1:9000',
+      aurGithubMirror: true,
+      aurResolveAdding: false,
+      aurRequestTimeoutMs: 100,
+      aurRequestRetries: 0,
+      resolveBuildSequence: false,
+      resolveIgnoreFailed: true,
+      concurrentBuilds: 2,
+      forceClean: true,
+      buildTimeoutMs: 5_400_000,
+      buildCli: true,
+      edgeCli: true,
+      schedulingDisabled: true,
+      schedulingDefault: false,
+      schedule: '0 30 4 * * *',
+      // SCHEDULE_DEVEL follows SCHEDULE when unset, as the original
+      scheduleDevel: '0 30 4 * * *',
+      scheduleImage: '0 0 3 * * Sun',
+      dockerUrl: 'tcp://127.0.0.1:2375',
+      runnerImage: `my/runner:${SERVER_VERSION}`,
+      runnerPrefix: 'r-',
+      runnerSrcinfoName: 'srcinfo',
+      pruneImages: false,
+      pullImage: false,
+      packager: 'Me <me@example.org>',
+      runnerNetwork: 'host',
+      runnerMemoryBytes: 4 * 1024 ** 3,
+      runnerCpus: 1.5,
+      runnerPids: 100,
+      logLevel: 'debug',
+      logFormat: 'pretty',
+    });
+  });
+
+  it('takes BUILD_TIMEOUT as seconds or with a unit', () => {
+    expect(readConfig({ BUILD_TIMEOUT: '3600' }).buildTimeoutMs).toBe(3_600_000);
+    expect(readConfig({ BUILD_TIMEOUT: '45s' }).buildTimeoutMs).toBe(45_000);
+    expect(readConfig({ BUILD_TIMEOUT: '2h' }).buildTimeoutMs).toBe(7_200_000);
+    expect(readConfig({ BUILD_TIMEOUT: '1d' }).buildTimeoutMs).toBe(86_400_000);
+  });
+
+  it('refuses an invalid value, naming the variable and the accepted form', () => {
+    expect(errorOf({ PORT: 'eighty' }).message).toMatch(/PORT="eighty" is not valid: expected a whole number from 0 to 65535/);
+    expect(errorOf({ ALLOW_READS: 'yes' }).message).toMatch(/ALLOW_READS="yes" is not valid: expected `true` or `false`/);
+    expect(errorOf({ SCHEDULE: '0 0 * * *' }).message).toMatch(/SCHEDULE="0 0 \* \* \*" is not valid: expected a cron expression with seconds first/);
+    expect(errorOf({ BUILD_TIMEOUT: 'forever' }).message).toMatch(/BUILD_TIMEOUT="forever" is not valid: expected seconds, or a number with/);
+    expect(errorOf({ BUILD_TIMEOUT: '0' }).message).toMatch(/BUILD_TIMEOUT/);
+    expect(errorOf({ CONCURRENT_BUILDS: '0' }).message).toMatch(/CONCURRENT_BUILDS="0" is not valid: expected a whole number from 1/);
+    expect(errorOf({ NAME: '../etc' }).message).toMatch(/NAME="..\/etc" is not valid/);
+    expect(errorOf({ AUR_URL: 'aur.archlinux.org' }).message).toMatch(/AUR_URL="aur.archlinux.org" is not valid: expected a URL/);
+    expect(errorOf({ RUNNER_MEMORY: 'lots' }).message).toMatch(/RUNNER_MEMORY="lots"/);
+    expect(errorOf({ LOG_LEVEL: 'verbose' }).message).toMatch(/LOG_LEVEL="verbose" is not valid: expected `error`, `warn`, `info`, `debug`/);
+    expect(errorOf({ DATABASE_URL: 'mysql://x/y' }).message).toMatch(/DATABASE_URL/);
+    expect(errorOf({ RUNNER_PREFIX: 'bad name/' }).message).toMatch(/RUNNER_PREFIX/);
+    expect(errorOf({ LOG_FORMAT: 'xml' }).name).toBe('InputError');
+  });
+
+  it('reports every invalid variable at once', () => {
+    const message = errorOf({ PORT: '-1', FORCE_CLEAN: '1', SCHEDULE_DEVEL: 'daily' }).message;
+    expect(message).toMatch(/PORT/);
+    expect(message).toMatch(/FORCE_CLEAN/);
+    expect(message).toMatch(/SCHEDULE_DEVEL/);
+  });
+
+  it('treats an empty value as unset (compose files write VAR=)', () => {
+    expect(readConfig({ PORT: '', WEBHOOK_SECRET: '' }).port).toBe(8080);
+    expect(readConfig({ WEBHOOK_SECRET: '' }).webhookSecret).toBeUndefined();
+  });
+
+  it('honours RUST_LOG for compatibility; LOG_LEVEL wins', () => {
+    expect(levelFromRustLog('serene=info')).toBe('info');
+    expect(levelFromRustLog('warn')).toBe('warn');
+    expect(levelFromRustLog('warn,serene=debug')).toBe('debug');
+    expect(levelFromRustLog('serene::web=trace,info')).toBe('debug');
+    expect(levelFromRustLog('actix=debug')).toBeUndefined();
+    expect(levelFromRustLog('off')).toBe('error');
+    expect(readConfig({ RUST_LOG: 'serene=warn' }).logLevel).toBe('warn');
+    expect(readConfig({ RUST_LOG: 'serene=warn', LOG_LEVEL: 'debug' }).logLevel).toBe('debug');
+  });
+
+  it('documents every variable it reads (docs/configuration.md is made from VARIABLES)', async () => {
+    const source = await import('node:fs/promises').then((fs) =>
+      fs.readFile(new URL('./config.ts', import.meta.url), 'utf8'),
+    );
+    const read = new Set([...source.matchAll(/r\.[a-zA-Z]+\('([A-Z_]+)'/g)].map((m) => m[1]));
+    read.add('RUST_LOG');
+    const documented = new Set(VARIABLES.map((v) => v.name));
+    expect([...read].filter((name) => !documented.has(name!))).toEqual([]);
+  });
+});

@@ -1,0 +1,152 @@
+/**
+ * `GET /metrics` in the Prometheus text format (beyond the original): builds by state and reason,
+ * build durations, the build queue, packages by the state of their latest build, HTTP requests, and
+ * the process's own figures. prom-client does the format; a registry per server, so that several
+ * servers in one process (tests) do not share counters.
+ */
+import type { BuildEvents, BuildOrchestrator, EventBus, Store } from '@serene/core';
+import type Koa from 'koa';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Terminal build states, counted once a build reaches them. */
+const DONE = new Set(['success', 'failure', 'fatal', 'cancelled']);
+
+/** Options of {@link createMetrics}. */
+export interface MetricsOptions {
+  bus: EventBus<BuildEvents>;
+  orchestrator: Pick<BuildOrchestrator, 'queue'>;
+  store: Pick<Store, 'listLatestBuilds' | 'listPackages'>;
+  /** `ARCH`: requests below `/<arch>/` are counted as `repository` */
+  arch: string;
+  /** the clock @default Date.now */
+  now?: () => number;
+}
+
+/** The server's metrics. */
+export interface Metrics {
+  registry: Registry;
+  /** Koa middleware: answers `GET /metrics` and times every request; put it first. */
+  middleware: Koa.Middleware;
+  /** Stops listening to the bus. */
+  close(): void;
+}
+
+/** Creates the registry and subscribes to the build events. */
+export function createMetrics(options: MetricsOptions): Metrics {
+  const now = options.now ?? Date.now;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'serene_process_' });
+
+  const builds = new Counter({
+    name: 'serene_builds_total',
+    help: 'Builds that ended, by end state and reason',
+    labelNames: ['state', 'reason'] as const,
+    registers: [registry],
+  });
+  const started = new Counter({
+    name: 'serene_builds_started_total',
+    help: 'Builds that started running (left the queue), by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'serene_build_duration_seconds',
+    help: 'Time from a build being queued to its end, by end state',
+    labelNames: ['state'] as const,
+    buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'serene_build_queue',
+    help: 'Builds running and builds waiting for a slot (CONCURRENT_BUILDS)',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      const queue = options.orchestrator.queue;
+      this.set({ state: 'running' }, queue.running);
+      this.set({ state: 'queued' }, queue.queued);
+    },
+  });
+  new Gauge({
+    name: 'serene_packages',
+    help: 'Packages by the state of their latest build (`none` when never built)',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    async collect() {
+      const [packages, latest] = await Promise.all([
+        options.store.listPackages(),
+        options.store.listLatestBuilds(),
+      ]);
+      const counts = new Map<string, number>(
+        ['none', 'pending', 'running', 'success', 'failure', 'fatal', 'cancelled'].map((s) => [s, 0]),
+      );
+      const byBase = new Map(latest.map((build) => [build.package, build.state.state]));
+      for (const pkg of packages) {
+        const state = byBase.get(pkg.base) ?? 'none';
+        counts.set(state, (counts.get(state) ?? 0) + 1);
+      }
+      this.reset();
+      for (const [state, count] of counts) this.set({ state }, count);
+    },
+  });
+  const requests = new Counter({
+    name: 'serene_http_requests_total',
+    help: 'HTTP requests answered, by method, route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const requestDuration = new Histogram({
+    name: 'serene_http_request_duration_seconds',
+    help: 'Time to answer an HTTP request (to the end of its headers for streams), by route',
+    labelNames: ['route'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    registers: [registry],
+  });
+
+  // builds: the queue time of each build, its reason, and its end
+  const reasons = new Map<string, { reason: string; queued: number; running: boolean }>();
+  const key = (base: string, time: Date) => `${base}\u0000${time.getTime()}`;
+  const unsubscribe = options.bus.on('state', (event) => {
+    const id = key(event.base, event.started);
+    const state = event.state.state;
+    if (state === 'pending') {
+      reasons.set(id, { reason: event.reason ?? 'unknown', queued: now(), running: false });
+      return;
+    }
+    const known = reasons.get(id);
+    if (state === 'running' && known && !known.running) {
+      known.running = true;
+      started.inc({ reason: known.reason });
+    }
+    if (DONE.has(state)) {
+      reasons.delete(id);
+      builds.inc({ state, reason: known?.reason ?? event.reason ?? 'unknown' });
+      if (known) duration.observe({ state }, (now() - known.queued) / 1000);
+    }
+  });
+
+  const repositoryPrefix = `/${options.arch}/`;
+  const middleware: Koa.Middleware = async (ctx, next) => {
+    if (ctx.path === '/metrics' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+      ctx.set('Content-Type', registry.contentType);
+      ctx.body = await registry.metrics();
+      return;
+    }
+    const begin = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      const matched = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
+      const route =
+        typeof matched === 'string'
+          ? matched
+          : ctx.path.startsWith(repositoryPrefix) || ctx.path === `/${options.arch}`
+            ? 'repository'
+            : 'unmatched';
+      requests.inc({ method: ctx.method, route, status: String(ctx.status) });
+      requestDuration.observe({ route }, Number(process.hrtime.bigint() - begin) / 1e9);
+    }
+  };
+
+  return { registry, middleware, close: unsubscribe };
+}
