@@ -29,11 +29,15 @@ license=('MIT')
 depends=('nodejs')
 makedepends=('npm')
 options=('!strip')
-${edge ? `
+${
+  edge
+    ? `
 pkgver() {
   npm view '${spec}' version | tr '-' '_'
 }
-` : ''}
+`
+    : ''
+}
 package() {
   npm install --global --no-audit --no-fund --cache "$srcdir/npm-cache" --prefix "$pkgdir/usr" '${spec}'
   find "$pkgdir/usr" -type d -exec chmod 755 {} +

@@ -153,16 +153,30 @@ describe('readConfig', () => {
   });
 
   it('refuses an invalid value, naming the variable and the accepted form', () => {
-    expect(errorOf({ PORT: 'eighty' }).message).toMatch(/PORT="eighty" is not valid: expected a whole number from 0 to 65535/);
-    expect(errorOf({ ALLOW_READS: 'yes' }).message).toMatch(/ALLOW_READS="yes" is not valid: expected `true` or `false`/);
-    expect(errorOf({ SCHEDULE: '0 0 * * *' }).message).toMatch(/SCHEDULE="0 0 \* \* \*" is not valid: expected a cron expression with seconds first/);
-    expect(errorOf({ BUILD_TIMEOUT: 'forever' }).message).toMatch(/BUILD_TIMEOUT="forever" is not valid: expected seconds, or a number with/);
+    expect(errorOf({ PORT: 'eighty' }).message).toMatch(
+      /PORT="eighty" is not valid: expected a whole number from 0 to 65535/,
+    );
+    expect(errorOf({ ALLOW_READS: 'yes' }).message).toMatch(
+      /ALLOW_READS="yes" is not valid: expected `true` or `false`/,
+    );
+    expect(errorOf({ SCHEDULE: '0 0 * * *' }).message).toMatch(
+      /SCHEDULE="0 0 \* \* \*" is not valid: expected a cron expression with seconds first/,
+    );
+    expect(errorOf({ BUILD_TIMEOUT: 'forever' }).message).toMatch(
+      /BUILD_TIMEOUT="forever" is not valid: expected seconds, or a number with/,
+    );
     expect(errorOf({ BUILD_TIMEOUT: '0' }).message).toMatch(/BUILD_TIMEOUT/);
-    expect(errorOf({ CONCURRENT_BUILDS: '0' }).message).toMatch(/CONCURRENT_BUILDS="0" is not valid: expected a whole number from 1/);
+    expect(errorOf({ CONCURRENT_BUILDS: '0' }).message).toMatch(
+      /CONCURRENT_BUILDS="0" is not valid: expected a whole number from 1/,
+    );
     expect(errorOf({ NAME: '../etc' }).message).toMatch(/NAME="..\/etc" is not valid/);
-    expect(errorOf({ AUR_URL: 'aur.archlinux.org' }).message).toMatch(/AUR_URL="aur.archlinux.org" is not valid: expected a URL/);
+    expect(errorOf({ AUR_URL: 'aur.archlinux.org' }).message).toMatch(
+      /AUR_URL="aur.archlinux.org" is not valid: expected a URL/,
+    );
     expect(errorOf({ RUNNER_MEMORY: 'lots' }).message).toMatch(/RUNNER_MEMORY="lots"/);
-    expect(errorOf({ LOG_LEVEL: 'verbose' }).message).toMatch(/LOG_LEVEL="verbose" is not valid: expected `error`, `warn`, `info`, `debug`/);
+    expect(errorOf({ LOG_LEVEL: 'verbose' }).message).toMatch(
+      /LOG_LEVEL="verbose" is not valid: expected `error`, `warn`, `info`, `debug`/,
+    );
     expect(errorOf({ DATABASE_URL: 'mysql://x/y' }).message).toMatch(/DATABASE_URL/);
     expect(errorOf({ RUNNER_PREFIX: 'bad name/' }).message).toMatch(/RUNNER_PREFIX/);
     expect(errorOf({ LOG_FORMAT: 'xml' }).name).toBe('InputError');

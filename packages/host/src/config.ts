@@ -137,49 +137,127 @@ export interface VariableDoc {
 
 /** Every variable the host reads, in the order of the docs. */
 export const VARIABLES: readonly VariableDoc[] = [
-  { name: 'DATA_DIR', default: './data (/app in the image)', meaning: 'folder of the database, secrets, key, sources, repository', ours: true },
-  { name: 'DATABASE_URL', default: 'DATA_DIR/serene.db', meaning: 'SQLite file (or sqlite: URL), or a postgres:// URL', ours: true },
-  { name: 'AUTHORIZED_SECRETS', default: 'DATA_DIR/authorized_secrets', meaning: 'file of accepted API secret hashes', ours: true },
-  { name: 'SIGN_KEY', default: 'DATA_DIR/sign_key.asc', meaning: 'OpenPGP secret key; its presence turns signing on', ours: true },
+  {
+    name: 'DATA_DIR',
+    default: './data (/app in the image)',
+    meaning: 'folder of the database, secrets, key, sources, repository',
+    ours: true,
+  },
+  {
+    name: 'DATABASE_URL',
+    default: 'DATA_DIR/serene.db',
+    meaning: 'SQLite file (or sqlite: URL), or a postgres:// URL',
+    ours: true,
+  },
+  {
+    name: 'AUTHORIZED_SECRETS',
+    default: 'DATA_DIR/authorized_secrets',
+    meaning: 'file of accepted API secret hashes',
+    ours: true,
+  },
+  {
+    name: 'SIGN_KEY',
+    default: 'DATA_DIR/sign_key.asc',
+    meaning: 'OpenPGP secret key; its presence turns signing on',
+    ours: true,
+  },
   { name: 'PORT', default: '8080 (80 in the image)', meaning: 'HTTP port' },
   { name: 'HOST', default: '0.0.0.0', meaning: 'address the HTTP server listens on', ours: true },
   { name: 'ALLOW_READS', default: 'false', meaning: 'read endpoints need no secret' },
   { name: 'WEBHOOK_SECRET', default: 'unset', meaning: 'enables webhooks' },
   { name: 'METRICS', default: 'true', meaning: 'serve GET /metrics (Prometheus text format)', ours: true },
-  { name: 'ARCH', default: "this machine's (x86_64, aarch64)", meaning: 'served path /<ARCH>, package architecture' },
+  {
+    name: 'ARCH',
+    default: "this machine's (x86_64, aarch64)",
+    meaning: 'served path /<ARCH>, package architecture',
+  },
   { name: 'NAME', default: 'serene', meaning: 'repository name (NAME.db.tar.gz)' },
   { name: 'SIGN_KEY_PASSWORD', default: 'unset', meaning: 'password of an encrypted signing key' },
   { name: 'OWN_REPOSITORY_URL', default: 'unset', meaning: 'URL under which runners reach this repository' },
-  { name: 'AUR_URL', default: 'https://aur.archlinux.org', meaning: 'AUR base URL (RPC and git)', ours: true },
+  {
+    name: 'AUR_URL',
+    default: 'https://aur.archlinux.org',
+    meaning: 'AUR base URL (RPC and git)',
+    ours: true,
+  },
   { name: 'AUR_GITHUB_MIRROR', default: 'false', meaning: "new AUR sources use GitHub's AUR mirror" },
-  { name: 'AUR_RESOLVE_ADDING', default: 'true', meaning: 'resolve pkgbase and AUR dependencies by RPC when adding' },
+  {
+    name: 'AUR_RESOLVE_ADDING',
+    default: 'true',
+    meaning: 'resolve pkgbase and AUR dependencies by RPC when adding',
+  },
   { name: 'AUR_REQUEST_TIMEOUT', default: '5000', meaning: 'ms an AUR RPC request may take' },
   { name: 'AUR_REQUEST_RETRIES', default: '1', meaning: 'extra attempts of a failed AUR RPC request' },
-  { name: 'SYNC_MIRROR', default: 'https://mirror.init7.net/archlinux/{repo}/os/{arch}', meaning: 'mirror of the official databases used to resolve dependencies' },
+  {
+    name: 'SYNC_MIRROR',
+    default: 'https://mirror.init7.net/archlinux/{repo}/os/{arch}',
+    meaning: 'mirror of the official databases used to resolve dependencies',
+  },
   { name: 'RESOLVE_BUILD_SEQUENCE', default: 'true', meaning: 'build a session in dependency order' },
   { name: 'RESOLVE_IGNORE_FAILED', default: 'false', meaning: 'build dependents of a failed build anyway' },
   { name: 'CONCURRENT_BUILDS', default: '5', meaning: 'builds at once, across the whole server' },
   { name: 'FORCE_CLEAN', default: 'false', meaning: 'every build is clean' },
-  { name: 'BUILD_TIMEOUT', default: '2h', meaning: 'longest build; seconds, or a number with s, m, h or d', ours: true },
+  {
+    name: 'BUILD_TIMEOUT',
+    default: '2h',
+    meaning: 'longest build; seconds, or a number with s, m, h or d',
+    ours: true,
+  },
   { name: 'BUILD_CLI', default: 'false', meaning: 'add and build the serene-cli package' },
-  { name: 'EDGE_CLI', default: 'false', meaning: 'serene-cli from the latest upstream instead of this version' },
+  {
+    name: 'EDGE_CLI',
+    default: 'false',
+    meaning: 'serene-cli from the latest upstream instead of this version',
+  },
   { name: 'SCHEDULING_DISABLED', default: 'false', meaning: 'never build on schedules' },
   { name: 'SCHEDULING_DEFAULT', default: 'true', meaning: '`enabled` of newly added packages' },
   { name: 'SCHEDULE', default: '0 0 0 * * *', meaning: 'default cron (UTC, seconds first) of packages' },
   { name: 'SCHEDULE_DEVEL', default: 'SCHEDULE', meaning: 'default cron of devel packages' },
   { name: 'SCHEDULE_IMAGE', default: '0 0 0 * * *', meaning: 'cron of runner image pulls' },
-  { name: 'DOCKER_URL', default: '/var/run/docker.sock', meaning: 'Docker Engine: unix socket path, tcp:// or http(s)://' },
-  { name: 'RUNNER_IMAGE', default: DEFAULT_RUNNER_IMAGE_TEMPLATE, meaning: 'runner image; {version} is replaced' },
+  {
+    name: 'DOCKER_URL',
+    default: '/var/run/docker.sock',
+    meaning: 'Docker Engine: unix socket path, tcp:// or http(s)://',
+  },
+  {
+    name: 'RUNNER_IMAGE',
+    default: DEFAULT_RUNNER_IMAGE_TEMPLATE,
+    meaning: 'runner image; {version} is replaced',
+  },
   { name: 'RUNNER_PREFIX', default: 'serene-aur-runner-', meaning: 'build container name prefix' },
-  { name: 'RUNNER_SRCINFO_NAME', default: 'serene-aur-srcinfo-generation', meaning: 'name of the .SRCINFO container' },
+  {
+    name: 'RUNNER_SRCINFO_NAME',
+    default: 'serene-aur-srcinfo-generation',
+    meaning: 'name of the .SRCINFO container',
+  },
   { name: 'PRUNE_IMAGES', default: 'true', meaning: 'prune dangling images after a pull' },
-  { name: 'PULL_IMAGE', default: 'true', meaning: 'pull the runner image at start and on SCHEDULE_IMAGE', ours: true },
+  {
+    name: 'PULL_IMAGE',
+    default: 'true',
+    meaning: 'pull the runner image at start and on SCHEDULE_IMAGE',
+    ours: true,
+  },
   { name: 'PACKAGER', default: 'unset', meaning: 'PACKAGER of makepkg in runners' },
-  { name: 'RUNNER_NETWORK', default: "the engine's default", meaning: 'network of runner containers (host to reach 127.0.0.1)', ours: true },
-  { name: 'RUNNER_MEMORY', default: '0 (none)', meaning: 'memory limit of a build; bytes, or with k, m, g', ours: true },
+  {
+    name: 'RUNNER_NETWORK',
+    default: "the engine's default",
+    meaning: 'network of runner containers (host to reach 127.0.0.1)',
+    ours: true,
+  },
+  {
+    name: 'RUNNER_MEMORY',
+    default: '0 (none)',
+    meaning: 'memory limit of a build; bytes, or with k, m, g',
+    ours: true,
+  },
   { name: 'RUNNER_CPUS', default: '0 (all)', meaning: 'CPUs of a build, fractions allowed', ours: true },
   { name: 'RUNNER_PIDS', default: '8192', meaning: 'processes of a build', ours: true },
-  { name: 'LOG_LEVEL', default: 'info', meaning: 'error, warn, info or debug; overrides RUST_LOG', ours: true },
+  {
+    name: 'LOG_LEVEL',
+    default: 'info',
+    meaning: 'error, warn, info or debug; overrides RUST_LOG',
+    ours: true,
+  },
   { name: 'RUST_LOG', default: 'unset', meaning: 'honoured for compatibility (serene=info, debug, ...)' },
   { name: 'LOG_FORMAT', default: 'json', meaning: 'json (pino lines) or pretty', ours: true },
 ];
@@ -256,7 +334,12 @@ class Reader {
     const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
     const ms = match ? Number(match[1]) * unit[(match[2] ?? 's') as keyof typeof unit] : Number.NaN;
     if (!(ms >= 1000) || ms > 2 ** 31 - 1) {
-      return this.fail(name, value, 'seconds, or a number with ms, s, m, h or d (`7200`, `2h`), from 1s to 24d', fallbackMs);
+      return this.fail(
+        name,
+        value,
+        'seconds, or a number with ms, s, m, h or d (`7200`, `2h`), from 1s to 24d',
+        fallbackMs,
+      );
     }
     return Math.round(ms);
   }
@@ -422,7 +505,9 @@ export function readConfig(
     scheduleImage: r.cron('SCHEDULE_IMAGE', '0 0 0 * * *'),
 
     dockerUrl: r.optional('DOCKER_URL'),
-    runnerImage: r.string('RUNNER_IMAGE', DEFAULT_RUNNER_IMAGE_TEMPLATE).replaceAll('{version}', SERVER_VERSION),
+    runnerImage: r
+      .string('RUNNER_IMAGE', DEFAULT_RUNNER_IMAGE_TEMPLATE)
+      .replaceAll('{version}', SERVER_VERSION),
     runnerPrefix: r.string('RUNNER_PREFIX', 'serene-aur-runner-'),
     runnerSrcinfoName: r.string('RUNNER_SRCINFO_NAME', 'serene-aur-srcinfo-generation'),
     pruneImages: r.bool('PRUNE_IMAGES', true),
@@ -439,13 +524,16 @@ export function readConfig(
   for (const prefixed of ['RUNNER_PREFIX', 'RUNNER_SRCINFO_NAME'] as const) {
     const value = r.raw(prefixed);
     if (value !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(value)) {
-      r.fail(prefixed, value, 'a container name: letters, digits and _ . - (not starting with one of them)', '');
+      r.fail(
+        prefixed,
+        value,
+        'a container name: letters, digits and _ . - (not starting with one of them)',
+        '',
+      );
     }
   }
   if (r.problems.length > 0) {
-    throw new InputError(
-      `invalid configuration:\n${r.problems.map((problem) => `  ${problem}`).join('\n')}`,
-    );
+    throw new InputError(`invalid configuration:\n${r.problems.map((problem) => `  ${problem}`).join('\n')}`);
   }
   return config;
 }

@@ -6,7 +6,7 @@
  */
 import type { BuildEvents, BuildOrchestrator, EventBus, Store } from '@serene/core';
 import type Koa from 'koa';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Terminal build states, counted once a build reaches them. */
 const DONE = new Set(['success', 'failure', 'fatal', 'cancelled']);
@@ -35,7 +35,7 @@ export interface Metrics {
 export function createMetrics(options: MetricsOptions): Metrics {
   const now = options.now ?? Date.now;
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'serene_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'serene_' });
 
   const builds = new Counter({
     name: 'serene_builds_total',

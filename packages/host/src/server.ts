@@ -9,6 +9,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import {
+  type BuildEvents,
   BuildOrchestrator,
   type CronJob,
   createCronJob,
@@ -18,14 +19,13 @@ import {
   createSourceFactory,
   createSyncDatabases,
   EventBus,
-  type BuildEvents,
   formatErrorChain,
   type Logger,
   type PackageScheduler,
   type PackageScheduling,
   PackageService,
-  parseCron,
   type Publisher,
+  parseCron,
   type Runner,
   type Signer,
   type SourceFactory,
@@ -36,7 +36,7 @@ import {
 import { createDockerRunner, type DockerRunner } from '@serene/plugin-docker';
 import { createRepoHttp, type RepoHttp } from '@serene/plugin-repo-http';
 import { loadOpenPgpSigner } from '@serene/plugin-signing';
-import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { type DependencyContainer, container as rootContainer } from 'tsyringe';
 import { ensureCliPackage } from './cli-package.js';
 import { type HostConfig, SERVER_VERSION } from './config.js';
 import { createHostLogger } from './logger.js';
@@ -90,7 +90,11 @@ function isDockerRunner(value: Runner): value is DockerRunner {
 }
 
 /** Resolves `token` when registered (here or in a parent), else registers and returns the default. */
-async function bind<T>(container: DependencyContainer, token: symbol, make: () => T | Promise<T>): Promise<T> {
+async function bind<T>(
+  container: DependencyContainer,
+  token: symbol,
+  make: () => T | Promise<T>,
+): Promise<T> {
   if (container.isRegistered(token, true)) return container.resolve<T>(token);
   const value = await make();
   container.register<T>(token, { useValue: value });
@@ -182,9 +186,11 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
   const syncProviders = async () => {
     if (Date.now() - syncedAt > SYNC_REFRESH_MS) {
       syncedAt = Date.now();
-      await sync.refresh().catch((error) =>
-        logger.warn('could not refresh the sync databases', { error: formatErrorChain(error) }),
-      );
+      await sync
+        .refresh()
+        .catch((error) =>
+          logger.warn('could not refresh the sync databases', { error: formatErrorChain(error) }),
+        );
     }
     return sync.providers();
   };
@@ -213,7 +219,8 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
   });
   const scheduler = createPackageScheduler({
     listPackages: async () => (await store.listPackages()).map(scheduledPackageOf),
-    run: (bases) => orchestrator.start(bases, { reason: 'schedule', resolve: true, clean: false, force: false }),
+    run: (bases) =>
+      orchestrator.start(bases, { reason: 'schedule', resolve: true, clean: false, force: false }),
     defaultSchedule: config.schedule,
     develSchedule: config.scheduleDevel,
     disabled: config.schedulingDisabled,
