@@ -3,27 +3,49 @@
  */
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
+import { type ClientTuning, DEFAULT_TUNING } from './client.js';
+import { registerInfoCommand } from './info.js';
 import { type CliIo, EXIT_OK, EXIT_USAGE, processIo } from './io.js';
+import { registerPackageCommands } from './packages.js';
 import { registerRepoCommand } from './repo.js';
+import { registerServerCommands } from './server.js';
 
 /** The version of this package. */
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string })
   .version;
 
+const PROGRAM_HELP = `
+The server comes from $XDG_CONFIG_HOME/serene.yml (url: https://...) or --server; this machine's
+secret is $XDG_DATA_HOME/serene/secret.txt (see \`serene host secret\`).
+
+Exit codes: 0 success; 1 failure (an error of the server, an unreachable server, no configuration,
+and with --listen/--install a build that did not succeed); 2 wrong command line.`;
+
 /**
  * Builds the `serene` program. Actions report their exit code through `setExitCode`; commander's
  * own exits (help, version, usage errors) throw a `CommanderError` instead of exiting.
  */
-export function createProgram(io: CliIo, setExitCode: (code: number) => void): Command {
+export function createProgram(
+  io: CliIo,
+  setExitCode: (code: number) => void,
+  tuning: ClientTuning = DEFAULT_TUNING,
+): Command {
   const program = new Command('serene')
     .description('serene: a build server for Arch Linux packages')
     .version(VERSION, '-V, --version', 'print the version')
+    .option('-s, --server <url>', 'the server to talk to (instead of the one in serene.yml)')
     .helpOption('-h, --help', 'print this help')
     .helpCommand(false)
     .showHelpAfterError()
+    // --server goes before the command: after it, -s is the command's own flag (add -s, logs -s)
+    .enablePositionalOptions()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .addHelpText('after', PROGRAM_HELP)
     .exitOverride();
   // subcommands inherit the output, exit and help settings above (they are created after them)
+  registerPackageCommands(program, io, setExitCode, tuning);
+  registerInfoCommand(program, io, setExitCode);
+  registerServerCommands(program, io, setExitCode);
   registerRepoCommand(program, io, setExitCode);
   return program;
 }
@@ -32,11 +54,19 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
  * Runs the `serene` command with `argv` (the arguments after the program name) and returns its
  * exit code: 0 on success, 1 when the command failed, 2 when the command line is wrong.
  */
-export async function runCli(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+export async function runCli(
+  argv: readonly string[],
+  io: CliIo = processIo(),
+  tuning: ClientTuning = DEFAULT_TUNING,
+): Promise<number> {
   let exitCode = EXIT_OK;
-  const program = createProgram(io, (code) => {
-    exitCode = code;
-  });
+  const program = createProgram(
+    io,
+    (code) => {
+      exitCode = code;
+    },
+    tuning,
+  );
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (error) {

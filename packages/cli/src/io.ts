@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import * as readline from 'node:readline/promises';
 import type { Logger, LogMeta, SereneError } from '@serene/core';
 
 /** Where a command reads its working folder and environment from and writes its output to. */
@@ -8,7 +10,21 @@ export interface CliIo {
   stderr(text: string): void;
   /** the folder relative paths are taken from */
   cwd: string;
+  /** the environment: `XDG_*`, `HOME`, `NO_COLOR`, `SERENE_DEBUG` are read from here only */
   env: NodeJS.ProcessEnv;
+  /** whether standard output is a terminal (spinner, colours) @default false */
+  stdoutIsTTY?: boolean;
+  /** whether standard input is a terminal (the onboarding may ask questions) @default false */
+  stdinIsTTY?: boolean;
+  /** asks the user one question on the terminal; needed by the interactive onboarding only */
+  prompt?: (question: string) => Promise<string>;
+  /**
+   * Runs a program with the terminal attached (`sudo pacman -Sy ...`) and resolves with its exit
+   * code. Tests pass a recorder here.
+   */
+  exec?: (command: string, args: readonly string[]) => Promise<number>;
+  /** aborts long waits (live logs, `--linger`) as Ctrl-C would */
+  signal?: AbortSignal;
 }
 
 /** The io of this process. */
@@ -18,7 +34,27 @@ export function processIo(): CliIo {
     stderr: (text) => process.stderr.write(text),
     cwd: process.cwd(),
     env: process.env,
+    stdoutIsTTY: process.stdout.isTTY === true,
+    stdinIsTTY: process.stdin.isTTY === true,
+    prompt: async (question) => {
+      const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
+      try {
+        return await rl.question(question);
+      } finally {
+        rl.close();
+      }
+    },
+    exec: (command, args) => runAttached(command, args),
   };
+}
+
+/** Runs a program with this process's terminal; rejects when it cannot be started. */
+function runAttached(command: string, args: readonly string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, [...args], { stdio: 'inherit' });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
 }
 
 /** Exit codes of the `serene` command. */

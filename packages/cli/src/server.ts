@@ -1,0 +1,135 @@
+/**
+ * `serene server info|webhook|key` (about the server) and `serene host secret` (about this machine),
+ * as the original CLI's (reference 10.2).
+ */
+import type { Command } from 'commander';
+import { segment } from './api.js';
+import { apiAction, type ClientContext, reportClientError } from './client.js';
+import { authorizedSecretsLine, clientPaths, loadSecret, readConfig, secretToken } from './config.js';
+import { duration, localTime, stateWord } from './format.js';
+import { type CliIo, EXIT_OK } from './io.js';
+import type { PackagePeek, SereneInfo } from './wire.js';
+
+// --- server ---
+
+/** `serene server info`: what the server is and how its packages are doing. */
+export async function serverInfo(context: ClientContext): Promise<number> {
+  const { io, api } = context;
+  const info = await api.json<SereneInfo>('GET', '/');
+  const packages = await api.json<PackagePeek[]>('GET', '/package/list');
+  const counts = new Map<string, number>();
+  for (const pkg of packages) {
+    const word = stateWord(pkg.build?.state);
+    counts.set(word, (counts.get(word) ?? 0) + 1);
+  }
+  const states = [...counts.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([word, count]) => `${count} ${word}`)
+    .join(', ');
+  const started = new Date(info.started);
+  const rows: [string, string][] = [
+    ['server', `${info.name} ${info.version || '(untagged)'}`],
+    ['location', api.url],
+    ['architecture', info.architecture],
+    ['started', `${localTime(info.started)} (up ${duration(Date.now() - started.getTime())})`],
+    ['repository', `[${info.name}] Server = ${api.url}/${info.architecture}`],
+    ['reads', info.readable ? 'open to everyone' : 'need a secret'],
+    ['signed', info.signed ? 'yes' : 'no'],
+    ['packages', packages.length === 0 ? '0' : `${packages.length} (${states})`],
+  ];
+  const keyWidth = Math.max(...rows.map(([key]) => key.length)) + 1;
+  for (const [key, value] of rows) io.stdout(`${`${key}:`.padEnd(keyWidth)}  ${value}\n`);
+  return EXIT_OK;
+}
+
+/** `serene server webhook <name>`: the url that builds the package when something POSTs to it. */
+export async function serverWebhook(context: ClientContext, name: string, machine: boolean): Promise<number> {
+  const { io, api } = context;
+  const secret = await api.json<string>('GET', `/webhook/package/${segment(name)}/secret`);
+  const url = `${api.url}/webhook/package/${segment(name)}/build?secret=${encodeURIComponent(secret)}`;
+  if (machine) {
+    io.stdout(`${url}\n`);
+    return EXIT_OK;
+  }
+  io.stdout(`Webhook of ${name} (a POST to it builds the package when its source changed):\n  ${url}\n`);
+  io.stdout('It is tied to your secret: removing your line from authorized_secrets disables it.\n');
+  return EXIT_OK;
+}
+
+/** `serene server key`: the public key the server signs with. */
+export async function serverKey(context: ClientContext, machine: boolean): Promise<number> {
+  const { io, api } = context;
+  const response = await api.request('GET', '/key');
+  const key = await response.text();
+  if (machine) {
+    io.stdout(key);
+    return EXIT_OK;
+  }
+  io.stdout(key.endsWith('\n') ? key : `${key}\n`);
+  io.stdout('\nTrust it for pacman with:\n');
+  io.stdout('  serene server key -m | sudo pacman-key --add -\n');
+  io.stdout('  sudo pacman-key --lsign-key <fingerprint shown by the first command>\n');
+  return EXIT_OK;
+}
+
+// --- host ---
+
+/** `serene host secret`: this machine's line for the server's `authorized_secrets` (no server needed). */
+export async function hostSecret(io: CliIo, machine: boolean): Promise<number> {
+  const paths = clientPaths(io.env);
+  const secret = (await readConfig(paths.config))?.secret ?? (await loadSecret(paths.secret));
+  if (machine) {
+    io.stdout(`${secretToken(secret)}\n`);
+    return EXIT_OK;
+  }
+  io.stdout("Add this line to the server's authorized_secrets file to use it from this machine:\n");
+  io.stdout(`  ${authorizedSecretsLine(secret)}\n`);
+  return EXIT_OK;
+}
+
+// --- registration ---
+
+/** Registers `server` and `host` on `program`. */
+export function registerServerCommands(
+  program: Command,
+  io: CliIo,
+  setExitCode: (code: number) => void,
+): void {
+  const server = program.command('server').description('about the server: info, webhooks, signing key');
+  server
+    .command('info')
+    .description('version, uptime, features and package states of the server')
+    .action(apiAction(io, setExitCode, (context) => serverInfo(context)));
+  server
+    .command('webhook')
+    .description('the webhook url that builds a package')
+    .argument('<name>', 'package base')
+    .option('-m, --machine', 'print the url only')
+    .action(
+      apiAction(io, setExitCode, (context, name: string, options: { machine?: boolean }) =>
+        serverWebhook(context, name, options.machine === true),
+      ),
+    );
+  server
+    .command('key')
+    .description('the public key the server signs packages with')
+    .option('-m, --machine', 'print the key only')
+    .action(
+      apiAction(io, setExitCode, (context, options: { machine?: boolean }) =>
+        serverKey(context, options.machine === true),
+      ),
+    );
+
+  const host = program.command('host').description('about this machine');
+  host
+    .command('secret')
+    .description("this machine's line for the server's authorized_secrets file")
+    .option('-m, --machine', 'print the secret hash only')
+    .action(async (options: { machine?: boolean }) => {
+      try {
+        setExitCode(await hostSecret(io, options.machine === true));
+      } catch (error) {
+        setExitCode(reportClientError(error, io));
+      }
+    });
+}

@@ -1,0 +1,128 @@
+/**
+ * The JSON the server speaks (reference 1.4), as the client reads and sends it. The client keeps
+ * its own copy of these shapes so that it does not load the server's packages.
+ */
+
+/** Where a running build is (`BuildProgress`). */
+export type BuildProgress = 'resolve' | 'update' | 'build' | 'publish' | 'clean';
+
+/** `BuildState`: tag `state`, content `info`. */
+export type BuildState =
+  | { state: 'pending' }
+  | { state: 'cancelled'; info: string }
+  | { state: 'running'; info: BuildProgress }
+  | { state: 'success' }
+  | { state: 'failure' }
+  | { state: 'fatal'; info: [string, BuildProgress] };
+
+/** `BuildInfo`. */
+export interface BuildInfo {
+  state: BuildState;
+  reason: string;
+  version: string | null;
+  started: string;
+  ended: string | null;
+  mem_peak?: number | null;
+  cpu_user?: number | null;
+  cpu_system?: number | null;
+  io_tbr?: number | null;
+  io_tbw?: number | null;
+}
+
+/** `PackagePeek`: an entry of `GET /package/list`. */
+export interface PackagePeek {
+  base: string;
+  members: string[];
+  version: string | null;
+  enabled: boolean;
+  devel: boolean;
+  build: BuildInfo | null;
+  added: string;
+}
+
+/** `PackageInfo`: `GET /package/{name}`, and the answer of `POST /package/add`. */
+export interface PackageInfo {
+  base: string;
+  members: string[];
+  description: string | null;
+  upstream_url: string | null;
+  builds: number;
+  version: string | null;
+  source: string;
+  source_url: string | null;
+  devel: boolean;
+  srcinfo_override: boolean;
+  enabled: boolean;
+  clean: boolean;
+  private: boolean;
+  dependency: boolean;
+  schedule: string;
+  schedule_changed: boolean;
+  prepare_commands: string | null;
+  makepkg_flags: string[];
+  added: string;
+}
+
+/** `SereneInfo`: `GET /`. */
+export interface SereneInfo {
+  version: string;
+  started: string;
+  name: string;
+  architecture: string;
+  readable: boolean;
+  signed: boolean;
+}
+
+/** `PackageAddRequest`. */
+export interface PackageAddRequest {
+  replace: boolean;
+  resolve: boolean;
+  build: boolean;
+  source:
+    | { type: 'aur'; name: string }
+    | { type: 'git'; url: string; devel: boolean }
+    | { type: 'raw'; pkgbuild: string; devel: boolean };
+}
+
+/** `PackageBuildRequest`: all four fields are required, `packages` too for `/build/all`. */
+export interface PackageBuildRequest {
+  packages: string[];
+  clean: boolean;
+  resolve: boolean;
+  force: boolean;
+}
+
+/** `PackageSettingsRequest`. */
+export type PackageSettingsRequest =
+  | { key: 'clean' | 'private' | 'enabled' | 'dependency' | 'devel' | 'srcinfooverride'; value: boolean }
+  | { key: 'schedule' | 'prepare'; value: string | null }
+  | { key: 'flags'; value: string[] };
+
+/** The makepkg flags the server accepts (`MakepkgFlag`). */
+export const MAKEPKG_FLAGS = [
+  'ignorearch',
+  'clean',
+  'cleanbuild',
+  'nodeps',
+  'noextract',
+  'install',
+  'rmdeps',
+  'repackage',
+  'holdver',
+  'nocheck',
+  'noprepare',
+  'skipchecksums',
+  'skipinteg',
+  'skippgpcheck',
+] as const;
+
+/** Whether a build is over: cancelled, success, failure or fatal. */
+export function isDone(state: BuildState): boolean {
+  return state.state !== 'pending' && state.state !== 'running';
+}
+
+/** A live event of `GET /package/{name}/build/logs/subscribe` (reference 1.5). */
+export type LiveEvent =
+  | { event: 'change'; data: BuildState }
+  | { event: 'log'; data: string }
+  | { event: 'ping'; data: null };
