@@ -563,7 +563,13 @@ describe('packages: list, add, remove, info, set', () => {
       expect(out.code, args.join(' ')).toBe(2);
       expect(out.stderr).toMatch(/^error: /);
     }
-    expect((await home.run(['info', 'zeta', 'frobnicate'])).code).toBe(2);
+    const unknown = await home.run(['info', 'zeta', 'frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toBe(
+      "error: unknown subcommand 'frobnicate' of info; known are build, logs, pkgbuild, set\n",
+    );
+    expect((await home.run(['info', 'zeta', 'build', '1', '2'])).code).toBe(2);
+    expect((await home.run(['frobnicate'])).code).toBe(2);
   });
 
   it('remove deletes the package on the server', async () => {
@@ -667,6 +673,11 @@ describe('waiting for builds: --listen, --install, logs -s', () => {
     const out = await home.run(['build', 'app', '-i', '-q']);
     expect(out.code).toBe(0);
     expect(out.ran).toEqual([['sudo', 'pacman', '-Sy', 'app', 'app-docs']]);
+
+    // --listen wins over --install, as in the original
+    const both = await home.run(['build', 'app', '-i', '-l', '-q']);
+    expect(both.code).toBe(0);
+    expect(both.ran).toEqual([]);
 
     const doas = await newHome();
     await doas.writeConfig(`url: ${h.url}\nelevator: doas -u root\n`);

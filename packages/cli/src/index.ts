@@ -1,7 +1,20 @@
 /**
  * @serene/cli: the `serene` command, and its commands for programmatic use.
  */
+
+export { ApiClient, ApiError, ConnectionError, type EventStream, parseEventStream } from './api.js';
 export { createProgram, runCli, VERSION } from './cli.js';
+export { type ClientContext, connect, reportClientError, UsageError } from './client.js';
+export {
+  authorizedSecretsLine,
+  type ClientConfig,
+  type ClientPaths,
+  ConfigError,
+  clientPaths,
+  loadSecret,
+  readConfig,
+  secretToken,
+} from './config.js';
 export {
   type CliIo,
   createMessages,
@@ -19,3 +32,4 @@ export {
   repoAdd,
   repoRemove,
 } from './repo.js';
+export type * from './wire.js';

@@ -18,7 +18,7 @@ import {
   styleFor,
   table,
 } from './format.js';
-import { type CliIo, EXIT_OK } from './io.js';
+import { type CliIo, EXIT_OK, EXIT_USAGE } from './io.js';
 import { createProgress } from './progress.js';
 import {
   type BuildInfo,
@@ -27,6 +27,9 @@ import {
   type PackageInfo,
   type PackageSettingsRequest,
 } from './wire.js';
+
+/** What may follow `serene info <name>`. */
+const SUBCOMMANDS = ['build', 'logs', 'pkgbuild', 'set'];
 
 /** Builds `serene info <name>` shows without `--all`. */
 const RECENT_BUILDS = 8;
@@ -313,6 +316,12 @@ export function registerInfoCommand(program: Command, io: CliIo, setExitCode: (c
     .passThroughOptions()
     .addHelpText('after', INFO_HELP)
     .action(async (name: string, rest: string[], options: { all?: boolean }, command: Command) => {
+      const [first] = rest;
+      if (first !== undefined && !first.startsWith('-') && !SUBCOMMANDS.includes(first)) {
+        io.stderr(`error: unknown subcommand '${first}' of info; known are ${SUBCOMMANDS.join(', ')}\n`);
+        setExitCode(EXIT_USAGE);
+        return;
+      }
       const globals = () => command.optsWithGlobals() as GlobalOptions;
       const sub = createInfoProgram(name, options.all === true, io, setExitCode, globals, command);
       await sub.parseAsync(rest, { from: 'user' });

@@ -118,7 +118,8 @@ export async function addPackage(
     quiet: options.quiet === true,
     tuning,
   });
-  return finishWait(context, target.base, build, options.install === true);
+  // as the original: --listen wins over --install
+  return finishWait(context, target.base, build, options.install === true && !options.listen);
 }
 
 // --- remove ---
@@ -183,7 +184,7 @@ export async function buildPackages(
     throw error;
   }
   const build = await waitForBuild(context, base, stream, mark, { quiet: options.quiet === true, tuning });
-  return finishWait(context, base, build, options.install === true);
+  return finishWait(context, base, build, options.install === true && !options.listen);
 }
 
 // --- registration ---
