@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -801,3 +802,47 @@ describe('waiting for builds: --listen, --install, logs -s', () => {
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+// ------------------------------------------------------------------------------------------------
+
+describe('the built executable', () => {
+  const ROOT = path.resolve(import.meta.dirname, '../../..');
+  const MAIN = path.join(ROOT, 'packages/cli/dist/main.js');
+  let h: Harness;
+  beforeAll(async () => {
+    const build = await exec(['npx', 'tsc', '-b', 'packages/cli'], ROOT, process.env);
+    expect(build.stdout + build.stderr).toBe('');
+    h = await startHarness({ packages: [{ base: 'tool', pkgver: '1.0' }] });
+  });
+  afterAll(() => h.close());
+
+  function exec(
+    argv: string[],
+    cwd: string,
+    env: NodeJS.ProcessEnv,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(argv[0]!, argv.slice(1), { cwd, env, timeout: 30_000 }, (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      });
+    });
+  }
+
+  it('exits by itself after waiting on the live stream, with the exit code of the build', async () => {
+    const home = await newHome();
+    await home.writeSecret(SECRET);
+    const env = { ...home.env, PATH: process.env.PATH };
+    const serene = (...args: string[]) => exec([process.execPath, MAIN, ...args], home.dir, env);
+    expect((await serene('-s', h.url, 'add', 'tool', '-s')).code).toBe(0);
+    const started = Date.now();
+    const out = await serene('-s', h.url, 'build', 'tool', '-l');
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain('==> Finished making\n');
+    // no timer or socket keeps the process after the build ended
+    expect(Date.now() - started).toBeLessThan(15_000);
+    const missing = await serene('list');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('error: no server configured');
+  });
+});
