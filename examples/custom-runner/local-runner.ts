@@ -222,7 +222,10 @@ export function createLocalRunner(options: LocalRunnerOptions): Runner {
           runOptions.signal ?? new AbortController().signal,
         );
         if (code !== 0) {
-          throw new PluginError(LOCAL_RUNNER_NAME, `makepkg --printsrcinfo failed: ${err.trim().slice(-2000)}`);
+          throw new PluginError(
+            LOCAL_RUNNER_NAME,
+            `makepkg --printsrcinfo failed: ${err.trim().slice(-2000)}`,
+          );
         }
         return out;
       } finally {

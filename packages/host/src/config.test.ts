@@ -215,3 +215,14 @@ describe('readConfig', () => {
     expect([...read].filter((name) => !documented.has(name!))).toEqual([]);
   });
 });
+
+describe('docs/configuration.md', () => {
+  it('lists every variable with its default', async () => {
+    const fs = await import('node:fs/promises');
+    const doc = await fs.readFile(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
+    for (const variable of VARIABLES) {
+      expect(doc, variable.name).toContain(`| \`${variable.name}\` |`);
+      expect(doc, variable.name).toContain(`\`${variable.default.replace(/\|/g, '\\|')}\``);
+    }
+  });
+});
