@@ -226,3 +226,13 @@ describe('docs/configuration.md', () => {
     }
   });
 });
+
+describe('docs/api.md', () => {
+  it('is the rendering of the OpenAPI document the server serves (node scripts/gen-api-doc.mjs)', async () => {
+    const fs = await import('node:fs/promises');
+    // @ts-expect-error: a plain .mjs script without types
+    const { renderApiDoc } = await import('../../../scripts/gen-api-doc.mjs');
+    const doc = await fs.readFile(new URL('../../../docs/api.md', import.meta.url), 'utf8');
+    expect(doc).toBe(renderApiDoc());
+  });
+});
