@@ -68,3 +68,6 @@ spawnSync(process.execPath, [new URL('./setup-postgres.mjs', import.meta.url).pa
 // A Docker Engine and the local runner image for the DockerRunner tests (idempotent; the debootstrap
 // root is cached under .cache/, so only the first run takes minutes)
 spawnSync(process.execPath, [new URL('./setup-docker.mjs', import.meta.url).pathname], { stdio: 'inherit' });
+
+// The server image serene:local for test/e2e/host-image.test.ts (reused when its inputs are unchanged)
+spawnSync(process.execPath, [new URL('./build-host-image.mjs', import.meta.url).pathname], { stdio: 'inherit' });

@@ -1,0 +1,182 @@
+// The server's container image (packages/host/Dockerfile) as it is deployed: built as `serene:local`
+// by scripts/build-host-image.mjs (reused when its inputs are unchanged), run on the real Docker
+// Engine with a data folder mounted at /app and the engine's socket, then stopped with SIGTERM.
+// Host networking, so the test reaches it on 127.0.0.1 at a free port. Skips, saying why, when no
+// engine answers or the image cannot be built.
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs/promises';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { secretToken } from '@serene/plugin-repo-http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const REPO = path.resolve(import.meta.dirname, '../..');
+const IMAGE = 'serene:local';
+const NAME = `serene-image-test-${process.pid}`;
+const SOCKET = '/var/run/docker.sock';
+const SECRET = 'image-test-secret';
+
+/** Why the tests skip; undefined once the container serves. */
+let skipReason: string | undefined;
+let dataDir: string | undefined;
+let base = '';
+/** the image's user inside the container, as `uid:gid` */
+let owner = '';
+
+function docker(args: string[]): { code: number; stdout: string; stderr: string } {
+  const result = spawnSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return {
+    code: result.status ?? -1,
+    stdout: (result.stdout ?? '').trim(),
+    stderr: (result.stderr ?? '').trim(),
+  };
+}
+
+/** Runs the build script; resolves with its exit code and the end of its output. */
+function buildImage(): Promise<{ code: number; tail: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(REPO, 'scripts/build-host-image.mjs'), '--tag', IMAGE], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const keep = (chunk: Buffer) => {
+      output = (output + chunk.toString('utf8')).slice(-8000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.on('error', (error) => resolve({ code: -1, tail: error.message }));
+    child.on('close', (code) => resolve({ code: code ?? -1, tail: output.trim() }));
+  });
+}
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+
+async function serving(url: string, deadline: number): Promise<void> {
+  for (;;) {
+    const state = docker(['inspect', '--format', '{{.State.Status}}', NAME]).stdout;
+    if (state !== 'running') {
+      throw new Error(`the container is ${state}:\n${docker(['logs', '--tail', '50', NAME]).stderr}`);
+    }
+    const reply = await fetch(url).catch(() => undefined);
+    if (reply?.ok) return;
+    if (Date.now() > deadline) {
+      throw new Error(`no answer at ${url}:\n${docker(['logs', '--tail', '50', NAME]).stderr}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+beforeAll(async () => {
+  if (docker(['version', '--format', '{{.Server.Version}}']).code !== 0) {
+    skipReason = 'no Docker Engine answers (node scripts/setup-docker.mjs --no-image)';
+    return;
+  }
+  const build = await buildImage();
+  if (build.code !== 0) {
+    const last = build.tail.split('\n').at(-1) ?? '';
+    skipReason = `${IMAGE} could not be built (npm run host-image): ${last}`;
+    console.warn(`${skipReason}\n${build.tail}`);
+    return;
+  }
+  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-image-'));
+  await fs.writeFile(path.join(dataDir, 'authorized_secrets'), `${secretToken(SECRET)} image-test\n`);
+  const port = await freePort();
+  const run = docker([
+    'run',
+    '--detach',
+    '--name',
+    NAME,
+    '--network',
+    'host',
+    '--env',
+    `PORT=${port}`,
+    // no registry here; the runner image is not needed for these requests
+    '--env',
+    'PULL_IMAGE=false',
+    '--volume',
+    `${dataDir}:/app`,
+    '--volume',
+    `${SOCKET}:${SOCKET}`,
+    IMAGE,
+  ]);
+  if (run.code !== 0) throw new Error(`docker run failed: ${run.stderr}`);
+  base = `http://127.0.0.1:${port}`;
+  await serving(`${base}/`, Date.now() + 60_000);
+  owner = docker(['exec', NAME, 'sh', '-c', 'echo "$(id -u):$(id -g)"']).stdout;
+}, 30 * 60_000);
+
+afterAll(async () => {
+  if (docker(['inspect', NAME]).code === 0) docker(['rm', '--force', '--volumes', NAME]);
+  if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
+});
+
+describe('the server image', () => {
+  it('answers GET / with its SereneInfo', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    const reply = await fetch(`${base}/`);
+    expect(reply.status).toBe(200);
+    const info = (await reply.json()) as Record<string, unknown>;
+    expect(info).toMatchObject({ name: 'serene', readable: false, signed: false });
+    expect(info.version).toMatch(/^v\d+\.\d+\.\d+/);
+    expect(typeof info.architecture).toBe('string');
+    expect(Number.isNaN(Date.parse(String(info.started)))).toBe(false);
+  });
+
+  it('serves the (empty) repository database as a gzip', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    const info = (await (await fetch(`${base}/`)).json()) as { architecture: string };
+    const reply = await fetch(`${base}/${info.architecture}/serene.db`);
+    expect(reply.status).toBe(200);
+    const body = new Uint8Array(await reply.arrayBuffer());
+    expect([body[0], body[1]]).toEqual([0x1f, 0x8b]);
+  });
+
+  it('lists packages for the secret in the mounted authorized_secrets, and refuses others', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    expect((await fetch(`${base}/package/list`)).status).toBe(401);
+    expect((await fetch(`${base}/package/list`, { headers: { authorization: 'wrong' } })).status).toBe(403);
+    const reply = await fetch(`${base}/package/list`, { headers: { authorization: SECRET } });
+    expect(reply.status).toBe(200);
+    expect(await reply.json()).toEqual([]);
+  });
+
+  it('serves /metrics and passes its own health check', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    const metrics = await fetch(`${base}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toContain('serene_http_requests_total');
+    const health = await fetch(`${base}/health`);
+    expect(health.status).toBe(200);
+    // the HEALTHCHECK command of the image, run in the container now instead of after its interval
+    const test = JSON.parse(
+      docker(['image', 'inspect', '--format', '{{json .Config.Healthcheck.Test}}', IMAGE]).stdout,
+    );
+    expect(test[0]).toBe('CMD');
+    expect(docker(['exec', NAME, ...test.slice(1)]).code).toBe(0);
+  });
+
+  it('stops on SIGTERM within seconds, exit code 0, leaving its data in /app owned by its user', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    expect(docker(['image', 'inspect', '--format', '{{.Config.StopSignal}}', IMAGE]).stdout).toBe('SIGTERM');
+    const started = Date.now();
+    const stop = docker(['stop', '--time', '20', NAME]);
+    expect(stop.code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(8000);
+    expect(docker(['inspect', '--format', '{{.State.ExitCode}}', NAME]).stdout).toBe('0');
+    const logs = docker(['logs', NAME]).stdout;
+    expect(logs).toContain('stopped');
+
+    expect(owner).toMatch(/^\d+:\d+$/);
+    for (const file of ['serene.db', 'repository/serene.db.tar.gz']) {
+      const stat = await fs.stat(path.join(dataDir!, file));
+      expect(`${stat.uid}:${stat.gid}`, file).toBe(owner);
+    }
+  });
+});
