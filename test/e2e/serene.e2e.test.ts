@@ -13,7 +13,13 @@ import { exportPublicKey, loadOpenPgpSigner } from '@serene/plugin-signing';
 import Docker from 'dockerode';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, createDataDir, TEST_SECRET, testEnv, until } from '../../packages/host/src/testing/host-harness.js';
+import {
+  api,
+  createDataDir,
+  TEST_SECRET,
+  testEnv,
+  until,
+} from '../../packages/host/src/testing/host-harness.js';
 import { type AurEmulator, startAurEmulator } from '../fixtures/aur/index.js';
 import { type GitServer, startGitServer } from '../fixtures/git/index.js';
 
@@ -106,7 +112,11 @@ describe.skipIf(missing.length > 0)(`serene end to end (missing: ${missing.join(
     child.stdout!.on('data', (chunk) => (hostOutput += chunk));
     child.stderr!.on('data', (chunk) => (hostOutput += chunk));
     host = child;
-    await until(() => hostOutput.slice(before).includes('serene is serving') || child.exitCode !== null, 120_000, 'the host');
+    await until(
+      () => hostOutput.slice(before).includes('serene is serving') || child.exitCode !== null,
+      120_000,
+      'the host',
+    );
     if (child.exitCode !== null) throw new Error(`the host exited (${child.exitCode}):\n${hostOutput}`);
   };
   const stopHost = async (signal: NodeJS.Signals) => {
@@ -253,11 +263,19 @@ describe.skipIf(missing.length > 0)(`serene end to end (missing: ${missing.join(
     await git.commit('e2e-git', { PKGBUILD: gitPkgbuild('1.1') });
     const secret = await api(url, '/webhook/package/e2e-git/secret');
     expect(secret.status, secret.text).toBe(200);
-    const hook = await api(
-      url,
-      `/webhook/package/e2e-git/build?secret=${encodeURIComponent(secret.json as string)}`,
-      { method: 'POST', secret: null },
-    );
+    // a session ends (and releases its lock) just after its last build's end state
+    let hook = { status: 0, text: '' };
+    await until(async () => {
+      hook = await api(
+        url,
+        `/webhook/package/e2e-git/build?secret=${encodeURIComponent(secret.json as string)}`,
+        {
+          method: 'POST',
+          secret: null,
+        },
+      );
+      return !(hook.status === 500 && hook.text.includes('currently in a running build session'));
+    }, 30_000);
     expect(hook.status, hook.text).toBe(200);
     const build = await ended('e2e-git', before.started);
     expect(stateOf(build), await explain('e2e-git')).toBe('success');
@@ -271,13 +289,26 @@ describe.skipIf(missing.length > 0)(`serene end to end (missing: ${missing.join(
     const before = (await latestBuild('e2e-lib'))!;
     await aur.bump('e2e-lib', { pkgver: '1.1' });
     // every 5 seconds for this package only (new packages are not scheduled: SCHEDULING_DEFAULT=false)
-    expect((await api(url, '/package/e2e-lib/set', { method: 'POST', body: { key: 'schedule', value: '*/5 * * * * *' } })).status).toBe(200);
-    expect((await api(url, '/package/e2e-lib/set', { method: 'POST', body: { key: 'enabled', value: true } })).status).toBe(200);
+    expect(
+      (
+        await api(url, '/package/e2e-lib/set', {
+          method: 'POST',
+          body: { key: 'schedule', value: '*/5 * * * * *' },
+        })
+      ).status,
+    ).toBe(200);
+    expect(
+      (await api(url, '/package/e2e-lib/set', { method: 'POST', body: { key: 'enabled', value: true } }))
+        .status,
+    ).toBe(200);
     const build = await ended('e2e-lib', before.started);
     expect(stateOf(build), await explain('e2e-lib')).toBe('success');
     expect(build.reason).toBe('schedule');
     expect(build.version).toBe('1.1');
-    expect((await api(url, '/package/e2e-lib/set', { method: 'POST', body: { key: 'enabled', value: false } })).status).toBe(200);
+    expect(
+      (await api(url, '/package/e2e-lib/set', { method: 'POST', body: { key: 'enabled', value: false } }))
+        .status,
+    ).toBe(200);
   }, 900_000);
 
   it('the host killed with SIGKILL in the middle of a build: the repository still syncs and verifies, the build is marked, nothing else is lost', async () => {
@@ -317,7 +348,9 @@ describe.skipIf(missing.length > 0)(`serene end to end (missing: ${missing.join(
     expect(JSON.stringify(marked.state)).toContain(RESTART_MESSAGE);
     // the leftover build container was removed at start-up
     const left = await docker.listContainers({ all: true });
-    expect(left.filter((info) => info.Names.includes(`/${PREFIX}e2e-slow`) && info.State === 'running')).toEqual([]);
+    expect(
+      left.filter((info) => info.Names.includes(`/${PREFIX}e2e-slow`) && info.State === 'running'),
+    ).toEqual([]);
     // everything else is as it was
     const list = ((await api(url, '/package/list')).json as { base: string }[]).map((pkg) => pkg.base).sort();
     expect(list).toEqual(['e2e-app', 'e2e-git', 'e2e-lib', 'e2e-raw', 'e2e-slow']);
