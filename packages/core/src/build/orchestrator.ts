@@ -4,6 +4,7 @@ import type { Publisher } from '../contracts/publisher.js';
 import type { Runner, RunResult } from '../contracts/runner.js';
 import type { Source, SourceFactory } from '../contracts/source.js';
 import type {
+  BuildChanges,
   BuildProgress,
   BuildReason,
   BuildRecord,
@@ -237,7 +238,11 @@ export class BuildOrchestrator {
         const source = this.sources.restore(record.source);
         try {
           await source.update(this.sourceDir(base));
-          await this.store.updatePackage(base, { source: source.toJSON() });
+          const json = source.toJSON();
+          // most updates find nothing new: then the stored source is already this one
+          if (JSON.stringify(json) !== JSON.stringify(record.source)) {
+            await this.store.updatePackage(base, { source: json });
+          }
         } catch (error) {
           // as the original: a failed update is logged, the package proceeds with its old checkout
           this.logger.warn('could not update source', { base, error: formatErrorChain(error) });
@@ -325,8 +330,9 @@ export class BuildOrchestrator {
       }
       return waiting;
     }
+    const byBase = new Map(jobs.map((job) => [job.base, job]));
     for (const resolution of resolutions) {
-      const job = jobs.find((candidate) => candidate.base === resolution.base)!;
+      const job = byBase.get(resolution.base)!;
       if (resolution.cancelled) {
         await this.finish(job, { state: 'cancelled', info: resolution.message });
         waiting.delete(job.base);
@@ -339,37 +345,59 @@ export class BuildOrchestrator {
 
   /** Starts every job whose dependencies are done, until none is left (reference 5.3). */
   private async loop(jobs: Job[], waiting: Map<string, Set<string>>, settings: RunSettings): Promise<void> {
-    const running = new Map<string, Promise<{ base: string; success: boolean }>>();
-    for (;;) {
-      for (const [base, deps] of waiting) {
-        if (deps.size > 0 || running.has(base)) continue;
-        const job = jobs.find((candidate) => candidate.base === base)!;
-        running.set(
-          base,
-          this.build(job, settings).then((success) => ({ base, success })),
-        );
+    const byBase = new Map(jobs.map((job) => [job.base, job]));
+    // the bases waiting for each base, in the order of `waiting` (the order builds start in)
+    const dependents = new Map<string, string[]>();
+    for (const [base, deps] of waiting) {
+      for (const dep of deps) {
+        const list = dependents.get(dep);
+        if (list) list.push(base);
+        else dependents.set(dep, [base]);
       }
-      if (running.size === 0) break;
-      const { base, success } = await Promise.race(running.values());
-      running.delete(base);
+    }
+    // Ended builds are queued and handled one at a time: a `Promise.race` over every running build
+    // at each step would cost (and keep alive until the builds end) a reaction per build and step.
+    const ended: { base: string; success: boolean }[] = [];
+    let wake: (() => void) | undefined;
+    let running = 0;
+    const start = (base: string): void => {
+      running++;
+      void this.build(byBase.get(base)!, settings)
+        .catch((error: unknown) => {
+          this.logger.error('build failed unexpectedly', { base, error: formatErrorChain(error) });
+          return false;
+        })
+        .then((success) => {
+          ended.push({ base, success });
+          wake?.();
+        });
+    };
+    for (const [base, deps] of waiting) if (deps.size === 0) start(base);
+    while (running > 0) {
+      if (ended.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+      const { base, success } = ended.shift()!;
+      running--;
       waiting.delete(base);
-      for (const [other, deps] of waiting) {
-        if (!deps.has(base)) continue;
+      const ready: string[] = [];
+      for (const other of dependents.get(base) ?? []) {
+        const deps = waiting.get(other);
+        if (!deps?.has(base)) continue;
         if (success || this.resolveIgnoreFailed) {
           deps.delete(base);
+          if (deps.size === 0) ready.push(other);
         } else {
-          const job = jobs.find((candidate) => candidate.base === other)!;
-          await this.finish(job, {
+          await this.finish(byBase.get(other)!, {
             state: 'cancelled',
             info: `failed to build dependency ${base} successfully`,
           });
           waiting.delete(other);
         }
       }
+      for (const other of ready) start(other);
     }
     for (const [base, deps] of waiting) {
-      const job = jobs.find((candidate) => candidate.base === base)!;
-      await this.finish(job, {
+      await this.finish(byBase.get(base)!, {
         state: 'fatal',
         info: [`package was orphaned in the build process, waiting for ${[...deps].join(', ')}`, 'resolve'],
       });
@@ -393,8 +421,7 @@ export class BuildOrchestrator {
         job.controller.abort(new Error('timeout'));
       }, this.buildTimeoutMs);
       await this.setState(job, { state: 'running', info: 'build' });
-      await fs.mkdir(this.workDir, { recursive: true });
-      output = await fs.mkdtemp(path.join(this.workDir, 'build-'));
+      output = await this.createOutputDir();
       const record = job.record;
       const clean = settings.clean || record.clean || this.forceClean;
       const result = await this.runner.run(
@@ -415,13 +442,16 @@ export class BuildOrchestrator {
         { onLog: logs.write, signal: job.controller.signal },
       );
       await logs.flush();
-      await this.store.updateBuild(job.base, job.started, {
+      const run: BuildChanges = {
         runSuccess: result.success,
         runStarted: result.started,
         runEnded: result.ended,
         stats: result.stats,
-      });
+      };
       const aborted = job.abortReason ?? result.aborted;
+      const published = aborted === undefined && result.success;
+      // a successful run is recorded with the publish state that follows it, in one write
+      if (!published) await this.store.updateBuild(job.base, job.started, run);
       if (aborted === 'timeout') {
         const message = `build timed out after ${formatDuration(this.buildTimeoutMs)} and was stopped`;
         await this.rememberFailure(job);
@@ -440,15 +470,17 @@ export class BuildOrchestrator {
         return false;
       }
       progress = 'publish';
-      await this.setState(job, { state: 'running', info: 'publish' });
+      await this.setState(job, { state: 'running', info: 'publish' }, run);
       const version = await this.publish(job, result);
       progress = 'clean';
-      await this.store.updateBuild(job.base, job.started, { version });
+      // the version is recorded with the state that follows the publish, in one write
       if (record.clean || this.forceClean) {
-        await this.setState(job, { state: 'running', info: 'clean' });
+        await this.setState(job, { state: 'running', info: 'clean' }, { version });
         await this.runner.remove?.(job.base);
+        await this.finish(job, { state: 'success' });
+      } else {
+        await this.finish(job, { state: 'success' }, { version });
       }
-      await this.finish(job, { state: 'success' });
       return true;
     } catch (error) {
       await logs.flush().catch(() => undefined);
@@ -473,7 +505,19 @@ export class BuildOrchestrator {
     } finally {
       clearTimeout(timer);
       release?.();
-      if (output) await fs.rm(output, { recursive: true, force: true }).catch(() => undefined);
+      if (output) await removeOutputDir(output).catch(() => undefined);
+    }
+  }
+
+  /** A new folder for the outputs of one build, in `workDir` (created when missing). */
+  private async createOutputDir(): Promise<string> {
+    const prefix = path.join(this.workDir, 'build-');
+    try {
+      return await fs.mkdtemp(prefix);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await fs.mkdir(this.workDir, { recursive: true });
+      return fs.mkdtemp(prefix);
     }
   }
 
@@ -518,8 +562,9 @@ export class BuildOrchestrator {
 
   // --- Helpers ----------------------------------------------------------------------------------
 
-  private async setState(job: Job, state: BuildState): Promise<void> {
-    await this.store.updateBuild(job.base, job.started, { state });
+  /** Records a state change (with `changes` to the build in the same write) and emits it. */
+  private async setState(job: Job, state: BuildState, changes?: BuildChanges): Promise<void> {
+    await this.store.updateBuild(job.base, job.started, { ...changes, state });
     this.bus.emit('state', { base: job.base, started: job.started, state, reason: job.reason });
   }
 
@@ -528,8 +573,8 @@ export class BuildOrchestrator {
     await this.store.updatePackage(job.base, { failedState: job.source.state() });
   }
 
-  private async finish(job: Job, state: BuildState): Promise<void> {
-    await this.store.updateBuild(job.base, job.started, { state, ended: this.now() });
+  private async finish(job: Job, state: BuildState, changes?: BuildChanges): Promise<void> {
+    await this.store.updateBuild(job.base, job.started, { ...changes, state, ended: this.now() });
     this.jobs.delete(job.base);
     this.bus.emit('state', { base: job.base, started: job.started, state, reason: job.reason });
   }
@@ -581,6 +626,24 @@ export class BuildOrchestrator {
   latestBuild(base: string): Promise<BuildRecord | undefined> {
     return this.store.getLatestBuild(base);
   }
+}
+
+/**
+ * Removes a build's output folder: its files one by one and the folder, which is what a build
+ * leaves; anything else (sub-folders, a failure) falls back to a recursive `fs.rm`.
+ */
+async function removeOutputDir(dir: string): Promise<void> {
+  try {
+    const entries = await fs.readdir(dir, { withFileTypes: true });
+    if (entries.every((entry) => !entry.isDirectory())) {
+      await Promise.all(entries.map((entry) => fs.unlink(path.join(dir, entry.name))));
+      await fs.rmdir(dir);
+      return;
+    }
+  } catch {
+    // the recursive removal below reports what is wrong, or succeeds where this did not
+  }
+  await fs.rm(dir, { recursive: true, force: true });
 }
 
 function formatDuration(ms: number): string {
