@@ -7,7 +7,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createPacmanSandbox, hasProgram, run } from '../testing/pacman.js';
 import { writeSyntheticPackage } from '../testing/synthetic-package.js';
 import { RepoDatabase } from './database.js';
-import { TAR_END, tarFile } from './tar.js';
+import { formatDesc, formatFiles } from './desc.js';
+import { readPackage } from './package-reader.js';
+import { TAR_END, tarDirectory, tarFile } from './tar.js';
 
 let root: string;
 let dir: string;
@@ -34,6 +36,27 @@ async function errorOf(promise: Promise<unknown>): Promise<Error> {
 
 const dbFile = () => path.join(dir, 'test.db.tar.gz');
 
+/** The files of a database archive (`entry/file -> contents`), read with zlib and a minimal tar parser. */
+async function contentsOf(archive: string): Promise<Map<string, string>> {
+  // zlib reads concatenated gzip members as one stream, as libarchive does
+  const tar = zlib.gunzipSync(await fs.readFile(archive));
+  const result = new Map<string, string>();
+  let longName: string | undefined;
+  for (let offset = 0; offset + 512 <= tar.length; ) {
+    const header = tar.subarray(offset, offset + 512);
+    if (header.every((byte) => byte === 0)) break;
+    const size = Number.parseInt(header.toString('ascii', 124, 136).replace(/\0.*$/, ''), 8);
+    const type = String.fromCharCode(header[156]!);
+    const data = tar.subarray(offset + 512, offset + 512 + size);
+    const name = longName ?? header.toString('utf8', 0, 100).replace(/\0.*$/, '');
+    longName = undefined;
+    if (type === 'x') longName = /path=(.*)\n/.exec(data.toString('utf8'))?.[1];
+    else if (type === '0') result.set(name, data.toString('utf8'));
+    offset += 512 + Math.ceil(size / 512) * 512;
+  }
+  return new Map([...result].sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
 describe('RepoDatabase', () => {
   it('refuses a path that is not NAME.db.tar.gz, or a missing folder', async () => {
     expect((await errorOf(RepoDatabase.open(path.join(dir, 'test.db')))).name).toBe('InputError');
@@ -46,8 +69,11 @@ describe('RepoDatabase', () => {
   });
 
   it('adding one package does not read the other package files (the index keeps them)', async () => {
+    // 100 entries: several chunks, and an entry that sorts last changes only the last one
     const files = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => writeSyntheticPackage(pkgs, { name: `p${i}`, version: '1.0-1' })),
+      Array.from({ length: 100 }, (_, i) =>
+        writeSyntheticPackage(pkgs, { name: `p${String(i).padStart(3, '0')}`, version: '1.0-1' }),
+      ),
     );
     const db = await RepoDatabase.open(dbFile());
     await db.add(files);
@@ -58,12 +84,143 @@ describe('RepoDatabase', () => {
     const again = await RepoDatabase.open(dbFile());
     await again.add([extra]);
     expect((await again.list()).map((entry) => entry.name)).toContain('zzz');
-    expect((await again.list()).length).toBe(41);
+    expect((await again.list()).length).toBe(101);
     // the other entries' compressed bytes were carried over unchanged
     const after = await fs.readFile(dbFile());
     const endMember = zlib.gzipSync(TAR_END, { level: 6 }).length;
     expect(after.subarray(0, 200).equals(before.subarray(0, 200))).toBe(true);
     expect(after.length).toBeGreaterThan(before.length - endMember);
+  });
+
+  it('keeps entries right through many adds, replacements and removes across chunks', async () => {
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const name = (i: number) => `r${String(i).padStart(3, '0')}`;
+    const current = new Map<string, string>();
+    const make = async (i: number, version: string) =>
+      writeSyntheticPackage(path.join(pkgs, version), {
+        name: name(i),
+        version,
+        depends: [`${name(random(200))}>=1`],
+        files: { [`usr/share/${name(i)}/${'x'.repeat(random(120))}`]: `${i}\n` },
+      });
+    const initial = await Promise.all(Array.from({ length: 150 }, (_, i) => make(i * 2, '1.0-1')));
+    initial.forEach((file, i) => current.set(name(i * 2), file));
+    await (await RepoDatabase.open(dbFile())).add(initial);
+    for (let step = 0; step < 40; step++) {
+      const db = await RepoDatabase.open(dbFile());
+      const names = [...current.keys()];
+      const action = random(3);
+      if (action === 0 && names.length > 0) {
+        // removes a few, from anywhere
+        const doomed = [
+          ...new Set(Array.from({ length: 1 + random(4) }, () => names[random(names.length)]!)),
+        ];
+        await db.remove(doomed);
+        for (const doomedName of doomed) current.delete(doomedName);
+      } else {
+        // adds new names (odd numbers sort between the others, 300+ after them) or new versions
+        const picks = [...new Set(Array.from({ length: 1 + random(3) }, () => random(320)))];
+        const files = await Promise.all(picks.map((i) => make(i, `${2 + step}.0-1`)));
+        await db.add(files);
+        picks.forEach((i, k) => current.set(name(i), files[k]!));
+      }
+    }
+    // the same as a database written at once from the same packages
+    const fresh = path.join(root, 'fresh');
+    await fs.mkdir(fresh);
+    await (await RepoDatabase.open(path.join(fresh, 'test.db.tar.gz'))).add([...current.values()]);
+    for (const kind of ['db', 'files']) {
+      const mine = await contentsOf(path.join(dir, `test.${kind}.tar.gz`));
+      expect(mine).toEqual(await contentsOf(path.join(fresh, `test.${kind}.tar.gz`)));
+      expect([...mine.keys()].filter((file) => file.endsWith('/desc'))).toHaveLength(current.size);
+    }
+    expect((await (await RepoDatabase.open(dbFile())).list()).map((entry) => entry.name)).toEqual(
+      [...current.keys()].sort(),
+    );
+    // and chunked: neither one member per entry nor one for all
+    const index = JSON.parse(await fs.readFile(path.join(dir, '.test.serene-index.json'), 'utf8'));
+    const sizes = index.chunks.map((chunk: unknown[]) => (chunk[4] as unknown[]).length);
+    expect(sizes.length).toBeGreaterThan(2);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(64);
+  }, 60_000);
+
+  it('reads a database written by the previous version (one member per entry, index version 1) and upgrades it', async () => {
+    const files = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => writeSyntheticPackage(pkgs, { name: `v${i}`, version: '1.0-1' })),
+    );
+    // the previous writer's layout, byte for byte: a gzip member per entry, then the end member
+    const mtime = 1_700_000_000;
+    const members = { db: [] as Buffer[], files: [] as Buffer[] };
+    const entries: Record<string, unknown>[] = [];
+    const offsets = { db: 0, files: 0 };
+    const read = await Promise.all(files.map((file) => readPackage(file)));
+    // sorted as the previous writer did: bytewise by entry directory
+    read.sort((a, b) => Buffer.compare(Buffer.from(a.pkginfo.pkgname), Buffer.from(b.pkginfo.pkgname)));
+    for (const pkg of read) {
+      const dirName = `${pkg.pkginfo.pkgname}-${pkg.pkginfo.pkgver}`;
+      const desc = Buffer.from(formatDesc(pkg));
+      const head = [...tarDirectory(`${dirName}/`, mtime), ...tarFile(`${dirName}/desc`, desc, mtime)];
+      const db = zlib.gzipSync(Buffer.concat(head), { level: 6 });
+      const withFiles = Buffer.concat([
+        ...head,
+        ...tarFile(`${dirName}/files`, Buffer.from(formatFiles(pkg.files)), mtime),
+      ]);
+      const filesMember = zlib.gzipSync(withFiles, { level: 6 });
+      entries.push({
+        name: pkg.pkginfo.pkgname,
+        version: pkg.pkginfo.pkgver,
+        filename: pkg.filename,
+        base: pkg.pkginfo.pkgbase,
+        arch: pkg.pkginfo.arch,
+        signed: false,
+        db: [offsets.db, db.length],
+        files: [offsets.files, filesMember.length],
+      });
+      members.db.push(db);
+      members.files.push(filesMember);
+      offsets.db += db.length;
+      offsets.files += filesMember.length;
+    }
+    const end = zlib.gzipSync(TAR_END, { level: 6 });
+    const filesPath = path.join(dir, 'test.files.tar.gz');
+    await fs.writeFile(dbFile(), Buffer.concat([...members.db, end]));
+    await fs.writeFile(filesPath, Buffer.concat([...members.files, end]));
+    const fingerprint = async (file: string) => {
+      const stat = await fs.stat(file);
+      return { size: stat.size, mtimeMs: stat.mtimeMs, ino: stat.ino };
+    };
+    const indexPath = path.join(dir, '.test.serene-index.json');
+    await fs.writeFile(
+      indexPath,
+      JSON.stringify({
+        version: 1,
+        db: await fingerprint(dbFile()),
+        files: await fingerprint(filesPath),
+        entries,
+      }),
+    );
+    const before = { db: await contentsOf(dbFile()), files: await contentsOf(filesPath) };
+
+    const db = await RepoDatabase.open(dbFile());
+    expect((await db.list()).map((entry) => entry.name)).toEqual(files.map((_, i) => `v${i}`).sort());
+    const extra = await writeSyntheticPackage(pkgs, { name: 'v99', version: '1.0-1' });
+    await db.add([extra]);
+    await db.remove(['v3']);
+    const index = JSON.parse(await fs.readFile(indexPath, 'utf8'));
+    expect(index.version).toBe(2);
+    // every old entry carried over as it was, with the change applied
+    const after = { db: await contentsOf(dbFile()), files: await contentsOf(filesPath) };
+    for (const kind of ['db', 'files'] as const) {
+      const expected = new Map(before[kind]);
+      for (const file of ['desc', 'files']) expected.delete(`v3-1.0-1/${file}`);
+      const added = [...after[kind]].filter(([file]) => file.startsWith('v99-'));
+      expect(added).toHaveLength(kind === 'db' ? 1 : 2);
+      expect(new Map([...after[kind]].filter(([file]) => !file.startsWith('v99-')))).toEqual(expected);
+    }
   });
 
   it('gives every database version a later whole-second mtime, so pacman never takes a new one for the old', async () => {

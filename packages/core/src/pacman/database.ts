@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -6,7 +7,13 @@ import * as zlib from 'node:zlib';
 import { extract } from 'tar-stream';
 import type { RepoEntry } from '../contracts/publisher.js';
 import type { Signer } from '../contracts/signer.js';
-import { InputError, InvalidDatabaseError, InvalidPackageError, LockedError, NotFoundError } from '../errors.js';
+import {
+  InputError,
+  InvalidDatabaseError,
+  InvalidPackageError,
+  LockedError,
+  NotFoundError,
+} from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import { formatDesc, formatFiles, parseDesc } from './desc.js';
 import { readPackage } from './package-reader.js';
@@ -16,38 +23,52 @@ import { vercmp } from './vercmp.js';
 
 // --- Format ---------------------------------------------------------------------------------------
 //
-// Both archives are a concatenation of gzip members: one member per package entry (its directory,
-// `desc`, and for the files database `files`), then one member holding the end-of-archive blocks.
-// gzip readers (libarchive, zlib, gzip) read concatenated members as one stream, so pacman sees an
-// ordinary tar.gz. Keeping each entry in its own member lets an add or a remove copy the other
-// entries' compressed bytes as they are, located through a small index file beside the database,
-// instead of re-reading package files or re-compressing the whole database.
+// Both archives are a concatenation of gzip members: one member per *chunk* of consecutive entries
+// (each entry is its directory, `desc`, and for the files database `files`), then one member holding
+// the end-of-archive blocks. gzip readers (libarchive, zlib, gzip) read concatenated members as one
+// stream, so pacman sees an ordinary tar.gz. A change re-compresses only the chunks it touches and
+// copies the others' compressed bytes as they are, located through a small index file beside the
+// database, instead of re-reading package files or re-compressing the whole database (ADR 0002).
+//
+// Invariant: in every chunk, an entry's tar bytes in the db archive are a prefix of its tar bytes in
+// the files archive (directory and `desc`, then `files`), so a chunk is re-read from the files
+// archive alone.
 
-/** Version of the index file format. */
-const INDEX_VERSION = 1;
-/** gzip level of entry members: entries are small, higher levels gain little. */
+/** Version of the index file format (1: one member per entry; 2: chunks). Others are rebuilt. */
+const INDEX_VERSION = 2;
+/** gzip level of the members. */
 const GZIP_LEVEL = 6;
+/** Entries per chunk when a run of entries is cut into chunks (full builds, splits). */
+const CHUNK_ENTRIES = 32;
+/** A chunk grows by adds up to this many entries before it is split. */
+const MAX_CHUNK_ENTRIES = 64;
+/** A rewritten chunk left with fewer entries than this is merged with a neighbour. */
+const MIN_CHUNK_ENTRIES = 8;
 /** Package files read at once when adding many. */
 const READ_CONCURRENCY = 8;
+/** A lock file without a pid older than this is stale (see `lock`). */
+const EMPTY_LOCK_STALE_MS = 10_000;
 /** repo-add refuses package signatures larger than this. */
 const MAX_SIGNATURE_SIZE = 16384;
 
-/** Byte range of one gzip member inside an archive file. */
-type Range = readonly [offset: number, length: number];
-
+/** An entry as the index records it: its metadata, and the size of its tar bytes in each archive. */
 interface IndexEntry extends RepoEntry {
-  /** range in the db archive */
-  db: Range;
-  /** range in the files archive */
-  files: Range;
+  /** length of the entry's (uncompressed) tar bytes in the db archive */
+  dbLength: number;
+  /** length of the entry's (uncompressed) tar bytes in the files archive */
+  filesLength: number;
 }
 
+/** One row of the index file: `[name, version, filename, base, arch, signed, dbLength, filesLength]`. */
+type IndexRow = [string, string, string, string | null, string, 0 | 1, number, number];
+
+/** The index file: per chunk `[dbOffset, dbLength, filesOffset, filesLength, rows]`. */
 interface IndexFile {
   version: number;
   /** fingerprints of the archives this index describes */
   db: Fingerprint;
   files: Fingerprint;
-  entries: IndexEntry[];
+  chunks: [number, number, number, number, IndexRow[]][];
 }
 
 interface Fingerprint {
@@ -56,11 +77,28 @@ interface Fingerprint {
   ino: number;
 }
 
-/** An entry held in memory while a change is prepared: its members, compressed. */
-interface Member {
-  entry: RepoEntry;
+/** A chunk of the archives: its entries (sorted) and its two gzip members. */
+interface Chunk {
+  entries: IndexEntry[];
   db: Buffer;
   files: Buffer;
+}
+
+/** An entry held uncompressed while a change is prepared. */
+interface Loose {
+  entry: RepoEntry;
+  /** `name-version`, the sort key */
+  key: string;
+  /** its tar bytes in the db archive (directory and `desc`) */
+  db: Buffer;
+  /** what follows them in the files archive (`files`) */
+  extra: Buffer;
+}
+
+/** What a change starts from: the chunks an index describes, or every entry read from the archives. */
+interface State {
+  chunks: Chunk[];
+  loose: Loose[];
 }
 
 /** Options of {@link RepoDatabase.open}. */
@@ -160,13 +198,13 @@ export class RepoDatabase {
         if (this.signer && !(await exists(`${this.dbPath}.sig`))) await this.resignArchives();
         return;
       }
-      await this.write([]);
+      await this.write({ chunks: [], loose: [] }, new Set(), []);
     });
   }
 
   /** The entries of the database, sorted by name. */
   list(): Promise<RepoEntry[]> {
-    return this.exclusive(async () => (await this.load()).map((member) => member.entry));
+    return this.exclusive(async () => entriesOf(await this.load(false)).map((entry) => toRepoEntry(entry)));
   }
 
   /**
@@ -176,43 +214,47 @@ export class RepoDatabase {
   add(packages: readonly (string | PackageFile)[], options: AddOptions = {}): Promise<AddResult> {
     return this.exclusive(async () => {
       const read = await readAll(packages);
-      const members = await this.load();
-      const byName = new Map(members.map((member) => [member.entry.name, member]));
+      const state = await this.load(true);
+      const byName = new Map<string, RepoEntry>(entriesOf(state).map((entry) => [entry.name, entry]));
       const result: AddResult = { added: [], replaced: [], skipped: [], deleted: [] };
       const toDelete: string[] = [];
-      for (const { pkg, pgpsig } of read) {
-        const info = pkg.pkginfo;
-        const old = byName.get(info.pkgname);
-        if (old && old.entry.version === info.pkgver && options.onlyNew) {
-          result.skipped.push({ file: pkg.path, reason: `an entry for '${info.pkgname}-${info.pkgver}' exists` });
+      const replaced = new Set<string>();
+      const additions: Loose[] = [];
+      for (const { file, loose } of read) {
+        const { name, version } = loose.entry;
+        const old = byName.get(name);
+        if (old && old.version === version && options.onlyNew) {
+          result.skipped.push({ file, reason: `an entry for '${name}-${version}' exists` });
           continue;
         }
-        if (old && options.preventDowngrade && vercmp(old.entry.version, info.pkgver) > 0) {
+        if (old && options.preventDowngrade && vercmp(old.version, version) > 0) {
           result.skipped.push({
-            file: pkg.path,
-            reason: `a newer version for '${info.pkgname}' is already present (${old.entry.version})`,
+            file,
+            reason: `a newer version for '${name}' is already present (${old.version})`,
           });
           continue;
         }
         if (old) {
-          result.replaced.push(old.entry);
-          if (options.removeOld && old.entry.version !== info.pkgver && old.entry.filename !== pkg.filename) {
-            toDelete.push(path.join(path.dirname(pkg.path), old.entry.filename));
+          result.replaced.push(toRepoEntry(old));
+          replaced.add(name);
+          if (options.removeOld && old.version !== version && old.filename !== loose.entry.filename) {
+            toDelete.push(path.join(path.dirname(file), old.filename));
           }
         }
-        const member = await createMember(pkg, pgpsig);
-        byName.set(info.pkgname, member);
-        result.added.push(member.entry);
+        additions.push(loose);
+        result.added.push(loose.entry);
       }
-      if (result.added.length > 0 || !(await exists(this.dbPath))) {
-        await this.write([...byName.values()]);
+      if (additions.length > 0 || !(await exists(this.dbPath))) {
+        await this.write(state, replaced, additions);
       }
       for (const file of toDelete) {
         for (const doomed of [file, `${file}.sig`]) {
-          if (await fs.rm(doomed).then(
-            () => true,
-            () => false,
-          )) {
+          if (
+            await fs.rm(doomed).then(
+              () => true,
+              () => false,
+            )
+          ) {
             result.deleted.push(doomed);
           }
         }
@@ -230,19 +272,15 @@ export class RepoDatabase {
       if (!(await exists(this.dbPath))) {
         throw new NotFoundError(`repository file '${this.dbPath}' was not found`);
       }
-      const members = await this.load();
-      const byName = new Map(members.map((member) => [member.entry.name, member]));
+      const state = await this.load(true);
+      const byName = new Map<string, RepoEntry>(entriesOf(state).map((entry) => [entry.name, entry]));
       const missing = names.filter((name) => !byName.has(name));
       if (missing.length > 0) {
         throw new NotFoundError(`package matching '${missing.join("', '")}' not found in ${this.name}`);
       }
-      const removed: RepoEntry[] = [];
-      for (const name of new Set(names)) {
-        removed.push(byName.get(name)!.entry);
-        byName.delete(name);
-      }
-      await this.write([...byName.values()]);
-      return removed;
+      const doomed = new Set(names);
+      await this.write(state, doomed, []);
+      return [...doomed].map((name) => toRepoEntry(byName.get(name)!));
     });
   }
 
@@ -270,62 +308,102 @@ export class RepoDatabase {
   private async lock(): Promise<() => Promise<void>> {
     const deadline = Date.now() + this.lockTimeoutMs;
     for (let attempt = 0; ; attempt++) {
-      try {
-        const handle = await fs.open(this.lockPath, 'wx');
-        await handle.writeFile(`${process.pid}\n`);
-        await handle.close();
-        return () => fs.rm(this.lockPath, { force: true });
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      }
-      const holder = Number.parseInt(await fs.readFile(this.lockPath, 'utf8').catch(() => ''), 10);
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && !isAlive(holder)) {
-        this.logger.warn('removing stale repository lock', { lock: this.lockPath, pid: holder });
+      if (await this.createLock()) return () => fs.rm(this.lockPath, { force: true });
+      const [text, stat] = await Promise.all([
+        fs.readFile(this.lockPath, 'utf8').catch(() => ''),
+        fs.stat(this.lockPath).catch(() => undefined),
+      ]);
+      const holder = Number.parseInt(text, 10);
+      const known = Number.isInteger(holder) && holder > 0;
+      // a lock without a pid was left by a writer killed between creating it and writing to it
+      // (repo-add's window; ours has none): stale once older than any such window
+      const stale = known
+        ? holder !== process.pid && !isAlive(holder)
+        : stat !== undefined && Date.now() - stat.mtimeMs > EMPTY_LOCK_STALE_MS;
+      if (stale) {
+        this.logger.warn('removing stale repository lock', {
+          lock: this.lockPath,
+          pid: known ? holder : undefined,
+        });
         await fs.rm(this.lockPath, { force: true });
         continue;
       }
       if (Date.now() >= deadline) {
         throw new LockedError(
-          `failed to acquire lockfile: ${this.lockPath}${Number.isInteger(holder) ? ` (held by process ${holder})` : ''}`,
+          `failed to acquire lockfile: ${this.lockPath}${known ? ` (held by process ${holder})` : ''}`,
         );
       }
       await sleep(Math.min(25 * 2 ** Math.min(attempt, 4), 250));
     }
   }
 
-  /** The current entries with their compressed members, from the index or, failing that, the archives. */
-  private async load(): Promise<Member[]> {
+  /**
+   * Creates the lock file with our pid already in it (written aside, then linked into place), so
+   * that a writer killed at any moment never leaves an empty one; false when it exists.
+   */
+  private async createLock(): Promise<boolean> {
+    const temp = path.join(
+      this.dir,
+      `.${path.basename(this.lockPath)}.${process.pid}.${randomBytes(4).toString('hex')}`,
+    );
+    await fs.writeFile(temp, `${process.pid}\n`);
+    try {
+      await fs.link(temp, this.lockPath);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
+    } finally {
+      await fs.rm(temp, { force: true });
+    }
+  }
+
+  /**
+   * The current entries: the chunks the index describes (with their members when `members`), or,
+   * when there is no index for these archives, every entry read from the archives.
+   */
+  private async load(members: boolean): Promise<State> {
     const [dbStat, filesStat] = await Promise.all([statOf(this.dbPath), statOf(this.filesPath)]);
-    if (!dbStat) return [];
+    if (!dbStat) return { chunks: [], loose: [] };
     const index = await this.readIndex();
     if (index && filesStat && sameFile(index.db, dbStat) && sameFile(index.files, filesStat)) {
+      if (!members) return { chunks: chunksOf(index, EMPTY, EMPTY), loose: [] };
       const [db, files] = await Promise.all([fs.readFile(this.dbPath), fs.readFile(this.filesPath)]);
       if (db.length === index.db.size && files.length === index.files.size) {
-        return index.entries.map(({ db: dbRange, files: filesRange, ...entry }) => ({
-          entry,
-          db: slice(db, dbRange),
-          files: slice(files, filesRange),
-        }));
+        return { chunks: chunksOf(index, db, files), loose: [] };
       }
     }
     this.logger.info('reading repository database', { db: this.dbPath });
-    return this.readArchives(filesStat !== undefined);
+    return { chunks: [], loose: await this.readArchives(filesStat !== undefined) };
   }
 
+  /** The index, when it is one of this version and its chunks tile the archives it fingerprints. */
   private async readIndex(): Promise<IndexFile | undefined> {
+    let index: IndexFile;
     try {
-      const index = JSON.parse(await fs.readFile(this.indexPath, 'utf8')) as IndexFile;
-      return index.version === INDEX_VERSION ? index : undefined;
+      index = JSON.parse(await fs.readFile(this.indexPath, 'utf8')) as IndexFile;
     } catch {
       return undefined;
     }
+    if (index?.version !== INDEX_VERSION || !Array.isArray(index.chunks)) return undefined;
+    let db = 0;
+    let files = 0;
+    for (const chunk of index.chunks) {
+      if (!Array.isArray(chunk) || chunk[0] !== db || chunk[2] !== files || !Array.isArray(chunk[4])) {
+        return undefined;
+      }
+      db += chunk[1];
+      files += chunk[3];
+    }
+    return db <= index.db?.size && files <= index.files?.size ? index : undefined;
   }
 
   /** Reads entries from archives written by anyone (repo-add, or us without an index). */
-  private async readArchives(withFiles: boolean): Promise<Member[]> {
+  private async readArchives(withFiles: boolean): Promise<Loose[]> {
     const db = await readEntries(this.dbPath);
     const files = withFiles ? await readEntries(this.filesPath) : new Map<string, Map<string, Buffer>>();
-    const members: Member[] = [];
+    const loose: Loose[] = [];
+    const mtime = Math.floor(Date.now() / 1000);
     for (const [dirName, contents] of db) {
       const desc = contents.get('desc');
       if (!desc) {
@@ -347,41 +425,36 @@ export class RepoDatabase {
         signed: fields.has('PGPSIG'),
       };
       const filesText = files.get(dirName)?.get('files') ?? Buffer.from('%FILES%\n');
-      members.push({
-        entry,
-        db: gzipMember(entryBlocks(dirName, desc)),
-        files: gzipMember(entryBlocks(dirName, desc, filesText)),
-      });
+      loose.push(looseEntry(entry, desc, filesText, mtime));
     }
-    return members;
+    return loose;
   }
 
-  /** Writes both archives from `members`, signs them, rotates them into place, then the index. */
-  private async write(members: Member[]): Promise<void> {
-    const keys = new Map(members.map((member) => [member, Buffer.from(entryDir(member.entry))]));
-    members.sort((a, b) => Buffer.compare(keys.get(a)!, keys.get(b)!));
-    const end = gzipMember([TAR_END]);
-    const index: IndexEntry[] = [];
+  /**
+   * Writes both archives from `state` less the entries named in `removed`, plus `additions`; signs
+   * them, rotates them into place, then writes the index. Only the chunks that change are
+   * re-compressed.
+   */
+  private async write(state: State, removed: ReadonlySet<string>, additions: Loose[]): Promise<void> {
+    const chunks = plan(state, removed, additions);
+    const end = gzip(TAR_END);
+    const rows: IndexFile['chunks'] = [];
     let dbOffset = 0;
     let filesOffset = 0;
-    for (const member of members) {
-      index.push({
-        ...member.entry,
-        db: [dbOffset, member.db.length],
-        files: [filesOffset, member.files.length],
-      });
-      dbOffset += member.db.length;
-      filesOffset += member.files.length;
+    for (const chunk of chunks) {
+      rows.push([dbOffset, chunk.db.length, filesOffset, chunk.files.length, chunk.entries.map(toRow)]);
+      dbOffset += chunk.db.length;
+      filesOffset += chunk.files.length;
     }
     // both written (and signed) side by side; then rotated files first, so that a reader who sees
     // the new db finds the new files database already in place
     const [filesTemp, dbTemp] = await Promise.all([
-      this.prepareArchive(this.filesPath, [...members.map((m) => m.files), end]),
-      this.prepareArchive(this.dbPath, [...members.map((m) => m.db), end]),
+      this.prepareArchive(this.filesPath, [...coalesce(chunks.map((chunk) => chunk.files)), end]),
+      this.prepareArchive(this.dbPath, [...coalesce(chunks.map((chunk) => chunk.db)), end]),
     ]);
     const filesStat = await this.rotateArchive(filesTemp, this.filesPath);
     const dbStat = await this.rotateArchive(dbTemp, this.dbPath);
-    const indexFile: IndexFile = { version: INDEX_VERSION, db: dbStat, files: filesStat, entries: index };
+    const indexFile: IndexFile = { version: INDEX_VERSION, db: dbStat, files: filesStat, chunks: rows };
     const temp = `${this.indexPath}.tmp`;
     await fs.writeFile(temp, JSON.stringify(indexFile));
     await fs.rename(temp, this.indexPath);
@@ -393,7 +466,7 @@ export class RepoDatabase {
     const handle = await fs.open(temp, 'w', 0o644);
     try {
       await handle.writev(chunks);
-      await handle.sync();
+      await handle.datasync();
     } finally {
       await handle.close();
     }
@@ -407,7 +480,10 @@ export class RepoDatabase {
     // pacman (curl's If-Modified-Since, for http:// and file:// alike) compares whole seconds: a
     // database replaced within the second of the last sync would look unchanged. Each version gets
     // a whole-second mtime later than the one it replaces.
-    const seconds = Math.max(Math.floor(Date.now() / 1000), previous ? Math.floor(previous.mtimeMs / 1000) + 1 : 0);
+    const seconds = Math.max(
+      Math.floor(Date.now() / 1000),
+      previous ? Math.floor(previous.mtimeMs / 1000) + 1 : 0,
+    );
     await fs.utimes(temp, seconds, seconds);
     if (this.signer) await fs.utimes(`${temp}.sig`, seconds, seconds);
     if (previous) {
@@ -459,59 +535,235 @@ export class RepoDatabase {
 
 // --- Internal helpers -------------------------------------------------------------------------------
 
-function entryDir(entry: RepoEntry): string {
+const EMPTY = Buffer.alloc(0);
+
+/** The sort key of an entry: its directory name. */
+function keyOf(entry: RepoEntry): string {
   return `${entry.name}-${entry.version}`;
 }
 
-/** The tar blocks of one entry: its directory, `desc`, and (for the files database) `files`. */
-function entryBlocks(dirName: string, desc: Buffer, files?: Buffer): Buffer[] {
-  const mtime = Math.floor(Date.now() / 1000);
-  const blocks = [...tarDirectory(`${dirName}/`, mtime), ...tarFile(`${dirName}/desc`, desc, mtime)];
-  if (files) blocks.push(...tarFile(`${dirName}/files`, files, mtime));
-  return blocks;
+/**
+ * Orders keys. Names and versions are ASCII (makepkg's rules), where UTF-16 order is byte order, as
+ * repo-add's; the only need is that it is the same order everywhere.
+ */
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
-async function createMember(pkg: PackageFile, pgpsig: string | undefined): Promise<Member> {
-  const info = pkg.pkginfo;
-  const dirName = `${info.pkgname}-${info.pkgver}`;
-  const desc = Buffer.from(formatDesc(pkg, pgpsig));
-  const files = Buffer.from(formatFiles(pkg.files));
-  const db = gzipMember(entryBlocks(dirName, desc));
-  const filesMember = gzipMember(entryBlocks(dirName, desc, files));
+function toRepoEntry(entry: RepoEntry): RepoEntry {
+  const { name, base, version, filename, arch, signed } = entry;
+  return { name, base, version, filename, arch, signed };
+}
+
+function toRow(entry: IndexEntry): IndexRow {
+  const { name, version, filename, base, arch, signed, dbLength, filesLength } = entry;
+  return [name, version, filename, base ?? null, arch, signed ? 1 : 0, dbLength, filesLength];
+}
+
+/** The chunks an index describes, their members cut out of the archives' bytes. */
+function chunksOf(index: IndexFile, db: Buffer, files: Buffer): Chunk[] {
+  return index.chunks.map(([dbOffset, dbLength, filesOffset, filesLength, rows]) => ({
+    entries: rows.map(([name, version, filename, base, arch, signed, entryDb, entryFiles]) => ({
+      name,
+      version,
+      filename,
+      base: base ?? undefined,
+      arch,
+      signed: signed === 1,
+      dbLength: entryDb,
+      filesLength: entryFiles,
+    })),
+    db: db.subarray(dbOffset, dbOffset + dbLength),
+    files: files.subarray(filesOffset, filesOffset + filesLength),
+  }));
+}
+
+function entriesOf(state: State): IndexEntry[] | RepoEntry[] {
+  if (state.loose.length > 0) {
+    return [...state.loose].sort((a, b) => compareKeys(a.key, b.key)).map((loose) => loose.entry);
+  }
+  return state.chunks.flatMap((chunk) => chunk.entries);
+}
+
+/** An entry's tar bytes (directory, `desc`, then `files`), split as {@link Loose} keeps them. */
+function looseEntry(entry: RepoEntry, desc: Buffer, files: Buffer, mtime: number): Loose {
+  const dirName = keyOf(entry);
   return {
-    entry: {
-      name: info.pkgname,
-      base: info.pkgbase,
-      version: info.pkgver,
-      filename: pkg.filename,
-      arch: info.arch ?? 'any',
-      signed: pgpsig !== undefined,
-    },
-    db,
-    files: filesMember,
+    entry,
+    key: dirName,
+    db: Buffer.concat([...tarDirectory(`${dirName}/`, mtime), ...tarFile(`${dirName}/desc`, desc, mtime)]),
+    extra: Buffer.concat(tarFile(`${dirName}/files`, files, mtime)),
   };
 }
 
-/** One gzip member; synchronous, as members are small and the thread-pool round trip costs more. */
-function gzipMember(chunks: Buffer[]): Buffer {
-  return zlib.gzipSync(Buffer.concat(chunks), { level: GZIP_LEVEL });
+/** The entries of a chunk, uncompressed, from its files member (see the invariant above). */
+function loosen(chunk: Chunk): Loose[] {
+  let tar: Buffer;
+  try {
+    tar = zlib.gunzipSync(chunk.files);
+  } catch (error) {
+    throw new InvalidDatabaseError('a chunk of the files database does not decompress', { cause: error });
+  }
+  const loose: Loose[] = [];
+  let offset = 0;
+  for (const entry of chunk.entries) {
+    const dbEnd = offset + entry.dbLength;
+    const end = offset + entry.filesLength;
+    loose.push({
+      entry,
+      key: keyOf(entry),
+      db: tar.subarray(offset, dbEnd),
+      extra: tar.subarray(dbEnd, end),
+    });
+    offset = end;
+  }
+  if (offset !== tar.length) {
+    throw new InvalidDatabaseError('a chunk of the files database does not match its index');
+  }
+  return loose;
 }
 
-/** Reads every package first, with its signature, so that one bad file changes nothing. */
-async function readAll(
-  packages: readonly (string | PackageFile)[],
-): Promise<{ pkg: PackageFile; pgpsig: string | undefined }[]> {
+/**
+ * The chunks of the new archives: the unchanged chunks of `state` as they are, and the entries of
+ * the chunks that change (an entry removed or added, or merged into a neighbour for being too small)
+ * re-cut and re-compressed.
+ */
+function plan(state: State, removed: ReadonlySet<string>, additions: Loose[]): Chunk[] {
+  const { chunks } = state;
+  // per chunk, its entries once it changes
+  const changed: (Loose[] | undefined)[] = new Array(chunks.length);
+  const open = (i: number): Loose[] => {
+    changed[i] ??= loosen(chunks[i]!).filter((loose) => !removed.has(loose.entry.name));
+    return changed[i]!;
+  };
+  if (removed.size > 0) {
+    chunks.forEach((chunk, i) => {
+      if (chunk.entries.some((entry) => removed.has(entry.name))) open(i);
+    });
+  }
+  const firstKeys = chunks.map((chunk) => keyOf(chunk.entries[0]!));
+  const run: Loose[] = state.loose.filter((loose) => !removed.has(loose.entry.name));
+  for (const addition of additions) {
+    if (chunks.length === 0) {
+      run.push(addition);
+    } else {
+      open(chunkFor(firstKeys, addition.key)).push(addition);
+    }
+  }
+  // a changed chunk left small takes in a neighbour; adjacent changed chunks are cut as one run
+  changed.forEach((entries, i) => {
+    if (entries && entries.length > 0 && entries.length < MIN_CHUNK_ENTRIES && chunks.length > 1) {
+      open(i + 1 < chunks.length ? i + 1 : i - 1);
+    }
+  });
+  const result: Chunk[] = [];
+  for (const [i, chunk] of chunks.entries()) {
+    const entries = changed[i];
+    if (entries) {
+      run.push(...entries);
+    } else {
+      result.push(...cut(run));
+      run.length = 0;
+      result.push(chunk);
+    }
+  }
+  result.push(...cut(run));
+  return result;
+}
+
+/** The chunk an entry with `key` goes to: the last one whose first key is not after it. */
+function chunkFor(firstKeys: readonly string[], key: string): number {
+  let low = 0;
+  let high = firstKeys.length - 1;
+  while (low < high) {
+    const middle = (low + high + 1) >> 1;
+    if (compareKeys(firstKeys[middle]!, key) <= 0) low = middle;
+    else high = middle - 1;
+  }
+  return low;
+}
+
+/** Sorts a run of entries and compresses it into chunks (one, unless it is larger than a chunk may be). */
+function cut(run: Loose[]): Chunk[] {
+  if (run.length === 0) return [];
+  run.sort((a, b) => compareKeys(a.key, b.key));
+  const count = run.length <= MAX_CHUNK_ENTRIES ? 1 : Math.ceil(run.length / CHUNK_ENTRIES);
+  const chunks: Chunk[] = [];
+  for (let i = 0; i < count; i++) {
+    const part = run.slice(Math.floor((i * run.length) / count), Math.floor(((i + 1) * run.length) / count));
+    chunks.push({
+      entries: part.map(({ entry, db, extra }) => ({
+        ...toRepoEntry(entry),
+        dbLength: db.length,
+        filesLength: db.length + extra.length,
+      })),
+      db: gzip(Buffer.concat(part.map((loose) => loose.db))),
+      files: gzip(Buffer.concat(part.flatMap((loose) => [loose.db, loose.extra]))),
+    });
+  }
+  return chunks;
+}
+
+/**
+ * One gzip member, in a buffer of its own size: zlib's synchronous output is a view of a larger
+ * buffer, which would otherwise stay alive with it.
+ */
+function gzip(data: Buffer): Buffer {
+  const member = zlib.gzipSync(data, { level: GZIP_LEVEL });
+  return member.byteLength * 2 < member.buffer.byteLength ? Buffer.from(member) : member;
+}
+
+/** Joins views that lie next to each other in the same buffer (unchanged chunks), for fewer writes. */
+function coalesce(parts: Buffer[]): Buffer[] {
+  const result: Buffer[] = [];
+  for (const part of parts) {
+    const last = result[result.length - 1];
+    if (last && last.buffer === part.buffer && last.byteOffset + last.length === part.byteOffset) {
+      result[result.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + part.length);
+    } else {
+      result.push(part);
+    }
+  }
+  return result;
+}
+
+/** A package read for an add: where it lies and its entry, ready to be written. */
+interface ReadPackage {
+  file: string;
+  loose: Loose;
+}
+
+/**
+ * Reads every package first, with its signature, so that one bad file changes nothing. Each is
+ * reduced to its entry's tar bytes as soon as it is read, so that many packages take little memory.
+ */
+async function readAll(packages: readonly (string | PackageFile)[]): Promise<ReadPackage[]> {
   const problems: string[] = [];
-  const read: { pkg: PackageFile; pgpsig: string | undefined }[] = [];
+  const read: ReadPackage[] = [];
   const seen = new Map<string, string>();
+  const mtime = Math.floor(Date.now() / 1000);
   // read several at a time (I/O and hashing overlap), then check them in the given order
-  const results: ({ pkg: PackageFile } | { error: unknown })[] = new Array(packages.length);
+  type Result =
+    | { name: string; file: string; loose: Loose }
+    | { name: string; file: string; badSignature: unknown };
+  const results: (Result | { error: unknown })[] = new Array(packages.length);
   let next = 0;
   const worker = async () => {
     for (let i = next++; i < packages.length; i = next++) {
       const item = packages[i]!;
       try {
-        results[i] = { pkg: typeof item === 'string' ? await readPackageFile(item) : item };
+        const pkg = typeof item === 'string' ? await readPackageFile(item) : item;
+        const found = { name: pkg.pkginfo.pkgname, file: pkg.path };
+        try {
+          const pgpsig = await readSignature(pkg.path);
+          const desc = Buffer.from(formatDesc(pkg, pgpsig));
+          results[i] = {
+            ...found,
+            loose: looseEntry(entryOf(pkg, pgpsig), desc, Buffer.from(formatFiles(pkg.files)), mtime),
+          };
+        } catch (error) {
+          results[i] = { ...found, badSignature: error };
+        }
       } catch (error) {
         results[i] = { error };
       }
@@ -521,13 +773,13 @@ async function readAll(
   for (const result of results) {
     try {
       if ('error' in result) throw result.error;
-      const pkg = result.pkg;
-      const earlier = seen.get(pkg.pkginfo.pkgname);
+      const earlier = seen.get(result.name);
       if (earlier) {
-        throw new InputError(`'${pkg.path}' and '${earlier}' are both packages of '${pkg.pkginfo.pkgname}'`);
+        throw new InputError(`'${result.file}' and '${earlier}' are both packages of '${result.name}'`);
       }
-      seen.set(pkg.pkginfo.pkgname, pkg.path);
-      read.push({ pkg, pgpsig: await readSignature(pkg.path) });
+      seen.set(result.name, result.file);
+      if ('badSignature' in result) throw result.badSignature;
+      read.push({ file: result.file, loose: result.loose });
     } catch (error) {
       if (!(error instanceof InputError)) throw error;
       problems.push(error.message);
@@ -536,6 +788,18 @@ async function readAll(
   if (problems.length === 1) throw new InvalidPackageError(problems[0]!);
   if (problems.length > 1) throw new InvalidPackageError(problems.join('; '));
   return read;
+}
+
+function entryOf(pkg: PackageFile, pgpsig: string | undefined): RepoEntry {
+  const info = pkg.pkginfo;
+  return {
+    name: info.pkgname,
+    base: info.pkgbase,
+    version: info.pkgver,
+    filename: pkg.filename,
+    arch: info.arch ?? 'any',
+    signed: pgpsig !== undefined,
+  };
 }
 
 async function readPackageFile(file: string): Promise<PackageFile> {
@@ -591,10 +855,6 @@ async function readEntries(file: string): Promise<Map<string, Map<string, Buffer
     });
   }
   return entries;
-}
-
-function slice(buffer: Buffer, [offset, length]: Range): Buffer {
-  return buffer.subarray(offset, offset + length);
 }
 
 function fingerprint(stat: { size: number; mtimeMs: number; ino: number }): Fingerprint {
