@@ -84,14 +84,21 @@ const sampler = setInterval(() => {
 }, 50);
 const cpuBefore = process.cpuUsage();
 const begin = process.hrtime.bigint();
-const { done } = await orchestrator.start(bases, { reason: 'manual', resolve: true, clean: false, force: true });
+const { done } = await orchestrator.start(bases, {
+  reason: 'manual',
+  resolve: true,
+  clean: false,
+  force: true,
+});
 await done;
 const elapsedMs = Number(process.hrtime.bigint() - begin) / 1e6;
 clearInterval(sampler);
 const cpu = process.cpuUsage(cpuBefore);
 const succeeded = (await store.listLatestBuilds()).filter((build) => build.state.state === 'success').length;
 console.log(`orchestrator: ${count} builds (concurrency ${concurrency}), ${succeeded} succeeded`);
-console.log(`  total ${(elapsedMs / 1000).toFixed(2)} s, ${(elapsedMs / count).toFixed(2)} ms per build (goal < 5 ms)`);
+console.log(
+  `  total ${(elapsedMs / 1000).toFixed(2)} s, ${(elapsedMs / count).toFixed(2)} ms per build (goal < 5 ms)`,
+);
 // CPU time (all threads: main, libuv pool, SQLite) depends less on the machine's other load than the wall time
 console.log(
   `  CPU ${((cpu.user + cpu.system) / 1000 / count).toFixed(2)} ms per build (user ${(cpu.user / 1e6).toFixed(2)} s, system ${(cpu.system / 1e6).toFixed(2)} s)`,

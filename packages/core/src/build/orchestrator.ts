@@ -289,7 +289,12 @@ export class BuildOrchestrator {
         runEnded: null,
         stats: null,
       });
-      this.bus.emit('state', { base: job.base, started: job.started, state: { state: 'pending' }, reason: job.reason });
+      this.bus.emit('state', {
+        base: job.base,
+        started: job.started,
+        state: { state: 'pending' },
+        reason: job.reason,
+      });
     }
     try {
       const waiting = await this.resolve(jobs, settings);
@@ -485,9 +490,10 @@ export class BuildOrchestrator {
     } catch (error) {
       await logs.flush().catch(() => undefined);
       if (job.abortReason === 'cancelled' && progress === 'build') {
-        await this.finish(job, { state: 'cancelled', info: job.cancelMessage ?? 'build was cancelled' }).catch(
-          () => undefined,
-        );
+        await this.finish(job, {
+          state: 'cancelled',
+          info: job.cancelMessage ?? 'build was cancelled',
+        }).catch(() => undefined);
       } else {
         const message =
           job.abortReason === 'timeout'

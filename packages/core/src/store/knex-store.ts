@@ -24,6 +24,7 @@ import {
   packageFromRow,
   packageRow,
 } from './rows.js';
+import { SqliteStatements } from './sqlite-statements.js';
 import { formatTimestamp, toStoredTimestamp } from './timestamp.js';
 
 /** Options of {@link createKnexStore}. Give `url` or `filename`. */
@@ -158,6 +159,9 @@ function checkCount(value: number, what: string): void {
 
 const buildName = (base: string, started: string): string => `build of ${base} started at ${started}`;
 
+/** Quotes a column name of ours (never user input) for SQL. */
+const quote = (column: string): string => `"${column}"`;
+
 const byKey =
   <T>(key: (value: T) => string) =>
   (a: T, b: T): number => {
@@ -180,6 +184,14 @@ class KnexOperations implements StoreOperations {
     return this.connection!;
   }
 
+  /**
+   * Prepared statements for the frequent small queries (the orchestrator's state writes), when the
+   * engine is SQLite and the operations run outside a transaction; otherwise they go through knex.
+   */
+  protected statements(): SqliteStatements | undefined {
+    return undefined;
+  }
+
   /** Waits until every queued log append has run. */
   async settle(): Promise<void> {
     while (this.#appends.size > 0) await Promise.allSettled([...this.#appends.values()]);
@@ -193,7 +205,11 @@ class KnexOperations implements StoreOperations {
   }
 
   async getPackage(base: string): Promise<PackageRecord | undefined> {
-    const row: PackageRow | undefined = await this.db()('package').where({ base }).first();
+    const db = this.db();
+    const statements = this.statements();
+    const row: PackageRow | undefined = statements
+      ? (await statements.all<PackageRow>(db, 'select * from "package" where "base" = ? limit 1', [base]))[0]
+      : await db('package').where({ base }).first();
     return row && packageFromRow(row);
   }
 
@@ -211,10 +227,18 @@ class KnexOperations implements StoreOperations {
   async updatePackage(base: string, changes: PackageChanges): Promise<void> {
     const db = this.db();
     const columns = packageColumns(changes);
+    const names = Object.keys(columns);
+    const statements = this.statements();
     const count =
-      Object.keys(columns).length === 0
+      names.length === 0
         ? Number((await db('package').where({ base }).count({ count: '*' }).first())?.count ?? 0)
-        : await db('package').where({ base }).update(columns);
+        : statements
+          ? await statements.run(
+              db,
+              `update "package" set ${names.map((name) => `${quote(name)} = ?`).join(', ')} where "base" = ?`,
+              [...Object.values(columns), base],
+            )
+          : await db('package').where({ base }).update(columns);
     if (count === 0) throw new NotFoundError(`package ${base} does not exist`);
   }
 
@@ -227,7 +251,20 @@ class KnexOperations implements StoreOperations {
   async insertBuild(record: BuildRecord): Promise<void> {
     const db = this.db();
     const row = buildRow(record);
-    await write(() => db('build').insert(row), {
+    const statements = this.statements();
+    const names = Object.keys(row);
+    const insert = async (): Promise<void> => {
+      if (statements) {
+        await statements.run(
+          db,
+          `insert into "build" (${names.map(quote).join(', ')}) values (${names.map(() => '?').join(', ')})`,
+          Object.values(row),
+        );
+      } else {
+        await db('build').insert(row);
+      }
+    };
+    await write(insert, {
       foreign: (cause) => new NotFoundError(`package ${record.package} does not exist`, { cause }),
       unique: (cause) =>
         new ConflictError(`a ${buildName(record.package, String(row.started))} already exists`, { cause }),
@@ -238,10 +275,18 @@ class KnexOperations implements StoreOperations {
     const db = this.db();
     const key = { package: base, started: formatTimestamp(started) };
     const columns = buildColumns(changes);
+    const names = Object.keys(columns);
+    const statements = this.statements();
     const count =
-      Object.keys(columns).length === 0
+      names.length === 0
         ? Number((await db('build').where(key).count({ count: '*' }).first())?.count ?? 0)
-        : await db('build').where(key).update(columns);
+        : statements
+          ? await statements.run(
+              db,
+              `update "build" set ${names.map((name) => `${quote(name)} = ?`).join(', ')} where "package" = ? and "started" = ?`,
+              [...Object.values(columns), key.package, key.started],
+            )
+          : await db('build').where(key).update(columns);
     if (count === 0) throw new NotFoundError(`there is no ${buildName(base, key.started)}`);
   }
 
@@ -313,12 +358,22 @@ class KnexOperations implements StoreOperations {
     } catch (error) {
       return Promise.reject(error);
     }
+    const statements = this.statements();
     const key = `${base}\u0000${stored}`;
     const previous = this.#appends.get(key) ?? Promise.resolve();
     const next = previous.then(() =>
       write(
         async () => {
-          await db('build_log').insert({ package: base, started: stored, chunk: Buffer.from(chunk, 'utf8') });
+          const row = { package: base, started: stored, chunk: Buffer.from(chunk, 'utf8') };
+          if (statements) {
+            await statements.run(
+              db,
+              'insert into "build_log" ("package", "started", "chunk") values (?, ?, ?)',
+              [row.package, row.started, row.chunk],
+            );
+          } else {
+            await db('build_log').insert(row);
+          }
         },
         { foreign: (cause) => new NotFoundError(`there is no ${buildName(base, stored)}`, { cause }) },
       ),
@@ -378,6 +433,7 @@ class KnexStore extends KnexOperations implements Store {
   readonly #logger: Logger;
   readonly #lib: typeof knex;
   #knex: Knex | undefined;
+  readonly #statements: SqliteStatements | undefined;
   #opening: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -387,6 +443,11 @@ class KnexStore extends KnexOperations implements Store {
     this.#config = config;
     this.#logger = logger;
     this.#lib = lib;
+    this.#statements = config.name === SQLITE_STORE_NAME ? new SqliteStatements() : undefined;
+  }
+
+  protected override statements(): SqliteStatements | undefined {
+    return this.#statements;
   }
 
   protected override db(): Knex {
@@ -439,6 +500,7 @@ class KnexStore extends KnexOperations implements Store {
       await this.settle();
       const db = this.#knex;
       this.#knex = undefined;
+      if (db && this.#statements) await this.#statements.finalize(db).catch(() => {});
       await db?.destroy();
     })();
     return this.#closing;
