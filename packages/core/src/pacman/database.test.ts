@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createPacmanSandbox, hasProgram, run } from '../testing/pacman.js';
 import { writeSyntheticPackage } from '../testing/synthetic-package.js';
 import { RepoDatabase } from './database.js';
+import { parseIndex, parseRows } from './database-index.js';
 import { formatDesc, formatFiles } from './desc.js';
 import { readPackage } from './package-reader.js';
 import { TAR_END, tarDirectory, tarFile } from './tar.js';
@@ -113,8 +114,17 @@ describe('RepoDatabase', () => {
     for (let step = 0; step < 40; step++) {
       const db = await RepoDatabase.open(dbFile());
       const names = [...current.keys()];
-      const action = random(3);
-      if (action === 0 && names.length > 0) {
+      const action = step === 20 ? 3 : random(3);
+      if (action === 3) {
+        // many at once: 20 removed, 20 added (entries are found without reading every chunk's rows)
+        const doomed = names.filter((_, k) => k % 5 === 0).slice(0, 20);
+        await db.remove(doomed);
+        for (const doomedName of doomed) current.delete(doomedName);
+        const picks = Array.from({ length: 20 }, (_, k) => 1 + k * 14);
+        const files = await Promise.all(picks.map((i) => make(i, `${2 + step}.0-1`)));
+        await (await RepoDatabase.open(dbFile())).add(files);
+        picks.forEach((i, k) => current.set(name(i), files[k]!));
+      } else if (action === 0 && names.length > 0) {
         // removes a few, from anywhere
         const doomed = [
           ...new Set(Array.from({ length: 1 + random(4) }, () => names[random(names.length)]!)),
@@ -142,8 +152,8 @@ describe('RepoDatabase', () => {
       [...current.keys()].sort(),
     );
     // and chunked: neither one member per entry nor one for all
-    const index = JSON.parse(await fs.readFile(path.join(dir, '.test.serene-index.json'), 'utf8'));
-    const sizes = index.chunks.map((chunk: unknown[]) => (chunk[4] as unknown[]).length);
+    const index = parseIndex(await fs.readFile(path.join(dir, '.test.serene-index'), 'utf8'));
+    const sizes = index!.chunks.map((chunk) => parseRows(chunk.rows).length);
     expect(sizes.length).toBeGreaterThan(2);
     expect(Math.max(...sizes)).toBeLessThanOrEqual(64);
   }, 60_000);
@@ -210,8 +220,8 @@ describe('RepoDatabase', () => {
     const extra = await writeSyntheticPackage(pkgs, { name: 'v99', version: '1.0-1' });
     await db.add([extra]);
     await db.remove(['v3']);
-    const index = JSON.parse(await fs.readFile(indexPath, 'utf8'));
-    expect(index.version).toBe(2);
+    expect(parseIndex(await fs.readFile(path.join(dir, '.test.serene-index'), 'utf8'))).toBeDefined();
+    await expect(fs.access(indexPath)).rejects.toThrow();
     // every old entry carried over as it was, with the change applied
     const after = { db: await contentsOf(dbFile()), files: await contentsOf(filesPath) };
     for (const kind of ['db', 'files'] as const) {

@@ -15,6 +15,17 @@ import {
   NotFoundError,
 } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
+import {
+  type Fingerprint,
+  firstKey,
+  formatIndex,
+  formatRows,
+  hasRow,
+  type IndexEntry,
+  parseIndex,
+  parseRows,
+  rowNames,
+} from './database-index.js';
 import { formatDesc, formatFiles, parseDesc } from './desc.js';
 import { readPackage } from './package-reader.js';
 import { TAR_END, tarDirectory, tarFile } from './tar.js';
@@ -34,8 +45,6 @@ import { vercmp } from './vercmp.js';
 // the files archive (directory and `desc`, then `files`), so a chunk is re-read from the files
 // archive alone.
 
-/** Version of the index file format (1: one member per entry; 2: chunks). Others are rebuilt. */
-const INDEX_VERSION = 2;
 /** gzip level of the members. */
 const GZIP_LEVEL = 6;
 /** Entries per chunk when a run of entries is cut into chunks (full builds, splits). */
@@ -51,35 +60,10 @@ const EMPTY_LOCK_STALE_MS = 10_000;
 /** repo-add refuses package signatures larger than this. */
 const MAX_SIGNATURE_SIZE = 16384;
 
-/** An entry as the index records it: its metadata, and the size of its tar bytes in each archive. */
-interface IndexEntry extends RepoEntry {
-  /** length of the entry's (uncompressed) tar bytes in the db archive */
-  dbLength: number;
-  /** length of the entry's (uncompressed) tar bytes in the files archive */
-  filesLength: number;
-}
-
-/** One row of the index file: `[name, version, filename, base, arch, signed, dbLength, filesLength]`. */
-type IndexRow = [string, string, string, string | null, string, 0 | 1, number, number];
-
-/** The index file: per chunk `[dbOffset, dbLength, filesOffset, filesLength, rows]`. */
-interface IndexFile {
-  version: number;
-  /** fingerprints of the archives this index describes */
-  db: Fingerprint;
-  files: Fingerprint;
-  chunks: [number, number, number, number, IndexRow[]][];
-}
-
-interface Fingerprint {
-  size: number;
-  mtimeMs: number;
-  ino: number;
-}
-
-/** A chunk of the archives: its entries (sorted) and its two gzip members. */
+/** A chunk of the archives: its entries and its two gzip members. */
 interface Chunk {
-  entries: IndexEntry[];
+  /** its entries, as the index holds them (parsed only when the chunk changes) */
+  rows: string;
   db: Buffer;
   files: Buffer;
 }
@@ -156,6 +140,8 @@ export class RepoDatabase {
   private readonly logger: Logger;
   private readonly lockTimeoutMs: number;
   private readonly indexPath: string;
+  /** the index of the first version (one member per entry), removed once the database is upgraded */
+  private readonly legacyIndexPath: string;
   private readonly lockPath: string;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -164,7 +150,8 @@ export class RepoDatabase {
     this.dir = path.dirname(dbPath);
     this.name = path.basename(dbPath).slice(0, -'.db.tar.gz'.length);
     this.filesPath = path.join(this.dir, `${this.name}.files.tar.gz`);
-    this.indexPath = path.join(this.dir, `.${this.name}.serene-index.json`);
+    this.indexPath = path.join(this.dir, `.${this.name}.serene-index`);
+    this.legacyIndexPath = `${this.indexPath}.json`;
     this.lockPath = `${dbPath}.lck`;
     this.signer = options.signer;
     this.logger = options.logger ?? createNoopLogger();
@@ -198,13 +185,13 @@ export class RepoDatabase {
         if (this.signer && !(await exists(`${this.dbPath}.sig`))) await this.resignArchives();
         return;
       }
-      await this.write({ chunks: [], loose: [] }, new Set(), []);
+      await this.write({ chunks: [], loose: [] }, new Map(), []);
     });
   }
 
   /** The entries of the database, sorted by name. */
   list(): Promise<RepoEntry[]> {
-    return this.exclusive(async () => entriesOf(await this.load(false)).map((entry) => toRepoEntry(entry)));
+    return this.exclusive(async () => entriesOf(await this.load(false)));
   }
 
   /**
@@ -215,14 +202,17 @@ export class RepoDatabase {
     return this.exclusive(async () => {
       const read = await readAll(packages);
       const state = await this.load(true);
-      const byName = new Map<string, RepoEntry>(entriesOf(state).map((entry) => [entry.name, entry]));
+      const byName = locate(
+        state,
+        read.map(({ loose }) => loose.entry.name),
+      );
       const result: AddResult = { added: [], replaced: [], skipped: [], deleted: [] };
       const toDelete: string[] = [];
-      const replaced = new Set<string>();
+      const replaced = new Map<string, Location>();
       const additions: Loose[] = [];
       for (const { file, loose } of read) {
         const { name, version } = loose.entry;
-        const old = byName.get(name);
+        const old = byName.get(name)?.entry;
         if (old && old.version === version && options.onlyNew) {
           result.skipped.push({ file, reason: `an entry for '${name}-${version}' exists` });
           continue;
@@ -236,7 +226,7 @@ export class RepoDatabase {
         }
         if (old) {
           result.replaced.push(toRepoEntry(old));
-          replaced.add(name);
+          replaced.set(name, byName.get(name)!);
           if (options.removeOld && old.version !== version && old.filename !== loose.entry.filename) {
             toDelete.push(path.join(path.dirname(file), old.filename));
           }
@@ -273,14 +263,13 @@ export class RepoDatabase {
         throw new NotFoundError(`repository file '${this.dbPath}' was not found`);
       }
       const state = await this.load(true);
-      const byName = new Map<string, RepoEntry>(entriesOf(state).map((entry) => [entry.name, entry]));
+      const byName = locate(state, names);
       const missing = names.filter((name) => !byName.has(name));
       if (missing.length > 0) {
         throw new NotFoundError(`package matching '${missing.join("', '")}' not found in ${this.name}`);
       }
-      const doomed = new Set(names);
-      await this.write(state, doomed, []);
-      return [...doomed].map((name) => toRepoEntry(byName.get(name)!));
+      await this.write(state, byName, []);
+      return [...byName.values()].map(({ entry }) => toRepoEntry(entry));
     });
   }
 
@@ -308,7 +297,7 @@ export class RepoDatabase {
   private async lock(): Promise<() => Promise<void>> {
     const deadline = Date.now() + this.lockTimeoutMs;
     for (let attempt = 0; ; attempt++) {
-      if (await this.createLock()) return () => fs.rm(this.lockPath, { force: true });
+      if (await this.createLock()) return () => unlinkIfExists(this.lockPath);
       const [text, stat] = await Promise.all([
         fs.readFile(this.lockPath, 'utf8').catch(() => ''),
         fs.stat(this.lockPath).catch(() => undefined),
@@ -325,7 +314,7 @@ export class RepoDatabase {
           lock: this.lockPath,
           pid: known ? holder : undefined,
         });
-        await fs.rm(this.lockPath, { force: true });
+        await unlinkIfExists(this.lockPath);
         continue;
       }
       if (Date.now() >= deadline) {
@@ -354,7 +343,7 @@ export class RepoDatabase {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw error;
     } finally {
-      await fs.rm(temp, { force: true });
+      await unlinkIfExists(temp);
     }
   }
 
@@ -365,37 +354,24 @@ export class RepoDatabase {
   private async load(members: boolean): Promise<State> {
     const [dbStat, filesStat] = await Promise.all([statOf(this.dbPath), statOf(this.filesPath)]);
     if (!dbStat) return { chunks: [], loose: [] };
-    const index = await this.readIndex();
+    const index = parseIndex(await fs.readFile(this.indexPath, 'latin1').catch(() => ''));
     if (index && filesStat && sameFile(index.db, dbStat) && sameFile(index.files, filesStat)) {
-      if (!members) return { chunks: chunksOf(index, EMPTY, EMPTY), loose: [] };
-      const [db, files] = await Promise.all([fs.readFile(this.dbPath), fs.readFile(this.filesPath)]);
-      if (db.length === index.db.size && files.length === index.files.size) {
-        return { chunks: chunksOf(index, db, files), loose: [] };
+      const [db, files] = members
+        ? await Promise.all([fs.readFile(this.dbPath), fs.readFile(this.filesPath)])
+        : [EMPTY, EMPTY];
+      if (!members || (db.length === index.db.size && files.length === index.files.size)) {
+        const chunks = index.chunks.map(
+          ({ db: [dbOffset, dbLength], files: [filesOffset, filesLength], rows }) => ({
+            rows,
+            db: db.subarray(dbOffset, dbOffset + dbLength),
+            files: files.subarray(filesOffset, filesOffset + filesLength),
+          }),
+        );
+        return { chunks, loose: [] };
       }
     }
     this.logger.info('reading repository database', { db: this.dbPath });
     return { chunks: [], loose: await this.readArchives(filesStat !== undefined) };
-  }
-
-  /** The index, when it is one of this version and its chunks tile the archives it fingerprints. */
-  private async readIndex(): Promise<IndexFile | undefined> {
-    let index: IndexFile;
-    try {
-      index = JSON.parse(await fs.readFile(this.indexPath, 'utf8')) as IndexFile;
-    } catch {
-      return undefined;
-    }
-    if (index?.version !== INDEX_VERSION || !Array.isArray(index.chunks)) return undefined;
-    let db = 0;
-    let files = 0;
-    for (const chunk of index.chunks) {
-      if (!Array.isArray(chunk) || chunk[0] !== db || chunk[2] !== files || !Array.isArray(chunk[4])) {
-        return undefined;
-      }
-      db += chunk[1];
-      files += chunk[3];
-    }
-    return db <= index.db?.size && files <= index.files?.size ? index : undefined;
   }
 
   /** Reads entries from archives written by anyone (repo-add, or us without an index). */
@@ -435,17 +411,13 @@ export class RepoDatabase {
    * them, rotates them into place, then writes the index. Only the chunks that change are
    * re-compressed.
    */
-  private async write(state: State, removed: ReadonlySet<string>, additions: Loose[]): Promise<void> {
+  private async write(
+    state: State,
+    removed: ReadonlyMap<string, Location>,
+    additions: Loose[],
+  ): Promise<void> {
     const chunks = plan(state, removed, additions);
     const end = gzip(TAR_END);
-    const rows: IndexFile['chunks'] = [];
-    let dbOffset = 0;
-    let filesOffset = 0;
-    for (const chunk of chunks) {
-      rows.push([dbOffset, chunk.db.length, filesOffset, chunk.files.length, chunk.entries.map(toRow)]);
-      dbOffset += chunk.db.length;
-      filesOffset += chunk.files.length;
-    }
     // both written (and signed) side by side; then rotated files first, so that a reader who sees
     // the new db finds the new files database already in place
     const [filesTemp, dbTemp] = await Promise.all([
@@ -454,10 +426,26 @@ export class RepoDatabase {
     ]);
     const filesStat = await this.rotateArchive(filesTemp, this.filesPath);
     const dbStat = await this.rotateArchive(dbTemp, this.dbPath);
-    const indexFile: IndexFile = { version: INDEX_VERSION, db: dbStat, files: filesStat, chunks: rows };
+    await this.ensureLinks();
+    const offsets = { db: 0, files: 0 };
+    const index = formatIndex({
+      db: dbStat,
+      files: filesStat,
+      chunks: chunks.map(({ rows, db, files }) => {
+        const chunk = {
+          db: [offsets.db, db.length] as const,
+          files: [offsets.files, files.length] as const,
+          rows,
+        };
+        offsets.db += db.length;
+        offsets.files += files.length;
+        return chunk;
+      }),
+    });
     const temp = `${this.indexPath}.tmp`;
-    await fs.writeFile(temp, JSON.stringify(indexFile));
+    await fs.writeFile(temp, index, 'latin1');
     await fs.rename(temp, this.indexPath);
+    if (state.loose.length > 0) await unlinkIfExists(this.legacyIndexPath);
   }
 
   /** Writes one archive beside the old one (and signs it); returns the temp file. */
@@ -487,16 +475,15 @@ export class RepoDatabase {
     await fs.utimes(temp, seconds, seconds);
     if (this.signer) await fs.utimes(`${temp}.sig`, seconds, seconds);
     if (previous) {
-      await fs.rm(`${target}.old`, { force: true });
+      await unlinkIfExists(`${target}.old`);
       await fs.link(target, `${target}.old`).catch(() => fs.copyFile(target, `${target}.old`));
     }
     await fs.rename(temp, target);
     if (this.signer) {
       await fs.rename(`${temp}.sig`, `${target}.sig`);
     } else {
-      await fs.rm(`${target}.sig`, { force: true });
+      await unlinkIfExists(`${target}.sig`);
     }
-    await this.ensureLinks();
     return fingerprint(await fs.stat(target));
   }
 
@@ -527,7 +514,7 @@ export class RepoDatabase {
       if (await exists(`${target}.sig`)) {
         await symlink(`${path.basename(target)}.sig`, `${link}.sig`);
       } else {
-        await fs.rm(`${link}.sig`, { force: true });
+        await unlinkIfExists(`${link}.sig`);
       }
     }
   }
@@ -555,34 +542,51 @@ function toRepoEntry(entry: RepoEntry): RepoEntry {
   return { name, base, version, filename, arch, signed };
 }
 
-function toRow(entry: IndexEntry): IndexRow {
-  const { name, version, filename, base, arch, signed, dbLength, filesLength } = entry;
-  return [name, version, filename, base ?? null, arch, signed ? 1 : 0, dbLength, filesLength];
+/** Where an entry lies: in a chunk (its index), or loose (-1). */
+interface Location {
+  entry: RepoEntry;
+  chunk: number;
 }
 
-/** The chunks an index describes, their members cut out of the archives' bytes. */
-function chunksOf(index: IndexFile, db: Buffer, files: Buffer): Chunk[] {
-  return index.chunks.map(([dbOffset, dbLength, filesOffset, filesLength, rows]) => ({
-    entries: rows.map(([name, version, filename, base, arch, signed, entryDb, entryFiles]) => ({
-      name,
-      version,
-      filename,
-      base: base ?? undefined,
-      arch,
-      signed: signed === 1,
-      dbLength: entryDb,
-      filesLength: entryFiles,
-    })),
-    db: db.subarray(dbOffset, dbOffset + dbLength),
-    files: files.subarray(filesOffset, filesOffset + filesLength),
-  }));
+/** The entries of `state` named in `names`, with where they lie; a chunk's rows are parsed only when it holds one. */
+function locate(state: State, names: readonly string[]): Map<string, Location> {
+  const wanted = new Set(names);
+  const found = new Map<string, Location>();
+  if (state.loose.length > 0) {
+    for (const loose of state.loose) {
+      if (wanted.has(loose.entry.name)) found.set(loose.entry.name, { entry: loose.entry, chunk: -1 });
+    }
+    return found;
+  }
+  const few = wanted.size <= 16 ? [...wanted] : undefined;
+  for (const [i, chunk] of state.chunks.entries()) {
+    const holds = few
+      ? few.some((name) => hasRow(chunk.rows, name))
+      : rowNames(chunk.rows).some((name) => wanted.has(name));
+    if (!holds) continue;
+    for (const entry of rowsOf(chunk)) {
+      if (wanted.has(entry.name)) found.set(entry.name, { entry: toRepoEntry(entry), chunk: i });
+    }
+  }
+  return found;
 }
 
-function entriesOf(state: State): IndexEntry[] | RepoEntry[] {
+/** Every entry of `state`, sorted. */
+function entriesOf(state: State): RepoEntry[] {
   if (state.loose.length > 0) {
     return [...state.loose].sort((a, b) => compareKeys(a.key, b.key)).map((loose) => loose.entry);
   }
-  return state.chunks.flatMap((chunk) => chunk.entries);
+  return state.chunks.flatMap((chunk) => rowsOf(chunk).map(toRepoEntry));
+}
+
+function rowsOf(chunk: Chunk): IndexEntry[] {
+  try {
+    return parseRows(chunk.rows);
+  } catch (error) {
+    throw new InvalidDatabaseError('the database index is damaged (delete it to have it rebuilt)', {
+      cause: error,
+    });
+  }
 }
 
 /** An entry's tar bytes (directory, `desc`, then `files`), split as {@link Loose} keeps them. */
@@ -606,11 +610,11 @@ function loosen(chunk: Chunk): Loose[] {
   }
   const loose: Loose[] = [];
   let offset = 0;
-  for (const entry of chunk.entries) {
+  for (const entry of rowsOf(chunk)) {
     const dbEnd = offset + entry.dbLength;
     const end = offset + entry.filesLength;
     loose.push({
-      entry,
+      entry: toRepoEntry(entry),
       key: keyOf(entry),
       db: tar.subarray(offset, dbEnd),
       extra: tar.subarray(dbEnd, end),
@@ -628,7 +632,7 @@ function loosen(chunk: Chunk): Loose[] {
  * the chunks that change (an entry removed or added, or merged into a neighbour for being too small)
  * re-cut and re-compressed.
  */
-function plan(state: State, removed: ReadonlySet<string>, additions: Loose[]): Chunk[] {
+function plan(state: State, removed: ReadonlyMap<string, Location>, additions: Loose[]): Chunk[] {
   const { chunks } = state;
   // per chunk, its entries once it changes
   const changed: (Loose[] | undefined)[] = new Array(chunks.length);
@@ -636,12 +640,10 @@ function plan(state: State, removed: ReadonlySet<string>, additions: Loose[]): C
     changed[i] ??= loosen(chunks[i]!).filter((loose) => !removed.has(loose.entry.name));
     return changed[i]!;
   };
-  if (removed.size > 0) {
-    chunks.forEach((chunk, i) => {
-      if (chunk.entries.some((entry) => removed.has(entry.name))) open(i);
-    });
+  for (const { chunk } of removed.values()) {
+    if (chunk >= 0) open(chunk);
   }
-  const firstKeys = chunks.map((chunk) => keyOf(chunk.entries[0]!));
+  const firstKeys = chunks.map((chunk) => firstKey(chunk.rows));
   const run: Loose[] = state.loose.filter((loose) => !removed.has(loose.entry.name));
   for (const addition of additions) {
     if (chunks.length === 0) {
@@ -692,11 +694,13 @@ function cut(run: Loose[]): Chunk[] {
   for (let i = 0; i < count; i++) {
     const part = run.slice(Math.floor((i * run.length) / count), Math.floor(((i + 1) * run.length) / count));
     chunks.push({
-      entries: part.map(({ entry, db, extra }) => ({
-        ...toRepoEntry(entry),
-        dbLength: db.length,
-        filesLength: db.length + extra.length,
-      })),
+      rows: formatRows(
+        part.map(({ entry, db, extra }) => ({
+          ...entry,
+          dbLength: db.length,
+          filesLength: db.length + extra.length,
+        })),
+      ),
       db: gzip(Buffer.concat(part.map((loose) => loose.db))),
       files: gzip(Buffer.concat(part.flatMap((loose) => [loose.db, loose.extra]))),
     });
@@ -874,12 +878,21 @@ async function exists(file: string): Promise<boolean> {
   return (await statOf(file)) !== undefined;
 }
 
+/** Removes a file; one that is not there is no error. */
+async function unlinkIfExists(file: string): Promise<void> {
+  try {
+    await fs.unlink(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
 /** Points `link` at `target` (relative), replacing whatever is there atomically. */
 async function symlink(target: string, link: string): Promise<void> {
   const current = await fs.readlink(link).catch(() => undefined);
   if (current === target) return;
   const temp = `${link}.tmp-link`;
-  await fs.rm(temp, { force: true });
+  await unlinkIfExists(temp);
   await fs.symlink(target, temp);
   await fs.rename(temp, link);
 }
