@@ -85,6 +85,8 @@ interface Job {
   abortReason?: 'cancelled' | 'timeout';
   /** the message of the cancelled state, when not the default one */
   cancelMessage?: string;
+  /** the last `.SRCINFO` parsed for this job (resolve, then publish), with its text */
+  srcinfo?: { text: string; parsed: Srcinfo };
 }
 
 /**
@@ -314,7 +316,7 @@ export class BuildOrchestrator {
       for (const job of jobs) {
         sessionPackages.push({
           base: job.base,
-          srcinfo: parseSrcinfo(await job.source.srcinfo(this.sourceDir(job.base))),
+          srcinfo: parseJobSrcinfo(job, await job.source.srcinfo(this.sourceDir(job.base))),
         });
       }
       const inSession = new Set(jobs.map((job) => job.base));
@@ -416,6 +418,8 @@ export class BuildOrchestrator {
     let progress: BuildProgress = 'build';
     let release: (() => void) | undefined;
     let output: string | undefined;
+    /** the files the runner reported, which are most often all that is in `output` */
+    let outputFiles: readonly string[] = [];
     let timer: NodeJS.Timeout | undefined;
     const logs = this.logWriter(job);
     try {
@@ -446,6 +450,7 @@ export class BuildOrchestrator {
         },
         { onLog: logs.write, signal: job.controller.signal },
       );
+      outputFiles = result.packages;
       await logs.flush();
       const run: BuildChanges = {
         runSuccess: result.success,
@@ -511,7 +516,7 @@ export class BuildOrchestrator {
     } finally {
       clearTimeout(timer);
       release?.();
-      if (output) await removeOutputDir(output).catch(() => undefined);
+      if (output) await removeOutputDir(output, outputFiles).catch(() => undefined);
     }
   }
 
@@ -531,9 +536,9 @@ export class BuildOrchestrator {
   private async publish(job: Job, result: RunResult): Promise<string> {
     const dir = this.sourceDir(job.base);
     let srcinfoText = await job.source.srcinfo(dir);
-    const expected = parseSrcinfo(srcinfoText);
+    const expected = parseJobSrcinfo(job, srcinfoText);
     if (!result.srcinfo) throw new Error('could not find .SRCINFO file in archive from container');
-    const reported = parseSrcinfo(result.srcinfo);
+    const reported = result.srcinfo === srcinfoText ? expected : parseSrcinfo(result.srcinfo);
     if (job.source.devel) {
       srcinfoText = result.srcinfo;
     } else if (reported.base.pkgver !== expected.base.pkgver) {
@@ -634,22 +639,27 @@ export class BuildOrchestrator {
   }
 }
 
+/** Parses a `.SRCINFO` of a job, reusing the last parse when the text is the same. */
+function parseJobSrcinfo(job: Job, text: string): Srcinfo {
+  if (job.srcinfo?.text !== text) job.srcinfo = { text, parsed: parseSrcinfo(text) };
+  return job.srcinfo.parsed;
+}
+
 /**
- * Removes a build's output folder: its files one by one and the folder, which is what a build
- * leaves; anything else (sub-folders, a failure) falls back to a recursive `fs.rm`.
+ * Removes a build's output folder: the files the runner reported in it, then the folder, which is
+ * most often all it holds; anything else (other files, a failure) falls back to a recursive `fs.rm`.
  */
-async function removeOutputDir(dir: string): Promise<void> {
+async function removeOutputDir(dir: string, files: readonly string[]): Promise<void> {
+  const folder = path.resolve(dir);
   try {
-    const entries = await fs.readdir(dir, { withFileTypes: true });
-    if (entries.every((entry) => !entry.isDirectory())) {
-      await Promise.all(entries.map((entry) => fs.unlink(path.join(dir, entry.name))));
-      await fs.rmdir(dir);
-      return;
-    }
+    const inside = files.filter((file) => path.dirname(path.resolve(file)) === folder);
+    await Promise.all(inside.map((file) => fs.unlink(file)));
+    await fs.rmdir(folder);
+    return;
   } catch {
     // the recursive removal below reports what is wrong, or succeeds where this did not
   }
-  await fs.rm(dir, { recursive: true, force: true });
+  await fs.rm(folder, { recursive: true, force: true });
 }
 
 function formatDuration(ms: number): string {

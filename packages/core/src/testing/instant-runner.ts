@@ -71,8 +71,12 @@ export function createInstantRunner(options: InstantRunnerOptions = {}): Instant
         const log = (text: string) => runOptions.onLog?.(text);
         log(`==> Making package: ${job.base}\n`);
         const outcome = await new Promise<'done' | 'timeout' | 'cancelled'>((resolve) => {
+          let timer: NodeJS.Timeout | undefined;
+          let immediate: NodeJS.Immediate | undefined;
+          let limit: NodeJS.Timeout | undefined;
           const finish = (value: 'done' | 'timeout' | 'cancelled') => {
             clearTimeout(timer);
+            if (immediate) clearImmediate(immediate);
             clearTimeout(limit);
             runOptions.signal?.removeEventListener('abort', onAbort);
             resolve(value);
@@ -80,10 +84,13 @@ export function createInstantRunner(options: InstantRunnerOptions = {}): Instant
           const onAbort = () => finish('cancelled');
           if (runOptions.signal?.aborted) return finish('cancelled');
           runOptions.signal?.addEventListener('abort', onAbort, { once: true });
-          const timer =
-            behaviour === 'hang' ? undefined : setTimeout(() => finish('done'), options.delayMs ?? 0);
-          const limit =
-            job.timeoutMs === undefined ? undefined : setTimeout(() => finish('timeout'), job.timeoutMs);
+          const delayMs = options.delayMs ?? 0;
+          if (behaviour !== 'hang') {
+            // without a delay, the next turn of the event loop: a 0 ms timer would wait 1 ms
+            if (delayMs > 0) timer = setTimeout(() => finish('done'), delayMs);
+            else immediate = setImmediate(() => finish('done'));
+          }
+          if (job.timeoutMs !== undefined) limit = setTimeout(() => finish('timeout'), job.timeoutMs);
         });
         const base = { started: begin, ended: new Date(), logs: '', stats: null };
         if (outcome !== 'done') {
