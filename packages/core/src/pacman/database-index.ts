@@ -15,8 +15,8 @@
  * chunk ...
  * ```
  *
- * The file is read and written as latin1, one character per byte (decoding and encoding it is a
- * copy), so `ROWS_LENGTH` counts bytes; fields are UTF-8, and escape `%`, tab and newline as `%25`,
+ * `ROWS_LENGTH` counts bytes. The file is handled as bytes: unchanged rows are views of the file
+ * that was read, written back as they are. Fields are UTF-8, and escape `%`, tab and newline as `%25`,
  * `%09` and `%0A`.
  */
 import type { RepoEntry } from '../contracts/publisher.js';
@@ -46,7 +46,7 @@ export interface IndexChunk {
   /** offset and length of its gzip member in the files archive */
   files: readonly [offset: number, length: number];
   /** its entries' rows, as stored: see {@link parseRows} */
-  rows: string;
+  rows: Buffer;
 }
 
 /** A parsed index. */
@@ -57,15 +57,15 @@ export interface DatabaseIndex {
 }
 
 /**
- * Parses an index file, read as latin1 (`fs.readFile(file, 'latin1')`). `undefined` when it is not one of this format, or its chunks do not tile
+ * Parses an index file. `undefined` when it is not one of this format, or its chunks do not tile
  * archives of the sizes it records (rows are checked when they are read).
  */
-export function parseIndex(text: string): DatabaseIndex | undefined {
+export function parseIndex(data: Buffer): DatabaseIndex | undefined {
   let position = 0;
   const line = (): string[] | undefined => {
-    const end = text.indexOf('\n', position);
+    const end = data.indexOf(NEWLINE, position);
     if (end === -1) return undefined;
-    const fields = text.slice(position, end).split(' ');
+    const fields = data.toString('latin1', position, end).split(' ');
     position = end + 1;
     return fields;
   };
@@ -75,7 +75,7 @@ export function parseIndex(text: string): DatabaseIndex | undefined {
   if (!db || !files) return undefined;
   const chunks: IndexChunk[] = [];
   const ends = { db: 0, files: 0 };
-  while (position < text.length) {
+  while (position < data.length) {
     const fields = line();
     if (fields?.length !== 6 || fields[0] !== 'chunk') return undefined;
     const [dbOffset, dbLength, filesOffset, filesLength, rowsLength] = fields.slice(1).map(Number) as [
@@ -86,8 +86,8 @@ export function parseIndex(text: string): DatabaseIndex | undefined {
       number,
     ];
     if (dbOffset !== ends.db || filesOffset !== ends.files || !(rowsLength > 0)) return undefined;
-    const rows = text.slice(position, position + rowsLength);
-    if (rows.length !== rowsLength || !rows.endsWith('\n')) return undefined;
+    const rows = data.subarray(position, position + rowsLength);
+    if (rows.length !== rowsLength || rows[rowsLength - 1] !== NEWLINE) return undefined;
     position += rowsLength;
     chunks.push({ db: [dbOffset, dbLength], files: [filesOffset, filesLength], rows });
     ends.db += dbLength;
@@ -97,26 +97,25 @@ export function parseIndex(text: string): DatabaseIndex | undefined {
   return { db, files, chunks };
 }
 
-/** Formats an index file, to be written as latin1. */
-export function formatIndex(index: DatabaseIndex): string {
-  const parts = [
-    `${MAGIC}\n`,
-    `db ${index.db.size} ${index.db.mtimeMs} ${index.db.ino}\n`,
-    `files ${index.files.size} ${index.files.mtimeMs} ${index.files.ino}\n`,
-  ];
+/** Formats an index file, as buffers to be written one after the other. */
+export function formatIndex(index: DatabaseIndex): Buffer[] {
+  let head = `${MAGIC}\ndb ${index.db.size} ${index.db.mtimeMs} ${index.db.ino}\nfiles ${index.files.size} ${index.files.mtimeMs} ${index.files.ino}\n`;
+  const parts: Buffer[] = [];
   for (const { db, files, rows } of index.chunks) {
-    parts.push(`chunk ${db[0]} ${db[1]} ${files[0]} ${files[1]} ${rows.length}\n`, rows);
+    parts.push(Buffer.from(`${head}chunk ${db[0]} ${db[1]} ${files[0]} ${files[1]} ${rows.length}\n`), rows);
+    head = '';
   }
-  return parts.join('');
+  if (head) parts.push(Buffer.from(head));
+  return parts;
 }
 
 /** The rows of a chunk's entries. */
-export function formatRows(entries: readonly IndexEntry[]): string {
+export function formatRows(entries: readonly IndexEntry[]): Buffer {
   let rows = '';
   for (const { name, version, filename, base, arch, signed, dbLength, filesLength } of entries) {
     rows += `${[name, version, filename, base ?? '', arch].map(escapeField).join('\t')}\t${signed ? 1 : 0}\t${dbLength}\t${filesLength}\n`;
   }
-  return rows;
+  return Buffer.from(rows);
 }
 
 /**
@@ -124,9 +123,9 @@ export function formatRows(entries: readonly IndexEntry[]): string {
  *
  * @throws Error when a row is malformed
  */
-export function parseRows(rows: string): IndexEntry[] {
+export function parseRows(rows: Buffer): IndexEntry[] {
   const entries: IndexEntry[] = [];
-  for (const row of rows.slice(0, -1).split('\n')) {
+  for (const row of rows.toString('utf8', 0, rows.length - 1).split('\n')) {
     const fields = row.split('\t');
     const [name, version, filename, base, arch, signed, dbLength, filesLength] = fields;
     const lengths = [Number(dbLength), Number(filesLength)] as const;
@@ -148,24 +147,24 @@ export function parseRows(rows: string): IndexEntry[] {
 }
 
 /** Whether a chunk's rows hold an entry named `name` (found without parsing the rows). */
-export function hasRow(rows: string, name: string): boolean {
+export function hasRow(rows: Buffer, name: string): boolean {
   const field = `${escapeField(name)}\t`;
-  return rows.startsWith(field) || rows.includes(`\n${field}`);
+  return rows.indexOf(field) === 0 || rows.includes(`\n${field}`);
 }
 
 /** The names of the entries in a chunk's rows, in order. */
-export function rowNames(rows: string): string[] {
+export function rowNames(rows: Buffer): string[] {
   const names: string[] = [];
   for (let start = 0; start < rows.length; ) {
-    names.push(unescapeField(rows.slice(start, rows.indexOf('\t', start))));
-    start = rows.indexOf('\n', start) + 1;
+    names.push(unescapeField(rows.toString('utf8', start, rows.indexOf(TAB, start))));
+    start = rows.indexOf(NEWLINE, start) + 1;
   }
   return names;
 }
 
 /** The sort key (`NAME-VERSION`) of a chunk's first entry. */
-export function firstKey(rows: string): string {
-  const [name, version] = rows.slice(0, rows.indexOf('\n')).split('\t', 2);
+export function firstKey(rows: Buffer): string {
+  const [name, version] = rows.toString('utf8', 0, rows.indexOf(NEWLINE)).split('\t', 2);
   return `${unescapeField(name ?? '')}-${unescapeField(version ?? '')}`;
 }
 
@@ -179,20 +178,17 @@ function fingerprintOf(fields: string[] | undefined, label: string): Fingerprint
     : undefined;
 }
 
-const PLAIN = /^[\x20-\x24\x26-\x7e]*$/;
-const NOT_ASCII = /[^\x00-\x7f]/;
+const NEWLINE = 0x0a;
+const TAB = 0x09;
 
-/** A field as the index holds it: escaped, and its UTF-8 bytes as latin1 characters. */
 function escapeField(value: string): string {
-  if (PLAIN.test(value)) return value;
-  const escaped = value.replace(/[%\t\n]/g, (c) => (c === '%' ? '%25' : c === '\t' ? '%09' : '%0A'));
-  return NOT_ASCII.test(escaped) ? Buffer.from(escaped, 'utf8').toString('latin1') : escaped;
+  if (!/[%\t\n]/.test(value)) return value;
+  return value.replace(/[%\t\n]/g, (c) => (c === '%' ? '%25' : c === '\t' ? '%09' : '%0A'));
 }
 
 function unescapeField(value: string): string {
-  if (PLAIN.test(value)) return value;
-  const decoded = NOT_ASCII.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value;
-  return decoded.replace(/%(25|09|0A)/g, (_, code: string) =>
+  if (!value.includes('%')) return value;
+  return value.replace(/%(25|09|0A)/g, (_, code: string) =>
     code === '25' ? '%' : code === '09' ? '\t' : '\n',
   );
 }

@@ -152,7 +152,7 @@ describe('RepoDatabase', () => {
       [...current.keys()].sort(),
     );
     // and chunked: neither one member per entry nor one for all
-    const index = parseIndex(await fs.readFile(path.join(dir, '.test.serene-index'), 'utf8'));
+    const index = parseIndex(await fs.readFile(path.join(dir, '.test.serene-index')));
     const sizes = index!.chunks.map((chunk) => parseRows(chunk.rows).length);
     expect(sizes.length).toBeGreaterThan(2);
     expect(Math.max(...sizes)).toBeLessThanOrEqual(64);
@@ -220,7 +220,7 @@ describe('RepoDatabase', () => {
     const extra = await writeSyntheticPackage(pkgs, { name: 'v99', version: '1.0-1' });
     await db.add([extra]);
     await db.remove(['v3']);
-    expect(parseIndex(await fs.readFile(path.join(dir, '.test.serene-index'), 'utf8'))).toBeDefined();
+    expect(parseIndex(await fs.readFile(path.join(dir, '.test.serene-index')))).toBeDefined();
     await expect(fs.access(indexPath)).rejects.toThrow();
     // every old entry carried over as it was, with the change applied
     const after = { db: await contentsOf(dbFile()), files: await contentsOf(filesPath) };

@@ -63,7 +63,7 @@ const MAX_SIGNATURE_SIZE = 16384;
 /** A chunk of the archives: its entries and its two gzip members. */
 interface Chunk {
   /** its entries, as the index holds them (parsed only when the chunk changes) */
-  rows: string;
+  rows: Buffer;
   db: Buffer;
   files: Buffer;
 }
@@ -354,7 +354,7 @@ export class RepoDatabase {
   private async load(members: boolean): Promise<State> {
     const [dbStat, filesStat] = await Promise.all([statOf(this.dbPath), statOf(this.filesPath)]);
     if (!dbStat) return { chunks: [], loose: [] };
-    const index = parseIndex(await fs.readFile(this.indexPath, 'latin1').catch(() => ''));
+    const index = parseIndex(await fs.readFile(this.indexPath).catch(() => EMPTY));
     if (index && filesStat && sameFile(index.db, dbStat) && sameFile(index.files, filesStat)) {
       const [db, files] = members
         ? await Promise.all([fs.readFile(this.dbPath), fs.readFile(this.filesPath)])
@@ -443,7 +443,12 @@ export class RepoDatabase {
       }),
     });
     const temp = `${this.indexPath}.tmp`;
-    await fs.writeFile(temp, index, 'latin1');
+    const handle = await fs.open(temp, 'w', 0o644);
+    try {
+      await handle.writev(index);
+    } finally {
+      await handle.close();
+    }
     await fs.rename(temp, this.indexPath);
     if (state.loose.length > 0) await unlinkIfExists(this.legacyIndexPath);
   }
