@@ -2,7 +2,8 @@
 // Orchestration overhead per build: N queued builds of raw PKGBUILD packages through the real
 // orchestrator and knex store (SQLite in memory), with an instant runner (no makepkg) and a publisher
 // that does nothing, so that what is measured is the orchestrator's own work per build.
-// Usage: npm run build && node bench/orchestrator.mjs [--count 1000] [--concurrency 5]
+// Usage: npm run build && node [--expose-gc] bench/orchestrator.mjs [--count 1000] [--concurrency 5]
+// With --expose-gc it also prints the heap in use after a full GC, before and after the run (retained memory).
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -77,6 +78,7 @@ for (let i = 0; i < count; i++) {
 }
 
 global.gc?.();
+const heapBefore = process.memoryUsage().heapUsed;
 const rssBefore = process.memoryUsage().rss;
 let rssPeak = rssBefore;
 const sampler = setInterval(() => {
@@ -106,5 +108,11 @@ console.log(
 console.log(
   `  RSS before ${(rssBefore / 2 ** 20).toFixed(0)} MB, peak ${(rssPeak / 2 ** 20).toFixed(0)} MB, after ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`,
 );
+if (global.gc) {
+  global.gc();
+  const mb = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
+  const heapAfter = process.memoryUsage().heapUsed;
+  console.log(`  heap after GC: before ${mb(heapBefore)}, after ${mb(heapAfter)}`);
+}
 await store.close();
 await fs.rm(root, { recursive: true, force: true });
