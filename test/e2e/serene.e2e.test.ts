@@ -26,6 +26,7 @@ import { type GitServer, startGitServer } from '../fixtures/git/index.js';
 const IMAGE = 'serene-runner:local';
 const PREFIX = `serene-e2e-${process.pid}-`;
 const MAIN = path.resolve(import.meta.dirname, '../../packages/host/src/main.ts');
+const CLI = path.resolve(import.meta.dirname, '../../packages/cli/src/main.ts');
 const STRICT = 'Required DatabaseRequired';
 
 const missing = [
@@ -146,6 +147,31 @@ describe.skipIf(missing.length > 0)(`serene end to end (missing: ${missing.join(
     return build!;
   };
   const stateOf = (build: BuildJson) => build.state.state;
+  /** Runs the `serene` command as a user would, with the test secret as its secret file. */
+  const cli = async (args: string[]) => {
+    const home = path.join(data.root, 'cli-home');
+    await fs.mkdir(path.join(home, 'share', 'serene'), { recursive: true });
+    await fs.writeFile(path.join(home, 'share', 'serene', 'secret.txt'), TEST_SECRET);
+    const child = spawn(
+      process.execPath,
+      ['--conditions=@serene/source', '--import', 'tsx', CLI, '-s', url, ...args],
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: home,
+          XDG_DATA_HOME: path.join(home, 'share'),
+          XDG_CONFIG_HOME: path.join(home, 'config'),
+          XDG_CACHE_HOME: path.join(home, 'cache'),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    return { code, output };
+  };
   const explain = async (base: string) =>
     `${JSON.stringify(await latestBuild(base))}\n${(await api(url, `/package/${base}/build/latest/logs`)).text}\n${hostOutput.slice(-4000)}`;
 
@@ -256,6 +282,13 @@ describe.skipIf(missing.length > 0)(`serene end to end (missing: ${missing.join(
     expect(query.stdout).toMatch(/^e2e-git 1\.0-1$/m);
     expect(query.stdout).toMatch(/^e2e-raw 3\.0-1$/m);
     expect(await fs.readFile(path.join(sandbox.root, 'usr/share/e2e-git/version'), 'utf8')).toBe('1.0\n');
+
+    // the serene command line sees the same
+    const list = await cli(['list']);
+    expect(list.code, list.output).toBe(0);
+    for (const base of ['e2e-app', 'e2e-git', 'e2e-lib', 'e2e-raw']) expect(list.output).toContain(base);
+    const pkgbuild = await cli(['info', 'e2e-raw', 'pkgbuild']);
+    expect(pkgbuild.output).toContain("pkgdesc='raw PKGBUILD of the end-to-end test'");
   }, 900_000);
 
   it('a push to the git repository plus its webhook rebuilds the package', async () => {
