@@ -176,7 +176,7 @@ async function main() {
     if (entries !== count) fail(`${label}: the database lists ${entries} packages, expected ${count}`);
   }
 
-  // archive sizes after the full build (ours writes one gzip member per entry: a little larger)
+  // archive sizes after the full build (ours writes one gzip member per chunk of entries: a little larger)
   results.sizes = {};
   for (const [label, dir] of Object.entries(dirs)) {
     if (label === 'repoAdd' && (!withRepoAdd || results.repoAdd.build?.lowerBound)) continue;
@@ -499,6 +499,12 @@ function printTable(results, withRepoAdd) {
     .map(([label, size]) => `${label} db ${fmtKB(size.db)}, files ${fmtKB(size.files)}`)
     .join('; ');
   lines.push(`archive sizes at the end (N entries each): ${endSizes}`);
+  const { lib: libEnd, repoAdd: theirsEnd } = results.endSizes;
+  if (libEnd && theirsEnd) {
+    lines.push(
+      `size ratio ours (library) / repo-add's: db ${(libEnd.db / theirsEnd.db).toFixed(2)}x, files ${(libEnd.files / theirsEnd.files).toFixed(2)}x`,
+    );
+  }
   if (results.repoAdd.build?.lowerBound) {
     const { ms, packagesDone } = results.repoAdd.build;
     lines.push(

@@ -4,7 +4,6 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
-import { extract } from 'tar-stream';
 import type { RepoEntry } from '../contracts/publisher.js';
 import type { Signer } from '../contracts/signer.js';
 import {
@@ -833,6 +832,8 @@ async function readSignature(file: string): Promise<string | undefined> {
 /** Reads a database archive into `entry dir -> file name -> contents`. */
 async function readEntries(file: string): Promise<Map<string, Map<string, Buffer>>> {
   const entries = new Map<string, Map<string, Buffer>>();
+  // loaded here: only databases without an index are read this way, and a CLI run should not pay for it
+  const { extract } = await import('tar-stream');
   const parser = extract();
   parser.on('entry', (header, stream, next) => {
     const chunks: Buffer[] = [];
