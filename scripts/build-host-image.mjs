@@ -17,7 +17,7 @@
 // matches. Exits 1 with the reason on its last line of output when the image cannot be built.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, unlinkSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -79,6 +79,41 @@ if (!engineAnswers()) {
   });
   if (!engineAnswers()) fail('the Docker Engine is not reachable (see scripts/setup-docker.mjs)');
 }
+
+// --- one build at a time on this machine: a second run waits, then finds the image up to date ---
+
+async function lock() {
+  await fs.mkdir(args.cache, { recursive: true });
+  const file = path.join(args.cache, 'host-image.lock');
+  const deadline = Date.now() + 60 * 60_000;
+  for (let waiting = false; ; ) {
+    try {
+      await fs.writeFile(file, `${process.pid}\n`, { flag: 'wx' });
+      process.on('exit', () => {
+        try {
+          unlinkSync(file);
+        } catch {}
+      });
+      return;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+    }
+    const holder = Number((await fs.readFile(file, 'utf8').catch(() => '')).trim());
+    let alive = false;
+    try {
+      alive = holder > 0 && process.kill(holder, 0);
+    } catch {}
+    if (!alive) {
+      await fs.rm(file, { force: true });
+      continue;
+    }
+    if (!waiting) say(`waiting for the build of process ${holder}`);
+    waiting = true;
+    if (Date.now() > deadline) fail(`process ${holder} has been building for an hour; giving up`);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+await lock();
 
 // --- the base ---
 
@@ -240,6 +275,7 @@ sh(
     'build',
     '--network',
     'host',
+    '--force-rm',
     '--file',
     DOCKERFILE,
     '--build-arg',
@@ -255,4 +291,16 @@ sh(
 // the image this one replaces is left without a tag: remove it (not while containers still use it)
 const current = imageId(args.tag);
 if (previous !== '' && previous !== current) probe('docker', ['image', 'rm', previous]);
+// the classic builder keeps each build's first stage as an untagged image; the newest is the cache of
+// the next build, older ones only take space (their shared layers stay with the newest)
+const stages = probe('docker', [
+  'images',
+  '--filter',
+  'dangling=true',
+  '--filter',
+  'label=serene.host.stage=build',
+  '--format',
+  '{{.ID}}',
+]).stdout.split('\n');
+for (const old of stages.filter((id) => id !== '').slice(1)) probe('docker', ['image', 'rm', old]);
 say(`built ${args.tag} (${inputHash}) in ${Math.round((Date.now() - started) / 1000)} s`);
