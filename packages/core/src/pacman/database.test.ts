@@ -109,7 +109,7 @@ describe('RepoDatabase', () => {
         files: { [`usr/share/${name(i)}/${'x'.repeat(random(120))}`]: `${i}\n` },
       });
     const initial = await Promise.all(Array.from({ length: 150 }, (_, i) => make(i * 2, '1.0-1')));
-    initial.forEach((file, i) => current.set(name(i * 2), file));
+    for (const [i, file] of initial.entries()) current.set(name(i * 2), file);
     await (await RepoDatabase.open(dbFile())).add(initial);
     for (let step = 0; step < 40; step++) {
       const db = await RepoDatabase.open(dbFile());
@@ -123,7 +123,7 @@ describe('RepoDatabase', () => {
         const picks = Array.from({ length: 20 }, (_, k) => 1 + k * 14);
         const files = await Promise.all(picks.map((i) => make(i, `${2 + step}.0-1`)));
         await (await RepoDatabase.open(dbFile())).add(files);
-        picks.forEach((i, k) => current.set(name(i), files[k]!));
+        for (const [k, i] of picks.entries()) current.set(name(i), files[k]!);
       } else if (action === 0 && names.length > 0) {
         // removes a few, from anywhere
         const doomed = [
@@ -136,7 +136,7 @@ describe('RepoDatabase', () => {
         const picks = [...new Set(Array.from({ length: 1 + random(3) }, () => random(320)))];
         const files = await Promise.all(picks.map((i) => make(i, `${2 + step}.0-1`)));
         await db.add(files);
-        picks.forEach((i, k) => current.set(name(i), files[k]!));
+        for (const [k, i] of picks.entries()) current.set(name(i), files[k]!);
       }
     }
     // the same as a database written at once from the same packages
