@@ -10,12 +10,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { secretToken } from '@serene/plugin-repo-http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AurEmulator, startAurEmulator } from '../fixtures/aur/index.js';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const IMAGE = 'serene:local';
 const NAME = `serene-image-test-${process.pid}`;
 const SOCKET = '/var/run/docker.sock';
 const SECRET = 'image-test-secret';
+const RUNNER_IMAGE = 'serene-runner:local';
+const RUNNER_PREFIX = `serene-image-test-${process.pid}-`;
+let aur: AurEmulator | undefined;
 
 /** Why the tests skip; undefined once the container serves. */
 let skipReason: string | undefined;
@@ -88,6 +92,7 @@ beforeAll(async () => {
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-image-'));
   await fs.writeFile(path.join(dataDir, 'authorized_secrets'), `${secretToken(SECRET)} image-test\n`);
   const port = await freePort();
+  aur = await startAurEmulator({ packages: [{ base: 'image-built', pkgver: '4.2' }] });
   const run = docker([
     'run',
     '--detach',
@@ -100,6 +105,19 @@ beforeAll(async () => {
     // no registry here; the runner image is not needed for these requests
     '--env',
     'PULL_IMAGE=false',
+    // builds: the local runner image, runners on the host network reach the AUR emulation on loopback
+    '--env',
+    `AUR_URL=${aur.url}`,
+    '--env',
+    `RUNNER_IMAGE=${RUNNER_IMAGE}`,
+    '--env',
+    'RUNNER_NETWORK=host',
+    '--env',
+    `RUNNER_PREFIX=${RUNNER_PREFIX}`,
+    '--env',
+    `RUNNER_SRCINFO_NAME=${RUNNER_PREFIX}srcinfo`,
+    '--env',
+    'SYNC_MIRROR=http://127.0.0.1:9/{repo}/os/{arch}',
     '--volume',
     `${dataDir}:/app`,
     '--volume',
@@ -114,6 +132,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (docker(['inspect', NAME]).code === 0) docker(['rm', '--force', '--volumes', NAME]);
+  for (const id of docker(['ps', '--all', '--quiet', '--filter', `name=${RUNNER_PREFIX}`]).stdout.split(
+    '\n',
+  )) {
+    if (id) docker(['rm', '--force', id]);
+  }
+  await aur?.close();
   if (dataDir) {
     // the server wrote as the image's user (root): a test run by another user clears it through the image
     await fs.rm(dataDir, { recursive: true, force: true }).catch(async () => {
@@ -179,6 +203,37 @@ describe('the server image', () => {
     expect(test[0]).toBe('CMD');
     expect(docker(['exec', NAME, ...test.slice(1)]).code).toBe(0);
   });
+
+  it(
+    'builds an AUR package in a runner container through the mounted engine, and serves it',
+    async (ctx) => {
+      if (skipReason) ctx.skip(skipReason);
+      if (docker(['image', 'inspect', RUNNER_IMAGE]).code !== 0) {
+        ctx.skip(`no ${RUNNER_IMAGE} (node scripts/setup-docker.mjs)`);
+      }
+      const auth = { authorization: SECRET, 'content-type': 'application/json' };
+      const added = await fetch(`${base}/package/add`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ replace: false, source: { type: 'aur', name: 'image-built' } }),
+      });
+      expect(added.status, await added.text()).toBe(200);
+      let state = '';
+      const deadline = Date.now() + 10 * 60_000;
+      while (!['success', 'failure', 'fatal', 'cancelled'].includes(state) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        const build = await fetch(`${base}/package/image-built/build/latest`, { headers: auth });
+        state = build.ok ? ((await build.json()) as { state: { state: string } }).state.state : '';
+      }
+      const logs = await fetch(`${base}/package/image-built/build/latest/logs`, { headers: auth });
+      expect(state, `${await logs.text()}\n${docker(['logs', '--tail', '40', NAME]).stderr}`).toBe('success');
+      const info = (await (await fetch(`${base}/`)).json()) as { architecture: string };
+      const file = await fetch(`${base}/${info.architecture}/package/image-built`);
+      expect(file.status).toBe(200);
+      expect(file.url).toMatch(/image-built-4\.2-1-any\.pkg\.tar\.zst$/);
+    },
+    15 * 60_000,
+  );
 
   it('stops on SIGTERM within seconds, exit code 0, leaving its data in /app owned by its user', async (ctx) => {
     if (skipReason) ctx.skip(skipReason);
