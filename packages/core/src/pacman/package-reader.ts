@@ -6,8 +6,7 @@ import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { ReadableStream } from 'node:stream/web';
 import * as zlib from 'node:zlib';
-import { Decompress as ZstdDecompress } from 'fzstd';
-import xzDecompress from 'xz-decompress';
+import type { Decompress as ZstdDecompressType } from 'fzstd';
 import { InvalidPackageError } from '../errors.js';
 import { parsePkginfo } from './pkginfo.js';
 import type { PackageFile, PkgInfo } from './types.js';
@@ -902,7 +901,15 @@ function shrinkZstdWindows(data: Uint8Array): void {
   }
 }
 
+// The decoders are loaded on first use: a command that reads no package (or only zst ones through
+// the zstd program) does not pay for them at start-up (~100-300 ms on a slow machine).
+let fzstd: Promise<{ Decompress: typeof ZstdDecompressType }> | undefined;
+type XzModule = typeof import('xz-decompress');
+let xzModule: Promise<XzModule> | undefined;
+
 async function decodeZstd(input: Input, sink: Sink): Promise<void> {
+  fzstd ??= import('fzstd');
+  const ZstdDecompress = (await fzstd).Decompress;
   const guard = new ZstdFrameGuard();
   let wanted = true;
   let outputError: unknown;
@@ -952,6 +959,9 @@ async function decodeXz(input: Input, sink: Sink): Promise<void> {
   );
   // xz-decompress serializes all its streams on one WASM context: a stream must always be read to
   // its end or cancelled, or every later xz read would wait forever.
+  // a CommonJS module: its exports are the default export of the ES module
+  xzModule ??= import('xz-decompress').then((module) => (module as { default?: XzModule }).default ?? module);
+  const xzDecompress = await xzModule;
   const stream = new xzDecompress.XzReadableStream(
     compressed as unknown as globalThis.ReadableStream<Uint8Array>,
   );
