@@ -150,6 +150,9 @@ describe('readConfig', () => {
     expect(readConfig({ BUILD_TIMEOUT: '45s' }).buildTimeoutMs).toBe(45_000);
     expect(readConfig({ BUILD_TIMEOUT: '2h' }).buildTimeoutMs).toBe(7_200_000);
     expect(readConfig({ BUILD_TIMEOUT: '1d' }).buildTimeoutMs).toBe(86_400_000);
+    expect(readConfig({}).buildRetentionMs).toBeUndefined();
+    expect(readConfig({ BUILD_RETENTION: '90d' }).buildRetentionMs).toBe(90 * 86_400_000);
+    expect(errorOf({ BUILD_RETENTION: 'a while' }).message).toMatch(/BUILD_RETENTION="a while" is not valid/);
   });
 
   it('refuses an invalid value, naming the variable and the accepted form', () => {

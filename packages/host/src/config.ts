@@ -83,6 +83,11 @@ export interface HostConfig {
   buildCli: boolean;
   /** `EDGE_CLI` @default false */
   edgeCli: boolean;
+  /**
+   * `BUILD_RETENTION` (ours) in ms: builds and their logs older than this are removed (each
+   * package's newest build is kept) @default undefined: kept forever, as the original
+   */
+  buildRetentionMs: number | undefined;
 
   // --- schedules ---------------------------------------------------------------------------------
   /** `SCHEDULING_DISABLED` @default false */
@@ -201,6 +206,12 @@ export const VARIABLES: readonly VariableDoc[] = [
     name: 'BUILD_TIMEOUT',
     default: '2h',
     meaning: 'longest build; seconds, or a number with s, m, h or d',
+    ours: true,
+  },
+  {
+    name: 'BUILD_RETENTION',
+    default: 'unset (forever)',
+    meaning: 'builds and logs older than this are removed daily (the newest of each package kept); e.g. 90d',
     ours: true,
   },
   { name: 'BUILD_CLI', default: 'false', meaning: 'add and build the serene-cli package' },
@@ -327,17 +338,18 @@ class Reader {
   }
 
   /** Seconds, or a number with `ms`, `s`, `m`, `h` or `d`; in milliseconds. */
-  duration(name: string, fallbackMs: number): number {
+  duration(name: string, fallbackMs: number, maxMs = 2 ** 31 - 1): number {
     const value = this.raw(name);
     if (value === undefined) return fallbackMs;
     const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
     const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
     const ms = match ? Number(match[1]) * unit[(match[2] ?? 's') as keyof typeof unit] : Number.NaN;
-    if (!(ms >= 1000) || ms > 2 ** 31 - 1) {
+    if (!(ms >= 1000) || ms > maxMs) {
+      const most = `${Math.floor(maxMs / 86_400_000)}d`;
       return this.fail(
         name,
         value,
-        'seconds, or a number with ms, s, m, h or d (`7200`, `2h`), from 1s to 24d',
+        `seconds, or a number with ms, s, m, h or d (\`7200\`, \`2h\`), from 1s to ${most}`,
         fallbackMs,
       );
     }
@@ -497,6 +509,10 @@ export function readConfig(
     buildTimeoutMs: r.duration('BUILD_TIMEOUT', 2 * 3_600_000),
     buildCli: r.bool('BUILD_CLI', false),
     edgeCli: r.bool('EDGE_CLI', false),
+    buildRetentionMs:
+      r.raw('BUILD_RETENTION') === undefined
+        ? undefined
+        : r.duration('BUILD_RETENTION', 0, 3_650 * 86_400_000),
 
     schedulingDisabled: r.bool('SCHEDULING_DISABLED', false),
     schedulingDefault: r.bool('SCHEDULING_DEFAULT', true),

@@ -217,6 +217,60 @@ describe('the host', () => {
     });
   });
 
+  it("BUILD_RETENTION removes old builds with their logs and log files, keeping each package's newest", async () => {
+    const data = await createDataDir();
+    cleanups.push(data.cleanup);
+    const first = await start(data.dataDir);
+    await api(first.url, '/package/add', {
+      method: 'POST',
+      body: { replace: false, source: { type: 'aur', name: 'beta' } },
+    });
+    await api(first.url, '/package/add', {
+      method: 'POST',
+      body: { replace: false, source: { type: 'aur', name: 'stuck' }, build: false },
+    });
+    await first.orchestrator.idle();
+    await until(
+      async () => (await fs.readdir(path.join(data.dataDir, 'logs', 'beta')).catch(() => [])).length === 1,
+    );
+    const old = (base: string, iso: string) => ({
+      package: base,
+      started: new Date(iso),
+      ended: new Date(iso),
+      state: { state: 'success' as const },
+      reason: 'schedule' as const,
+      version: '0.1',
+      runSuccess: true,
+      runStarted: null,
+      runEnded: null,
+      stats: null,
+    });
+    for (const [base, iso] of [
+      ['beta', '2020-01-01T00:00:00.000Z'],
+      ['beta', '2020-02-01T00:00:00.000Z'],
+      ['stuck', '2020-03-01T00:00:00.000Z'],
+    ] as const) {
+      await first.store.insertBuild(old(base, iso));
+      await first.store.appendLog(base, new Date(iso), `log of ${iso}\n`);
+      await fs.mkdir(path.join(data.dataDir, 'logs', base), { recursive: true });
+      await fs.writeFile(path.join(data.dataDir, 'logs', base, `${iso.slice(0, 19)}.log`), `log of ${iso}\n`);
+    }
+    await first.close();
+
+    const second = await start(data.dataDir, { BUILD_RETENTION: '30d' });
+    const beta = await second.store.listBuilds('beta');
+    expect(beta.length).toBe(1);
+    expect(beta[0]!.reason).toBe('initial');
+    expect(await fs.readdir(path.join(data.dataDir, 'logs', 'beta'))).toEqual([
+      `${beta[0]!.started.toISOString().slice(0, 19)}.log`,
+    ]);
+    // the newest build of a package stays, however old
+    expect((await second.store.listBuilds('stuck')).map((build) => build.started.toISOString())).toEqual([
+      '2020-03-01T00:00:00.000Z',
+    ]);
+    expect(await fs.readdir(path.join(data.dataDir, 'logs', 'stuck'))).toEqual(['2020-03-01T00:00:00.log']);
+  });
+
   it('serves without a Docker Engine; builds then fail saying so', async () => {
     const data = await createDataDir();
     cleanups.push(data.cleanup);

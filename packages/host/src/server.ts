@@ -113,6 +113,27 @@ async function writeLogFile(store: Store, logsDir: string, base: string, started
 }
 
 /**
+ * `BUILD_RETENTION`: removes builds (with their logs) started before `before`, except each package's
+ * newest one and unfinished ones, and the log files of the removed builds. Returns how many builds.
+ */
+export async function pruneBuilds(store: Store, logsDir: string, before: Date): Promise<number> {
+  const removed = await store.pruneBuilds(before);
+  const bases = await fs.readdir(logsDir).catch(() => [] as string[]);
+  for (const base of bases) {
+    const dir = path.join(logsDir, base);
+    const files = (await fs.readdir(dir).catch(() => [] as string[]))
+      .filter((file) => file.endsWith('.log'))
+      .sort();
+    // names are the start times (UTC, ISO order): the newest file stays, as the newest build does
+    for (const file of files.slice(0, -1)) {
+      const started = Date.parse(`${file.slice(0, -'.log'.length)}Z`);
+      if (started < before.getTime()) await fs.rm(path.join(dir, file), { force: true });
+    }
+  }
+  return removed;
+}
+
+/**
  * Composes and starts serene (reference 9): store and migrations, repository (an empty, signed
  * database when none exists), orphan files removed, runner image pulled and leftover containers
  * removed, unfinished builds marked, schedules started, `serene-cli` added when `BUILD_CLI`, then
@@ -282,6 +303,7 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
   // --- the start-up sequence (reference 9) --------------------------------------------------------
   const cleanups: (() => Promise<void> | void)[] = [];
   let imageJob: CronJob | undefined;
+  let retentionJob: CronJob | undefined;
   let server: http.Server | undefined;
   try {
     await store.open();
@@ -301,6 +323,16 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
     }
     const marked = await orchestrator.recover();
     if (marked > 0) logger.warn('marked builds a previous run left unfinished', { builds: marked });
+    if (config.buildRetentionMs !== undefined) {
+      const retention = config.buildRetentionMs;
+      const prune = async () => {
+        const removed = await pruneBuilds(store, config.logsDir, new Date(Date.now() - retention));
+        if (removed > 0) logger.info('removed old builds (BUILD_RETENTION)', { builds: removed });
+      };
+      await prune();
+      retentionJob = createCronJob('0 30 3 * * *', prune, { name: 'build retention', logger });
+      retentionJob.start();
+    }
     await scheduler.start();
     imageJob?.start();
     if (config.buildCli) {
@@ -323,6 +355,7 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
     }
   } catch (error) {
     imageJob?.stop();
+    retentionJob?.stop();
     scheduler.stop();
     await orchestrator.stop().catch(() => undefined);
     await repoHttp.close().catch(() => undefined);
@@ -348,6 +381,7 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
       server?.closeIdleConnections();
       await repoHttp.close();
       imageJob?.stop();
+      retentionJob?.stop();
       scheduler.stop();
       // queued and running builds end as cancelled, with the reason, and their runners stop
       await orchestrator.stop();
