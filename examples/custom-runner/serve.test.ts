@@ -3,11 +3,16 @@
 // installed by pacman from the server.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { createPacmanSandbox, hasProgram } from '@serene/core/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { api, createDataDir, testEnv, until } from '../../packages/host/src/testing/host-harness.js';
+import {
+  api,
+  createDataDir,
+  freePort,
+  testEnv,
+  until,
+} from '../../packages/host/src/testing/host-harness.js';
 
 const missing = ['makepkg', 'pacman'].filter((tool) => !hasProgram(tool));
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -36,12 +41,7 @@ describe.skipIf(missing.length > 0)(
       // makepkg runs as the unprivileged build user: it must reach the work folder
       await fs.chmod(data.root, 0o755);
       await fs.chmod(data.dataDir, 0o755);
-      const port = await new Promise<number>((resolve) => {
-        const probe = net.createServer().listen(0, '127.0.0.1', () => {
-          const { port } = probe.address() as net.AddressInfo;
-          probe.close(() => resolve(port));
-        });
-      });
+      const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
       const child = spawn(
         process.execPath,

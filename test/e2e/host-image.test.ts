@@ -5,11 +5,11 @@
 // engine answers or the image cannot be built.
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs/promises';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { secretToken } from '@serene/plugin-repo-http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../packages/host/src/testing/host-harness.js';
 import { type AurEmulator, startAurEmulator } from '../fixtures/aur/index.js';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -53,14 +53,6 @@ function buildImage(): Promise<{ code: number; tail: string }> {
     child.on('close', (code) => resolve({ code: code ?? -1, tail: output.trim() }));
   });
 }
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 
 async function serving(url: string, deadline: number): Promise<void> {
   for (;;) {

@@ -5,7 +5,6 @@
 // engine or runner image is there.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs/promises';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { createKnexStore, RESTART_MESSAGE } from '@serene/core';
 import { createPacmanSandbox, hasProgram, type PacmanSandbox } from '@serene/core/testing';
@@ -44,14 +43,6 @@ interface BuildJson {
   version: string | null;
   ended: string | null;
 }
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 
 const gitPkgbuild = (version: string) => `pkgname=e2e-git
 pkgver=${version}
@@ -265,8 +256,8 @@ describe.skipIf(missing.length > 0)(`serene end to end (missing: ${missing.join(
       expect(stateOf(builds[base]!), await explain(base)).toBe('success');
     }
     // the dependency was built first, and the dependent's build installed it from our repository
-    expect(new Date(builds['e2e-lib']!.ended as unknown as string).getTime()).toBeLessThanOrEqual(
-      new Date(builds['e2e-app']!.ended as unknown as string).getTime(),
+    expect(new Date(builds['e2e-lib']!.ended!).getTime()).toBeLessThanOrEqual(
+      new Date(builds['e2e-app']!.ended!).getTime(),
     );
     const appLog = (await api(url, '/package/e2e-app/build/latest/logs')).text;
     expect(appLog).toMatch(/e2e-lib/);

@@ -1,19 +1,12 @@
 /**
- * The JSON the server speaks (reference 1.4), as the client reads and sends it. The client keeps
- * its own copy of these shapes so that it does not load the server's packages.
+ * The JSON the server speaks (reference 1.4), as the client reads and sends it. The build states
+ * are core's types; the rest are the wire shapes (snake_case, dates as strings) only the client needs.
  */
 
-/** Where a running build is (`BuildProgress`). */
-export type BuildProgress = 'resolve' | 'update' | 'build' | 'publish' | 'clean';
+// Types only (erased at run time): the client does not load the server's packages.
+import type { BuildProgress, BuildState } from '@serene/core';
 
-/** `BuildState`: tag `state`, content `info`. */
-export type BuildState =
-  | { state: 'pending' }
-  | { state: 'cancelled'; info: string }
-  | { state: 'running'; info: BuildProgress }
-  | { state: 'success' }
-  | { state: 'failure' }
-  | { state: 'fatal'; info: [string, BuildProgress] };
+export type { BuildProgress, BuildState };
 
 /** `BuildInfo`. */
 export interface BuildInfo {

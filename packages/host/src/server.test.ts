@@ -26,7 +26,7 @@ import {
 import { CLI_BASE, cliPkgbuild, cliVersion } from './cli-package.js';
 import { readConfig } from './config.js';
 import { type SereneServer, startServer } from './server.js';
-import { api, createDataDir, TEST_SECRET, testEnv, until } from './testing/host-harness.js';
+import { api, createDataDir, freePort, TEST_SECRET, testEnv, until } from './testing/host-harness.js';
 
 let aur: AurEmulator;
 const cleanups: (() => Promise<void>)[] = [];
@@ -421,12 +421,7 @@ describe('the server process (npm start)', () => {
   it('serves until SIGTERM, then exits 0 having closed the store', async () => {
     const data = await createDataDir();
     cleanups.push(data.cleanup);
-    const port = await new Promise<number>((resolve) => {
-      const probe = net.createServer().listen(0, '127.0.0.1', () => {
-        const { port } = probe.address() as net.AddressInfo;
-        probe.close(() => resolve(port));
-      });
-    });
+    const port = await freePort();
     const child = node({
       ...testEnv(data.dataDir, {
         PORT: String(port),
