@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   api,
   createDataDir,
+  freePort,
   TEST_SECRET,
   testEnv,
   until,
