@@ -21,6 +21,6 @@ export * from './pacman/srcinfo.js';
 export * from './pacman/vercmp.js';
 export * from './store/index.js';
 export * from './sources/index.js';
-export * from './build/index.js';
+export * from './orchestration/index.js';
 export * from './packages/service.js';
 export * from './schedule/index.js';

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AurEmulator, type AurTestPackage, startAurEmulator } from '../../../../test/fixtures/aur/index.js';
-import { BuildOrchestrator } from '../build/orchestrator.js';
+import { BuildOrchestrator } from '../orchestration/orchestrator.js';
 import type { Store } from '../contracts/store.js';
 import { InputError } from '../errors.js';
 import { createFilesystemRepository, type FilesystemRepository } from '../pacman/filesystem-repository.js';

@@ -12,8 +12,8 @@ import {
   type PackageRecord,
   type Store,
 } from '../contracts/store.js';
-import type { BuildOrchestrator, RunSettings } from '../build/orchestrator.js';
-import { providersOf } from '../build/resolve.js';
+import type { BuildOrchestrator, RunSettings } from '../orchestration/orchestrator.js';
+import { providersOf } from '../orchestration/resolve.js';
 import { InputError, NotFoundError, SereneError, formatErrorChain } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import { findSatisfier, parseDependency, type Provider } from '../pacman/depend.js';

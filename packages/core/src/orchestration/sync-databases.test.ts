@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createMemoryLogger } from '../logger.js';
 import { RepoDatabase } from '../pacman/database.js';
 import { writeSyntheticPackage } from '../testing/synthetic-package.js';
-import { createSyncDatabases, parseSyncDatabase } from './sync.js';
+import { createSyncDatabases, parseSyncDatabase } from './sync-databases.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
