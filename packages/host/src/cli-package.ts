@@ -5,7 +5,15 @@
  * one with `EDGE_CLI` (then a devel package).
  */
 import { createRequire } from 'node:module';
-import type { BuildOrchestrator, Logger, PackageService, Store } from '@serene/core';
+import {
+  type BuildOrchestrator,
+  formatErrorChain,
+  type Logger,
+  type PackageService,
+  type Part,
+  type Serene,
+  type Store,
+} from '@serene/core';
 
 /** The package base of the command line. */
 export const CLI_BASE = 'serene-cli';
@@ -76,4 +84,27 @@ export async function ensureCliPackage(options: CliPackageOptions): Promise<void
   });
   await service.set(CLI_BASE, { key: 'clean', value: true });
   await orchestrator.start([CLI_BASE], { reason: 'initial', resolve: true, clean: false, force: false });
+}
+
+/** Options of {@link cliPackagePart}. */
+export interface CliPackagePartOptions {
+  serene: Pick<Serene, 'service' | 'store' | 'orchestrator' | 'logger'>;
+  /** `EDGE_CLI` */
+  edge: boolean;
+}
+
+/**
+ * `BUILD_CLI` as a part of serene's lifecycle: {@link ensureCliPackage} at start, after the
+ * schedules. A failure is logged; the server serves anyway.
+ */
+export function cliPackagePart(options: CliPackagePartOptions): Part {
+  const { serene, edge } = options;
+  return {
+    name: 'serene-cli',
+    async start() {
+      await ensureCliPackage({ ...serene, edge }).catch((error) =>
+        serene.logger.error('could not add or update serene-cli', { error: formatErrorChain(error) }),
+      );
+    },
+  };
 }

@@ -12,11 +12,9 @@ import {
   RESTART_MESSAGE,
   type Runner,
   SHUTDOWN_MESSAGE,
-  tokens,
 } from '@serene/core';
 import { createInstantRunner, type InstantBehaviour, writeSyntheticPackage } from '@serene/core/testing';
 import * as openpgp from 'openpgp';
-import { container as root } from 'tsyringe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AurEmulator, startAurEmulator } from '../../../test/fixtures/aur/index.js';
 import {
@@ -45,17 +43,15 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** Starts the host with the instant runner registered in its container (as a user swaps a plugin). */
+/** Starts the host with the instant runner given as its runner (as a user swaps a plugin). */
 async function start(
   dataDir: string,
   env: Record<string, string> = {},
   behaviour: (base: string) => InstantBehaviour = () => 'success',
 ): Promise<SereneServer> {
-  const container = root.createChildContainer();
   const runner = createInstantRunner({ behaviour: (job) => behaviour(job.base) });
-  container.register(tokens.runner, { useValue: runner });
   const config = readConfig(testEnv(dataDir, { AUR_URL: aur.url, ...env }));
-  const server = await startServer({ config, container });
+  const server = await startServer({ config, parts: { runner } });
   let closed = false;
   cleanups.push(async () => {
     if (!closed) await server.close();
@@ -277,7 +273,7 @@ describe('the host', () => {
     const config = readConfig(
       testEnv(data.dataDir, { AUR_URL: aur.url, DOCKER_URL: path.join(data.root, 'no-docker.sock') }),
     );
-    const server = await startServer({ config, container: root.createChildContainer() });
+    const server = await startServer({ config });
     cleanups.push(() => server.close());
     expect(server.runner.name).toBe('docker');
     expect((await api(server.url, '/', { secret: null })).status).toBe(200);
@@ -355,9 +351,6 @@ describe.skipIf(makepkgSrcinfoUnavailable() !== undefined)(
       cleanups.push(() => new Promise((resolve) => mirror.close(() => resolve())));
       const mirrorUrl = `http://127.0.0.1:${(mirror.address() as net.AddressInfo).port}/{repo}/os/{arch}`;
       const begin = async () => {
-        const container = root.createChildContainer();
-        container.register(tokens.runner, { useValue: runner });
-        container.register(tokens.logger, { useValue: createMemoryLogger(logs) });
         const config = readConfig(
           testEnv(data.dataDir, {
             AUR_URL: aur.url,
@@ -366,7 +359,7 @@ describe.skipIf(makepkgSrcinfoUnavailable() !== undefined)(
             ARCH: 'x86_64',
           }),
         );
-        return startServer({ config, container });
+        return startServer({ config, parts: { runner, logger: createMemoryLogger(logs) } });
       };
       const first = await begin();
       await first.orchestrator.idle();
