@@ -83,6 +83,17 @@ export class DiskFullError extends SereneError {
   }
 }
 
+/**
+ * A build's output broke a limit (a `.SRCINFO` or stats file too large, too many files, too many
+ * bytes): a build is untrusted input, its PKGBUILD decides what it leaves. The build ends `fatal`
+ * with this message; nothing of it is published.
+ */
+export class BuildOutputError extends SereneError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'SERENE_ERR_BUILD_OUTPUT' });
+  }
+}
+
 /** Formats an error with its causes as `outer: inner: ...`, as the original's 500 bodies do. */
 export function formatErrorChain(error: unknown): string {
   const parts: string[] = [];

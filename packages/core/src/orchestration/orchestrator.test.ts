@@ -348,6 +348,20 @@ describe('BuildOrchestrator', () => {
     expect(await h.publisher.list()).toEqual([]);
   });
 
+  it('refuses a build whose runner reports a .SRCINFO over the limit, and publishes nothing', async () => {
+    const h = await harness([{ base: 'alpha', pkgver: '1.0' }], {
+      // a malicious PKGBUILD's output: 5 MiB of .SRCINFO
+      reportSrcinfo: (_job, text) => `${text}${'#'.repeat(5 * 1024 * 1024)}\n`,
+    });
+    await h.add('alpha');
+    await run(h, ['alpha']);
+    expect((await latest(h, 'alpha')).state).toEqual({
+      state: 'fatal',
+      info: ["the build's .SRCINFO is larger than 4 MiB; nothing was published", 'publish'],
+    });
+    expect(await h.publisher.list()).toEqual([]);
+  });
+
   it('marks builds left unfinished by a crash as fatal at start-up', async () => {
     const h = await harness([{ base: 'alpha', pkgver: '1' }]);
     await h.add('alpha');
