@@ -23,7 +23,6 @@ import { tarDirectory, tarFile } from './tar.js';
 // archive alone.
 
 /** gzip level of the members. */
-
 const GZIP_LEVEL = 6;
 /** Entries per chunk when a run of entries is cut into chunks (full builds, splits). */
 const CHUNK_ENTRIES = 32;
@@ -31,7 +30,6 @@ const CHUNK_ENTRIES = 32;
 const MAX_CHUNK_ENTRIES = 64;
 /** A rewritten chunk left with fewer entries than this is merged with a neighbour. */
 const MIN_CHUNK_ENTRIES = 8;
-/** Package files read at once when adding many. */
 
 /** A chunk of the archives: its entries and its two gzip members. */
 export interface Chunk {
