@@ -27,6 +27,12 @@ export interface DurableWriteOptions {
   mode?: number;
   /** modification (and access) time of the new file, in seconds since the epoch */
   mtime?: number;
+  /**
+   * flush the staged file before returning; false leaves that to the caller ({@link syncFile}),
+   * to flush several files at once before renaming any
+   * @default true
+   */
+  sync?: boolean;
 }
 
 /** Temporary files of durable writes are `.tmp.NAME.RANDOM` beside their target. */
@@ -70,7 +76,7 @@ export async function stageFile(
     try {
       const written = await writeContent(handle, content);
       if (options.mode !== undefined) await handle.chmod(options.mode);
-      await handle.datasync();
+      if (options.sync !== false) await handle.datasync();
       const { size } = await handle.stat();
       if (size !== written) throw new Error(`short write: ${size} of ${written} bytes reached ${temp}`);
     } finally {
@@ -149,6 +155,16 @@ export async function copyFileDurable(
   options: DurableWriteOptions = {},
 ): Promise<void> {
   await commitFile(await stageCopy(source, target, options), target);
+}
+
+/** Flushes a file's data to the disk (a file staged with `sync: false`). */
+export async function syncFile(file: string): Promise<void> {
+  const handle = await fs.open(file, 'r');
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /**

@@ -9,7 +9,15 @@ import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Signer } from '../contracts/signer.js';
-import { asDiskFull, removeFile, stageCopy, stageFile, syncDirectory, tempPathFor } from '../durable.js';
+import {
+  asDiskFull,
+  removeFile,
+  stageCopy,
+  stageFile,
+  syncDirectory,
+  syncFile,
+  tempPathFor,
+} from '../durable.js';
 import { type Chunk, coalesce, gzip } from './database-chunks.js';
 import { type Fingerprint, formatIndex } from './database-index.js';
 import { TAR_END } from './tar.js';
@@ -80,7 +88,9 @@ export async function writeDatabase(
         return chunk;
       }),
     });
-    const indexTemp = track(await stageFile(paths.indexPath, index))!;
+    const indexTemp = track(await stageFile(paths.indexPath, index, { sync: false }))!;
+    // everything flushed at once (the disk commits them together) before anything is renamed
+    await Promise.all(temps.map(syncFile));
     await ensureLinks(paths, signer !== undefined);
     // from here on only renames: nothing more needs room on the disk
     for (const archive of [files, db]) await putInPlace(archive);
@@ -152,7 +162,8 @@ export async function exists(file: string): Promise<boolean> {
 
 /**
  * Writes one archive beside `target`, its signature, and a link to the current archive that becomes
- * `.old` (as repo-add keeps it), each handed to `track` as soon as it exists.
+ * `.old` (as repo-add keeps it), each handed to `track` as soon as it exists. Not flushed yet: the
+ * caller flushes every staged file at once.
  */
 async function stageArchive(
   target: string,
@@ -168,11 +179,11 @@ async function stageArchive(
     Math.floor(Date.now() / 1000),
     previous ? Math.floor(previous.mtimeMs / 1000) + 1 : 0,
   );
-  const temp = track(await stageFile(target, parts, { mtime }))!;
+  const temp = track(await stageFile(target, parts, { mtime, sync: false }))!;
   let signature: string | undefined;
   if (signer) {
     const bytes = await signer.sign(createReadStream(temp, { highWaterMark: 1 << 20 }));
-    signature = track(await stageFile(`${target}.sig`, bytes, { mtime }));
+    signature = track(await stageFile(`${target}.sig`, bytes, { mtime, sync: false }));
   }
   const old = previous ? track(await keepOld(target)) : undefined;
   return { target, temp, signature, old, fingerprint: fingerprint(await fs.stat(temp)) };
