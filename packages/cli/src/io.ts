@@ -14,6 +14,8 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   /** whether standard output is a terminal (spinner, colours) @default false */
   stdoutIsTTY?: boolean;
+  /** whether standard error is a terminal (repo-add's colours) @default false */
+  stderrIsTTY?: boolean;
   /** whether standard input is a terminal (the onboarding may ask questions) @default false */
   stdinIsTTY?: boolean;
   /** asks the user one question on the terminal; needed by the interactive onboarding only */
@@ -35,6 +37,7 @@ export function processIo(): CliIo {
     cwd: process.cwd(),
     env: process.env,
     stdoutIsTTY: process.stdout.isTTY === true,
+    stderrIsTTY: process.stderr.isTTY === true,
     stdinIsTTY: process.stdin.isTTY === true,
     prompt: async (question) => {
       const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
@@ -72,17 +75,30 @@ export interface Messages {
   error(text: string): void;
 }
 
-/** Messages written to `io`; `quiet` silences `msg` and `msg2`, as repo-add's `-q`. */
-export function createMessages(io: CliIo, quiet = false): Messages {
+/** makepkg's colours (`colorize` of libmakepkg without tput). */
+const ALL_OFF = '\x1b[0m';
+const BOLD = '\x1b[1m';
+const BLUE = `${BOLD}\x1b[34m`;
+const GREEN = `${BOLD}\x1b[32m`;
+const RED = `${BOLD}\x1b[31m`;
+const YELLOW = `${BOLD}\x1b[33m`;
+
+/**
+ * Messages written to `io`; `quiet` silences `msg` and `msg2`, as repo-add's `-q`; `colour` paints
+ * them as makepkg does on a terminal.
+ */
+export function createMessages(io: CliIo, quiet = false, colour = false): Messages {
+  const paint = (prefix: string, colourOf: string, text: string) =>
+    colour ? `${colourOf}${prefix}${ALL_OFF}${BOLD} ${text}${ALL_OFF}\n` : `${prefix} ${text}\n`;
   return {
     msg: (text) => {
-      if (!quiet) io.stdout(`==> ${text}\n`);
+      if (!quiet) io.stdout(paint('==>', GREEN, text));
     },
     msg2: (text) => {
-      if (!quiet) io.stdout(`  -> ${text}\n`);
+      if (!quiet) io.stdout(paint('  ->', BLUE, text));
     },
-    warning: (text) => io.stderr(`==> WARNING: ${text}\n`),
-    error: (text) => io.stderr(`==> ERROR: ${text}\n`),
+    warning: (text) => io.stderr(paint('==> WARNING:', YELLOW, text)),
+    error: (text) => io.stderr(paint('==> ERROR:', RED, text)),
   };
 }
 

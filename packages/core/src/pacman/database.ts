@@ -104,6 +104,12 @@ export interface AddOptions {
   onlyNew?: boolean;
   /** `-p`: skip packages older than the version in the database */
   preventDowngrade?: boolean;
+  /**
+   * Put `FILE.sig` into the entry as `%PGPSIG%`; repo-add of pacman 6.1 and later does it only
+   * with `--include-sigs` (pacman then downloads `FILE.sig` beside the package).
+   * @default true
+   */
+  includeSignatures?: boolean;
 }
 
 /** What an add changed. */
@@ -199,7 +205,7 @@ export class RepoDatabase {
    */
   add(packages: readonly (string | PackageFile)[], options: AddOptions = {}): Promise<AddResult> {
     return this.exclusive(async () => {
-      const read = await readAll(packages);
+      const read = await readAll(packages, options.includeSignatures ?? true);
       const state = await this.load(true);
       const byName = locate(
         state,
@@ -419,10 +425,22 @@ export class RepoDatabase {
     const end = gzip(TAR_END);
     // both written (and signed) side by side; then rotated files first, so that a reader who sees
     // the new db finds the new files database already in place
-    const [filesTemp, dbTemp] = await Promise.all([
+    const prepared = await Promise.allSettled([
       this.prepareArchive(this.filesPath, [...coalesce(chunks.map((chunk) => chunk.files)), end]),
       this.prepareArchive(this.dbPath, [...coalesce(chunks.map((chunk) => chunk.db)), end]),
     ]);
+    const failed = prepared.find((result) => result.status === 'rejected');
+    if (failed) {
+      // a signer that failed (no key, pinentry cancelled) leaves no temp files behind
+      for (const target of [this.filesPath, this.dbPath]) {
+        const temp = path.join(this.dir, `.tmp.${path.basename(target)}`);
+        for (const file of [temp, `${temp}.sig`, `${temp}.sig.tmp`]) await unlinkIfExists(file);
+      }
+      throw failed.reason;
+    }
+    const [filesTemp, dbTemp] = prepared.map(
+      (result) => (result as PromiseFulfilledResult<string>).value,
+    ) as [string, string];
     const filesStat = await this.rotateArchive(filesTemp, this.filesPath);
     const dbStat = await this.rotateArchive(dbTemp, this.dbPath);
     await this.ensureLinks();
@@ -745,7 +763,10 @@ interface ReadPackage {
  * Reads every package first, with its signature, so that one bad file changes nothing. Each is
  * reduced to its entry's tar bytes as soon as it is read, so that many packages take little memory.
  */
-async function readAll(packages: readonly (string | PackageFile)[]): Promise<ReadPackage[]> {
+async function readAll(
+  packages: readonly (string | PackageFile)[],
+  includeSignatures: boolean,
+): Promise<ReadPackage[]> {
   const problems: string[] = [];
   const read: ReadPackage[] = [];
   const seen = new Map<string, string>();
@@ -763,7 +784,7 @@ async function readAll(packages: readonly (string | PackageFile)[]): Promise<Rea
         const pkg = typeof item === 'string' ? await readPackageFile(item) : item;
         const found = { name: pkg.pkginfo.pkgname, file: pkg.path };
         try {
-          const pgpsig = await readSignature(pkg.path);
+          const pgpsig = includeSignatures ? await readSignature(pkg.path) : undefined;
           const desc = Buffer.from(formatDesc(pkg, pgpsig));
           results[i] = {
             ...found,
