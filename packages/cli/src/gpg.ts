@@ -88,18 +88,15 @@ export function createUserGpgSigner(options: UserGpgSignerOptions): Signer {
   return {
     name: 'gpg',
     async sign(data) {
-      await options.ready;
       const file = (data as Partial<ReadStream>).path;
-      let output: GpgOutput;
-      if (typeof file === 'string') {
-        (data as ReadStream).destroy();
-        output = await gpg(
-          ['--detach-sign', '--use-agent', '--no-armor', ...user, '--output', '-', file],
-          env,
-        );
-      } else {
-        throw new GpgError('the gpg signer signs files only');
-      }
+      if (typeof file !== 'string') throw new GpgError('the gpg signer signs files only');
+      // not read here: closed before it opens (quietly: the file may be gone by then)
+      (data as ReadStream).on('error', () => undefined).destroy();
+      await options.ready;
+      const output = await gpg(
+        ['--detach-sign', '--use-agent', '--no-armor', ...user, '--output', '-', file],
+        env,
+      );
       if (output.code !== 0 || output.stdout.length === 0) {
         const name = file
           .split('/')
