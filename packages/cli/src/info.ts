@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import { ApiError, segment } from './api.js';
-import { apiAction, type ClientContext, type GlobalOptions, UsageError } from './client.js';
+import { apiAction, type ClientContext, checkVersion, type GlobalOptions, UsageError } from './client.js';
 import {
   buildDuration,
   buildId,
@@ -28,8 +28,23 @@ import {
   type PackageSettingsRequest,
 } from './wire.js';
 
-/** What may follow `serene info <name>`. */
-const SUBCOMMANDS = ['build', 'logs', 'pkgbuild', 'set'];
+/** What may follow `serene info <name>`, with its options (for the help and the shell completions). */
+export const INFO_SUBCOMMANDS: readonly {
+  name: string;
+  options: readonly { flags: readonly string[]; description: string }[];
+}[] = [
+  { name: 'build', options: [] },
+  {
+    name: 'logs',
+    options: [
+      { flags: ['-s', '--subscribe'], description: 'follow the live logs, build after build' },
+      { flags: ['-l', '--linger'], description: 'print the latest log, then follow build after build' },
+    ],
+  },
+  { name: 'pkgbuild', options: [] },
+  { name: 'set', options: [] },
+];
+const SUBCOMMANDS = INFO_SUBCOMMANDS.map((sub) => sub.name);
 
 /** Builds `serene info <name>` shows without `--all`. */
 const RECENT_BUILDS = 8;
@@ -54,6 +69,7 @@ Build ids count from the oldest build (0000); 'latest' is the newest.`;
 /** `serene info <name>`: the package's details and its recent builds. */
 export async function showInfo(context: ClientContext, name: string, all: boolean): Promise<number> {
   const { io, api } = context;
+  const warnVersion = checkVersion(context);
   const info = await api.json<PackageInfo>('GET', `/package/${segment(name)}`);
   const builds = await api.json<BuildInfo[]>(
     'GET',
@@ -84,6 +100,7 @@ export async function showInfo(context: ClientContext, name: string, all: boolea
   io.stdout('\n');
   if (builds.length === 0) {
     io.stdout('no builds yet\n');
+    await warnVersion();
     return EXIT_OK;
   }
   const now = new Date();
@@ -105,6 +122,7 @@ export async function showInfo(context: ClientContext, name: string, all: boolea
       style,
     ),
   );
+  await warnVersion();
   return EXIT_OK;
 }
 
@@ -257,6 +275,19 @@ const BOOLEAN_KEYS: Record<
   devel: 'devel',
   'srcinfo-override': 'srcinfooverride',
 };
+
+/** The keys of `set`, as the user types them. */
+export const SETTING_KEYS: readonly string[] = [
+  'clean',
+  'private',
+  'enable',
+  'dependency',
+  'devel',
+  'srcinfo-override',
+  'schedule',
+  'prepare',
+  'flags',
+];
 
 /** The settings request of `set <key> <values...>`; a wrong key or value is a usage error. */
 export function settingsRequest(key: string, values: readonly string[]): PackageSettingsRequest {

@@ -22,9 +22,10 @@ export interface CliIo {
   prompt?: (question: string) => Promise<string>;
   /**
    * Runs a program with the terminal attached (`sudo pacman -Sy ...`) and resolves with its exit
-   * code. Tests pass a recorder here.
+   * code; with `input`, that is its standard input and its standard output is dropped (`sudo tee -a
+   * /etc/pacman.conf`). Tests pass a recorder here.
    */
-  exec?: (command: string, args: readonly string[]) => Promise<number>;
+  exec?: (command: string, args: readonly string[], options?: { input?: string }) => Promise<number>;
   /** aborts long waits (live logs, `--linger`) as Ctrl-C would */
   signal?: AbortSignal;
 }
@@ -47,16 +48,22 @@ export function processIo(): CliIo {
         rl.close();
       }
     },
-    exec: (command, args) => runAttached(command, args),
+    exec: (command, args, options) => runAttached(command, args, options?.input),
   };
 }
 
-/** Runs a program with this process's terminal; rejects when it cannot be started. */
-function runAttached(command: string, args: readonly string[]): Promise<number> {
+/** Runs a program with this process's terminal (or `input`); rejects when it cannot be started. */
+function runAttached(command: string, args: readonly string[], input?: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, [...args], { stdio: 'inherit' });
+    const child = spawn(command, [...args], {
+      stdio: input === undefined ? 'inherit' : ['pipe', 'ignore', 'inherit'],
+    });
     child.once('error', reject);
     child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    if (input !== undefined) {
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(input);
+    }
   });
 }
 
