@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import * as readline from 'node:readline/promises';
 import type { Logger, LogMeta, SereneError } from '@serene/core';
 
 /** Where a command reads its working folder and environment from and writes its output to. */
@@ -41,6 +40,7 @@ export function processIo(): CliIo {
     stderrIsTTY: process.stderr.isTTY === true,
     stdinIsTTY: process.stdin.isTTY === true,
     prompt: async (question) => {
+      const readline = await import('node:readline/promises');
       const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
       try {
         return await rl.question(question);
