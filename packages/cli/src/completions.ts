@@ -219,7 +219,7 @@ function fishScript(root: Node): string {
     '    for w in (commandline -opc)[2..-1]',
     '        if test $skip = 1; set skip 0; continue; end',
     "        set -l sofar (string join ' ' $words)",
-    `        if contains -- "$sofar:$w" ${valued.map(escape).join(' ')}; set skip 1; continue; end`,
+    `        if contains -- "$sofar:$w" ${valued.map(fishQuote).join(' ')}; set skip 1; continue; end`,
     '        string match -q -- "-*" $w; and continue',
     '        set -a words $w',
     '    end',
