@@ -257,6 +257,10 @@ describe('versions', () => {
       const fits = await inProcess(['--server', usual.url, 'list'], { ...home.env });
       expect(fits.code, fits.stderr).toBe(0);
       expect(fits.stderr).not.toMatch(/warn:/);
+      // a server without a key: host signatures says so and fails
+      const unsigned = await inProcess(['--server', usual.url, 'host', 'signatures'], { ...home.env });
+      expect(unsigned.code).toBe(1);
+      expect(unsigned.stderr).toBe('error: the server does not sign its packages (it has no key)\n');
       await fs.rm(home.dir, { recursive: true, force: true });
     } finally {
       await usual.close();
