@@ -132,7 +132,7 @@ describe.skipIf(missing.length > 0 && process.env.CI !== 'true')(
       child.stdout.on('data', (chunk: Buffer) => {
         screen += chunk.toString('utf8');
         const next = script[step];
-        if (next && next[0].test(screen.slice(screen.lastIndexOf('\n', screen.length - 2) + 1))) {
+        if (next?.[0].test(screen.slice(screen.lastIndexOf('\n', screen.length - 2) + 1))) {
           step++;
           child.stdin.write(`${next[1]}\n`);
         }
