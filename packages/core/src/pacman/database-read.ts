@@ -30,7 +30,10 @@ export interface ReadPackage {
  * Reads every package first, with its signature, so that one bad file changes nothing. Each is
  * reduced to its entry's tar bytes as soon as it is read, so that many packages take little memory.
  */
-export async function readAll(packages: readonly (string | PackageFile)[]): Promise<ReadPackage[]> {
+export async function readAll(
+  packages: readonly (string | PackageFile)[],
+  includeSignatures = true,
+): Promise<ReadPackage[]> {
   const problems: string[] = [];
   const read: ReadPackage[] = [];
   const seen = new Map<string, string>();
@@ -48,7 +51,7 @@ export async function readAll(packages: readonly (string | PackageFile)[]): Prom
         const pkg = typeof item === 'string' ? await readPackageFile(item) : item;
         const found = { name: pkg.pkginfo.pkgname, file: pkg.path };
         try {
-          const pgpsig = await readSignature(pkg.path);
+          const pgpsig = includeSignatures ? await readSignature(pkg.path) : undefined;
           const desc = Buffer.from(formatDesc(pkg, pgpsig));
           results[i] = {
             ...found,

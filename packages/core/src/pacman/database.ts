@@ -55,6 +55,12 @@ export interface AddOptions {
   onlyNew?: boolean;
   /** `-p`: skip packages older than the version in the database */
   preventDowngrade?: boolean;
+  /**
+   * Put `FILE.sig` into the entry as `%PGPSIG%`; repo-add of pacman 6.1 and later does it only
+   * with `--include-sigs` (pacman then downloads `FILE.sig` beside the package).
+   * @default true
+   */
+  includeSignatures?: boolean;
 }
 
 /** What an add changed. */
@@ -150,7 +156,7 @@ export class RepoDatabase {
    */
   add(packages: readonly (string | PackageFile)[], options: AddOptions = {}): Promise<AddResult> {
     return this.exclusive(async () => {
-      const read = await readAll(packages);
+      const read = await readAll(packages, options.includeSignatures ?? true);
       const state = await this.load(true);
       const byName = locate(
         state,
