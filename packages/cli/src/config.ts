@@ -99,7 +99,7 @@ export async function readConfig(file: string): Promise<ClientConfig | undefined
 export async function writeConfig(file: string, url: string): Promise<void> {
   const { stringify } = await import('yaml');
   await fs.mkdir(path.dirname(file), { recursive: true });
-  await fs.writeFile(file, stringify({ url: normalizeUrl(url) }));
+  await writeDurably(file, stringify({ url: normalizeUrl(url) }));
 }
 
 /** A server url as the client joins paths to it: trimmed, without trailing slashes. */
@@ -121,8 +121,17 @@ export async function loadSecret(file: string): Promise<string> {
   let secret = '';
   for (let i = 0; i < SECRET_LENGTH; i++) secret += SECRET_ALPHABET[randomInt(SECRET_ALPHABET.length)];
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  await fs.writeFile(file, secret, { mode: 0o600 });
+  await writeDurably(file, secret, 0o600);
   return secret;
+}
+
+/**
+ * Writes a file in full or not at all (a full disk keeps the previous file); the engine that does
+ * it is loaded only when a file is written, not at every start of the command.
+ */
+async function writeDurably(file: string, text: string, mode?: number): Promise<void> {
+  const { writeFileDurable } = await import('@serene/core/pacman');
+  await writeFileDurable(file, text, mode === undefined ? {} : { mode });
 }
 
 /** The token the server's `authorized_secrets` holds: standard Base64 of SHA-256 of the secret. */
