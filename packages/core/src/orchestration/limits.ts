@@ -16,6 +16,8 @@ export interface BuildOutputLimits {
   entries: number;
   /** bytes of package files, all together */
   packageBytes: number;
+  /** characters of a build's log kept (in the store, and sent live); the rest is cut with a note */
+  logCharacters: number;
 }
 
 /** The limits serene applies (a runner may apply the same when it reads its output). */
@@ -24,6 +26,7 @@ export const BUILD_OUTPUT_LIMITS: Readonly<BuildOutputLimits> = Object.freeze({
   statsBytes: 64 * 1024,
   entries: 1000,
   packageBytes: 32 * 1024 * 1024 * 1024,
+  logCharacters: 64 * 1024 * 1024,
 });
 
 /** Formats a byte count for a limit's message (`4 MiB`). */

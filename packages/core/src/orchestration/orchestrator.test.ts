@@ -362,6 +362,36 @@ describe('BuildOrchestrator', () => {
     expect(await h.publisher.list()).toEqual([]);
   });
 
+  it("cuts a build's log past the limit with a note (a build printing without end fills nothing)", async () => {
+    const inner = createInstantRunner();
+    // a malicious PKGBUILD's output: far more log than is kept
+    const runner = {
+      ...inner,
+      name: inner.name,
+      printSrcinfo: inner.printSrcinfo.bind(inner),
+      run: async (job: Parameters<typeof inner.run>[0], options: Parameters<typeof inner.run>[1] = {}) => {
+        for (let i = 0; i < 10; i++) options.onLog?.(String(i).repeat(1000));
+        return inner.run(job, options);
+      },
+    };
+    const h = await harness(
+      [{ base: 'alpha', pkgver: '1.0' }],
+      {},
+      { runner, outputLimits: { logCharacters: 2500 } },
+    );
+    const live: string[] = [];
+    h.orchestrator.bus.on('log', (event) => live.push(event.chunk));
+    await h.add('alpha');
+    await run(h, ['alpha']);
+    const build = await latest(h, 'alpha');
+    expect(build.state).toEqual({ state: 'success' });
+    const log = (await h.store.readLog('alpha', build.started))!;
+    expect(log).toBe(
+      `${'0'.repeat(1000)}${'1'.repeat(1000)}${'2'.repeat(500)}\n==> serene: the build's log is longer than 2500 characters; the rest was cut\n`,
+    );
+    expect(live.join('')).toBe(log);
+  });
+
   it('marks builds left unfinished by a crash as fatal at start-up', async () => {
     const h = await harness([{ base: 'alpha', pkgver: '1' }]);
     await h.add('alpha');

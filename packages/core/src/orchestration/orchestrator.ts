@@ -17,7 +17,7 @@ import { createNoopLogger, type Logger } from '../logger.js';
 import type { Provider } from '../pacman/depend.js';
 import { memberArch, parseSrcinfo, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
 import { type BuildEvents, EventBus } from './events.js';
-import { checkBuildOutput } from './limits.js';
+import { BUILD_OUTPUT_LIMITS, type BuildOutputLimits, checkBuildOutput } from './limits.js';
 import { providersOf, type Resolution, resolveSession } from './resolve.js';
 import { Semaphore } from './semaphore.js';
 
@@ -34,6 +34,8 @@ export interface RunSettings {
 
 /** Options of {@link BuildOrchestrator}. */
 export interface OrchestratorOptions {
+  /** limits on what a build's output may hold (a build is untrusted) */
+  outputLimits?: Partial<BuildOutputLimits>;
   store: Store;
   sources: SourceFactory;
   runner: Runner;
@@ -123,6 +125,7 @@ export class BuildOrchestrator {
   private readonly workDir: string;
   private readonly ownRepositoryUrl: string | undefined;
   private readonly buildTimeoutMs: number;
+  private readonly outputLimits: Readonly<BuildOutputLimits>;
   private readonly resolveBuildSequence: boolean;
   private readonly resolveIgnoreFailed: boolean;
   private readonly forceClean: boolean;
@@ -147,6 +150,7 @@ export class BuildOrchestrator {
     this.workDir = options.workDir;
     this.ownRepositoryUrl = options.ownRepositoryUrl;
     this.buildTimeoutMs = options.buildTimeoutMs ?? BUILD_DEFAULTS.buildTimeoutMs;
+    this.outputLimits = { ...BUILD_OUTPUT_LIMITS, ...options.outputLimits };
     this.resolveBuildSequence = options.resolveBuildSequence ?? BUILD_DEFAULTS.resolveBuildSequence;
     this.resolveIgnoreFailed = options.resolveIgnoreFailed ?? BUILD_DEFAULTS.resolveIgnoreFailed;
     this.forceClean = options.forceClean ?? BUILD_DEFAULTS.forceClean;
@@ -548,7 +552,7 @@ export class BuildOrchestrator {
     let srcinfoText = await job.source.srcinfo(dir);
     const expected = parseJobSrcinfo(job, srcinfoText);
     // a build is untrusted: what its runner reports is bounded before it is parsed
-    checkBuildOutput(result);
+    checkBuildOutput(result, this.outputLimits);
     if (!result.srcinfo) throw new Error('could not find .SRCINFO file in archive from container');
     const reported = result.srcinfo === srcinfoText ? expected : parseSrcinfo(result.srcinfo);
     if (job.source.devel) {
@@ -602,8 +606,14 @@ export class BuildOrchestrator {
     this.bus.emit('state', { base: job.base, started: job.started, state, reason: job.reason });
   }
 
-  /** Collects log chunks: emitted at once, written to the store in batches. */
+  /**
+   * Collects log chunks: emitted at once, written to the store in batches. A build's output is
+   * untrusted: past `logCharacters` it is cut, with a note, so that a build printing without end
+   * fills neither the store nor the live streams.
+   */
   private logWriter(job: Job): { write: (chunk: string) => void; flush: () => Promise<void> } {
+    const limit = this.outputLimits.logCharacters;
+    let kept = 0;
     let buffer = '';
     let timer: NodeJS.Timeout | undefined;
     let writing: Promise<void> = Promise.resolve();
@@ -618,7 +628,13 @@ export class BuildOrchestrator {
       return writing;
     };
     return {
-      write: (chunk) => {
+      write: (text) => {
+        if (kept > limit) return;
+        let chunk = text;
+        kept += chunk.length;
+        if (kept > limit) {
+          chunk = `${chunk.slice(0, chunk.length - (kept - limit))}\n==> serene: the build's log is longer than ${limit} characters; the rest was cut\n`;
+        }
         this.bus.emit('log', { base: job.base, started: job.started, chunk });
         buffer += chunk;
         if (buffer.length >= 64 * 1024) void flush().catch(() => undefined);
