@@ -1,7 +1,7 @@
 /**
  * Durable writes: a file is written in full beside its target, flushed to the disk, and only then
  * renamed into place, so that a reader, a process killed at any moment or a full disk leaves the
- * previous file or the new one, never a part of one (docs/durability.md, ADR 0007).
+ * previous file or the new one, never a part of one (docs/durability.md, ADR 0008).
  *
  * @remarks Why each step: `writev` and `write` may write less than they were given without an error
  * (the disk filled up half way; the next call would have reported `ENOSPC`), so every write is
