@@ -16,6 +16,7 @@ export * from './pacman/database.js';
 export * from './pacman/desc.js';
 export * from './pacman/filesystem-repository.js';
 export * from './signing/gpg-signer.js';
+export * from './signing/gpg-agent-signer.js';
 export * from './pacman/depend.js';
 export * from './pacman/srcinfo.js';
 export * from './pacman/vercmp.js';
