@@ -79,7 +79,7 @@ export interface HostConfig {
   forceClean: boolean;
   /** `BUILD_TIMEOUT` (ours) in ms @default 2 hours */
   buildTimeoutMs: number;
-  /** `BUILD_CLI`: add and build the `serene-cli` package @default false (see docs/configuration.md) */
+  /** `BUILD_CLI`: add and build the `serene-cli` package (this server's own CLI) @default true */
   buildCli: boolean;
   /** `EDGE_CLI` @default false */
   edgeCli: boolean;
@@ -163,7 +163,7 @@ export const VARIABLES: readonly VariableDoc[] = [
   {
     name: 'SIGN_KEY',
     default: 'DATA_DIR/sign_key.asc',
-    meaning: 'OpenPGP secret key; its presence turns signing on',
+    meaning: 'OpenPGP secret key (or public key, with DATA_DIR/S.gpg-agent); its presence turns signing on',
     ours: true,
   },
   { name: 'PORT', default: '8080 (80 in the image)', meaning: 'HTTP port' },
@@ -177,7 +177,11 @@ export const VARIABLES: readonly VariableDoc[] = [
     meaning: 'served path /<ARCH>, package architecture',
   },
   { name: 'NAME', default: 'serene', meaning: 'repository name (NAME.db.tar.gz)' },
-  { name: 'SIGN_KEY_PASSWORD', default: 'unset', meaning: 'password of an encrypted signing key' },
+  {
+    name: 'SIGN_KEY_PASSWORD',
+    default: 'unset',
+    meaning: "password of an encrypted signing key, or the gpg-agent key's passphrase or PIN",
+  },
   { name: 'OWN_REPOSITORY_URL', default: 'unset', meaning: 'URL under which runners reach this repository' },
   {
     name: 'AUR_URL',
@@ -214,11 +218,11 @@ export const VARIABLES: readonly VariableDoc[] = [
     meaning: 'builds and logs older than this are removed daily (the newest of each package kept); e.g. 90d',
     ours: true,
   },
-  { name: 'BUILD_CLI', default: 'false', meaning: 'add and build the serene-cli package' },
+  { name: 'BUILD_CLI', default: 'true', meaning: "add and build the serene-cli package (this server's CLI)" },
   {
     name: 'EDGE_CLI',
     default: 'false',
-    meaning: 'serene-cli from the latest upstream instead of this version',
+    meaning: "no effect (warned about): serene-cli is always this server's own CLI",
   },
   { name: 'SCHEDULING_DISABLED', default: 'false', meaning: 'never build on schedules' },
   { name: 'SCHEDULING_DEFAULT', default: 'true', meaning: '`enabled` of newly added packages' },
@@ -507,7 +511,7 @@ export function readConfig(
     concurrentBuilds: r.integer('CONCURRENT_BUILDS', 5, 1, 1000),
     forceClean: r.bool('FORCE_CLEAN', false),
     buildTimeoutMs: r.duration('BUILD_TIMEOUT', 2 * 3_600_000),
-    buildCli: r.bool('BUILD_CLI', false),
+    buildCli: r.bool('BUILD_CLI', true),
     edgeCli: r.bool('EDGE_CLI', false),
     buildRetentionMs:
       r.raw('BUILD_RETENTION') === undefined

@@ -37,7 +37,7 @@ import { createDockerRunner, type DockerRunner } from '@serene/plugin-docker';
 import { createRepoHttp, type RepoHttp } from '@serene/plugin-repo-http';
 import { loadOpenPgpSigner } from '@serene/plugin-signing';
 import { type DependencyContainer, container as rootContainer } from 'tsyringe';
-import { ensureCliPackage } from './cli-package.js';
+import { CLI_SOURCE_TYPE, cliSourceKind, ensureCliPackageLogged } from './cli-package.js';
 import { type HostConfig, SERVER_VERSION } from './config.js';
 import { createHostLogger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -194,6 +194,7 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
       },
       githubMirror: config.aurGithubMirror,
       resolveAdding: config.aurResolveAdding,
+      innerKinds: { [CLI_SOURCE_TYPE]: cliSourceKind() },
       logger: logger.child({ part: 'sources' }),
     }),
   );
@@ -333,13 +334,20 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
       retentionJob = createCronJob('0 30 3 * * *', prune, { name: 'build retention', logger });
       retentionJob.start();
     }
+    // serene-cli is added before the scheduler starts, so that it is scheduled with the others
+    if (config.buildCli) {
+      await ensureCliPackageLogged({
+        store,
+        sources,
+        orchestrator,
+        sourcesDir: config.sourcesDir,
+        schedulingDefault: config.schedulingDefault,
+        edge: config.edgeCli,
+        logger,
+      });
+    }
     await scheduler.start();
     imageJob?.start();
-    if (config.buildCli) {
-      await ensureCliPackage({ service, store, orchestrator, edge: config.edgeCli, logger }).catch((error) =>
-        logger.error('could not add or update serene-cli', { error: formatErrorChain(error) }),
-      );
-    }
 
     if (options.listen !== false) {
       const callback = repoHttp.app.callback();
