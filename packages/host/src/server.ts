@@ -35,7 +35,7 @@ import {
 } from '@serene/core';
 import { createDockerRunner, type DockerRunner } from '@serene/plugin-docker';
 import { createRepoHttp, type RepoHttp } from '@serene/plugin-repo-http';
-import { loadOpenPgpSigner } from '@serene/plugin-signing';
+import { loadSigner } from '@serene/plugin-signing';
 import { type DependencyContainer, container as rootContainer } from 'tsyringe';
 import { CLI_SOURCE_TYPE, cliSourceKind, ensureCliPackageLogged } from './cli-package.js';
 import { type HostConfig, SERVER_VERSION } from './config.js';
@@ -150,14 +150,19 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
 
   // --- the parts ---------------------------------------------------------------------------------
   let signer: Signer | undefined;
+  /** the signer made here, disposed of on close (the gpg-agent signer's private GnuPG home) */
+  let ownSigner: Signer | undefined;
   if (container.isRegistered(tokens.signer, true)) signer = container.resolve<Signer>(tokens.signer);
   else {
-    signer = await loadOpenPgpSigner({
+    signer = await loadSigner({
       keyFile: config.signKeyFile,
+      // the original's /app/S.gpg-agent: a gpg-agent's socket in the data folder (docs/signing.md)
+      agentSocket: path.join(config.dataDir, 'S.gpg-agent'),
       password: config.signKeyPassword,
       logger: logger.child({ part: 'signing' }),
     });
     if (signer) container.register<Signer>(tokens.signer, { useValue: signer });
+    ownSigner = signer;
   }
   const store = await bind<Store>(container, tokens.store, () =>
     createKnexStore({ url: config.databaseUrl, logger: logger.child({ part: 'store' }) }),
@@ -307,6 +312,7 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
   let retentionJob: CronJob | undefined;
   let server: http.Server | undefined;
   try {
+    if (ownSigner?.dispose) cleanups.push(() => ownSigner!.dispose!());
     await store.open();
     cleanups.push(() => store.close());
     await publisher.init();
@@ -403,6 +409,7 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
         clearTimeout(grace);
       }
       await store.close();
+      await ownSigner?.dispose?.().catch(() => undefined);
       logger.info('stopped');
       (logger as { flush?: () => void }).flush?.();
     })();
