@@ -206,9 +206,12 @@ const tools = ['gpg', 'gpg-agent', 'gpg-connect-agent', 'gpgconf'];
 const missingTools = tools.filter((tool) => !hasProgram(tool));
 
 /** A data folder with `sign_key.asc` (public only) and `S.gpg-agent` linked to `home`'s agent. */
-async function agentLayout(home: TestGpgHome): Promise<{ dir: string; socket: string; keyFile: string }> {
+async function agentLayout(
+  home: TestGpgHome,
+  which: 'agent-socket' | 'agent-extra-socket' = 'agent-socket',
+): Promise<{ dir: string; socket: string; keyFile: string }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-agent-data-'));
-  const { stdout } = await exec('gpgconf', ['--homedir', home.homedir, '--list-dirs', 'agent-socket']);
+  const { stdout } = await exec('gpgconf', ['--homedir', home.homedir, '--list-dirs', which]);
   await exec('gpgconf', ['--homedir', home.homedir, '--launch', 'gpg-agent']);
   const socket = path.join(dir, 'S.gpg-agent');
   await fs.symlink(stdout.trim(), socket);
@@ -320,6 +323,33 @@ describe.skipIf(missingTools.length > 0)(
       expect(await verifyWithGpg(await signer.publicKey(), file, `${file}.sig`)).toBe(true);
       const { stdout: packets } = await exec('gpg', ['--list-packets', `${file}.sig`]);
       expect(packets).toContain(`keyid ${signer.signingKeyFingerprint.slice(-16)}`);
+    });
+
+    it("signs through the agent's restricted extra socket (made for forwarding)", async () => {
+      // the extra socket forbids loopback pinentry: a key behind it is unlocked on the agent's side
+      const home = await createTestGpgHome();
+      cleanups.push(() => home.cleanup());
+      const layout = await agentLayout(home, 'agent-extra-socket');
+      cleanups.push(() => fs.rm(layout.dir, { recursive: true, force: true }));
+      const signer = await loadGpgAgentSigner({
+        socket: layout.socket,
+        publicKeyFile: layout.keyFile,
+      });
+      cleanups.push(() => signer.dispose());
+      expect(signer.restricted).toBe(true);
+      expect(signer.onCard).toBe(false);
+      const file = path.join(layout.dir, 'data.bin');
+      await fs.writeFile(file, 'through the extra socket\n');
+      const signature = await signer.sign(
+        (async function* () {
+          yield Buffer.from('through the extra socket\n');
+        })(),
+      );
+      await fs.writeFile(`${file}.sig`, signature);
+      expect(await home.verify(file, `${file}.sig`)).toBe(true);
+      // the main socket is not restricted
+      const main = await agentSigner({});
+      expect(main.signer.restricted).toBe(false);
     });
 
     it('fails with GpgAgentUnavailableError while the agent is gone, and signs again once it is back', async () => {

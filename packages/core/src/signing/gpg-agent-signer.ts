@@ -215,6 +215,11 @@ export interface GpgAgentSigner extends Signer {
   readonly onCard: boolean;
   /** the socket signatures go through */
   readonly socket: string;
+  /**
+   * the socket is a restricted one (the agent's extra socket): the key was found with `HAVEKEY`, and
+   * whether it is on a card (so the PIN guard) cannot be known
+   */
+  readonly restricted: boolean;
   /** Checks that the agent answers and, for a card, the PIN guard (what each `sign` checks first). */
   check(): Promise<void>;
   dispose(): Promise<void>;
@@ -353,8 +358,31 @@ export async function loadGpgAgentSigner(options: GpgAgentSignerOptions): Promis
           `the gpg-agent at ${socket} is not reachable: ${answer.stderr.trim()}`,
         );
       }
-      return parseKeyInfo(answer.stdout).find((info) => info.keygrip.toUpperCase() === keygrip);
+      if (!/ERR \d+ Forbidden/.test(answer.stdout)) {
+        return parseKeyInfo(answer.stdout).find((info) => info.keygrip.toUpperCase() === keygrip);
+      }
+      // a restricted socket (the agent's extra socket, made for forwarding) forbids KEYINFO: it only
+      // tells whether it holds the key, not where or how
+      restricted = true;
+      const have = await runTool(connectAgent, [
+        '--homedir',
+        home,
+        '--no-autostart',
+        `HAVEKEY ${keygrip}`,
+        '/bye',
+      ]);
+      if (!/^OK\b/m.test(have.stdout)) return undefined;
+      return {
+        keygrip,
+        type: 'X',
+        serial: undefined,
+        cached: false,
+        protection: '-',
+        disabled: false,
+        confirm: false,
+      };
     };
+    let restricted = false;
     const skipped: string[] = [];
     let chosen: { key: CertificateKey; info: AgentKeyInfo } | undefined;
     for (const key of candidates) {
@@ -380,13 +408,27 @@ export async function loadGpgAgentSigner(options: GpgAgentSignerOptions): Promis
       );
     }
 
+    // a restricted socket forbids setting the pinentry mode: the agent asks its own pinentry (on the
+    // agent's side) or has the passphrase cached; SIGN_KEY_PASSWORD cannot be given through it
+    const passphrase = restricted ? undefined : options.passphrase;
+    if (restricted && options.passphrase !== undefined) {
+      logger.warn(
+        "SIGN_KEY_PASSWORD is not used: the gpg-agent's restricted socket takes no passphrase from serene",
+        {
+          socket,
+        },
+      );
+    }
     const gpgSigner = createGpgSigner({
       homedir: home,
       key: `${key.fingerprint}!`,
-      passphrase: options.passphrase,
+      passphrase,
       gpg,
       // without a password gpg must not wait for a pinentry nobody sees
-      args: ['--no-autostart', ...(options.passphrase === undefined ? ['--pinentry-mode', 'error'] : [])],
+      args: [
+        '--no-autostart',
+        ...(passphrase === undefined && !restricted ? ['--pinentry-mode', 'error'] : []),
+      ],
     });
     const publicKey = (await runTool(gpg, [...base, '--armor', '--export', primary])).stdout;
 
@@ -410,11 +452,18 @@ export async function loadGpgAgentSigner(options: GpgAgentSignerOptions): Promis
       if (onCard) await cardGuard();
     };
 
+    if (restricted) {
+      logger.warn(
+        "the gpg-agent's socket is a restricted one (its extra socket): where the key lives and a card's PIN counter cannot be read, so the last-PIN-try guard cannot run; give serene the agent's main socket for it",
+        { socket },
+      );
+    }
     logger.info('signing through the gpg-agent', {
       socket,
       certificate: primary,
       key: key.fingerprint,
       onCard,
+      restricted,
       ...(skipped.length > 0 ? { skipped } : {}),
     });
     if (onCard) {
@@ -428,6 +477,7 @@ export async function loadGpgAgentSigner(options: GpgAgentSignerOptions): Promis
       signingKeyFingerprint: key.fingerprint,
       onCard,
       socket,
+      restricted,
       check,
       async sign(data) {
         await check();
