@@ -423,39 +423,52 @@ async function serve(repoDir) {
   const count = positiveInt(args.packages, '--packages');
   const core = await import(CORE);
   const { createInstantRunner } = await import(INSTANT_RUNNER);
-  const { createRepoHttp, secretToken } = await import(REPO_HTTP);
+  const { createHttpListener, createRepoHttp, secretToken } = await import(REPO_HTTP);
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-bench-http-'));
-  const store = core.createKnexStore({ filename: ':memory:' });
-  await store.open();
   const runner = createInstantRunner();
-  const publisher = core.createFilesystemRepository({ dir: repoDir });
-  await publisher.init();
-  const sources = core.createSourceFactory({
-    generateSrcinfo: (dir) => runner.printSrcinfo(dir),
-    aur: { baseUrl: 'http://127.0.0.1:9' },
-  });
-  const orchestrator = new core.BuildOrchestrator({
-    store,
-    sources,
-    runner,
-    publisher,
-    sourcesDir: path.join(work, 'sources'),
-    workDir: path.join(work, 'work'),
-  });
-  const scheduling = {
-    reschedule: () => {},
-    effectiveSchedule: (pkg) => pkg.schedule ?? '0 0 0 * * *',
-    validate: () => {},
-  };
-  const service = new core.PackageService({
-    store,
-    sources,
-    orchestrator,
-    publisher,
-    runner,
-    scheduling,
-    sourcesDir: path.join(work, 'sources'),
-  });
+  // the production composition (orchestrator, package service, scheduler), started: store open,
+  // repository initialised
+  const serene = core.createSerene(
+    {
+      store: core.createKnexStore({ filename: ':memory:' }),
+      runner,
+      publisher: core.createFilesystemRepository({ dir: repoDir }),
+      sources: core.createSourceFactory({
+        generateSrcinfo: (dir) => runner.printSrcinfo(dir),
+        aur: { baseUrl: 'http://127.0.0.1:9' },
+      }),
+    },
+    {
+      arch: ARCH,
+      name: 'serene',
+      sourcesDir: path.join(work, 'sources'),
+      workDir: path.join(work, 'work'),
+      schedulingDisabled: true,
+    },
+  );
+  const { store } = serene;
+  const secretsFile = path.join(work, 'authorized_secrets');
+  await fs.writeFile(secretsFile, `${secretToken(SECRET)} bench\n`);
+  const listener = serene.add(
+    createHttpListener({
+      http: createRepoHttp({
+        service: serene.service,
+        bus: serene.bus,
+        publisher: serene.publisher,
+        repositoryDir: repoDir,
+        arch: ARCH,
+        name: 'serene',
+        version: 'bench',
+        started: new Date(),
+        allowReads: false,
+        authorizedSecretsFile: secretsFile,
+      }),
+      port: 0,
+      host: '127.0.0.1',
+      graceMs: 0,
+    }),
+  );
+  await serene.start();
 
   // the store: packages as an add and a publish leave them, two builds each
   const day = Date.UTC(2025, 0, 1);
@@ -522,29 +535,9 @@ async function serve(repoDir) {
     }
   });
 
-  const secretsFile = path.join(work, 'authorized_secrets');
-  await fs.writeFile(secretsFile, `${secretToken(SECRET)} bench\n`);
-  const { app, close } = createRepoHttp({
-    service,
-    bus: orchestrator.bus,
-    publisher,
-    repositoryDir: repoDir,
-    arch: ARCH,
-    name: 'serene',
-    version: 'bench',
-    started: new Date(),
-    allowReads: false,
-    authorizedSecretsFile: secretsFile,
-  });
-  const server = http.createServer(app.callback());
-  server.keepAliveTimeout = 65_000;
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  process.stdout.write(`PORT ${server.address().port}\n`);
+  process.stdout.write(`PORT ${listener.port()}\n`);
   process.on('SIGTERM', async () => {
-    server.closeAllConnections();
-    server.close();
-    await close();
-    await store.close();
+    await serene.stop();
     await fs.rm(work, { recursive: true, force: true });
     process.exit(0);
   });

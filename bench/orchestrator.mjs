@@ -7,7 +7,7 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BuildOrchestrator, createKnexStore, createSourceFactory, rawSourceState } from '@serene/core';
+import { createKnexStore, createSerene, createSourceFactory, rawSourceState } from '@serene/core';
 import { createInstantRunner } from '../packages/core/dist/testing/instant-runner.js';
 
 const args = process.argv.slice(2);
@@ -19,8 +19,6 @@ const count = option('count', 1000);
 const concurrency = option('concurrency', 5);
 
 const root = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-bench-orchestrator-'));
-const store = createKnexStore({ filename: ':memory:' });
-await store.open();
 const runner = createInstantRunner();
 const publisher = {
   name: 'noop',
@@ -29,17 +27,26 @@ const publisher = {
   remove: async () => [],
   list: async () => [],
 };
-const sources = createSourceFactory({ generateSrcinfo: (dir) => runner.printSrcinfo(dir) });
 const sourcesDir = path.join(root, 'sources');
-const orchestrator = new BuildOrchestrator({
-  store,
-  sources,
-  runner,
-  publisher,
-  sourcesDir,
-  workDir: path.join(root, 'work'),
-  concurrentBuilds: concurrency,
-});
+// the production composition (bus, orchestrator, build log files off, scheduler off), started
+const serene = createSerene(
+  {
+    store: createKnexStore({ filename: ':memory:' }),
+    runner,
+    publisher,
+    sources: createSourceFactory({ generateSrcinfo: (dir) => runner.printSrcinfo(dir) }),
+  },
+  {
+    arch: 'x86_64',
+    name: 'serene',
+    sourcesDir,
+    workDir: path.join(root, 'work'),
+    concurrentBuilds: concurrency,
+    schedulingDisabled: true,
+  },
+);
+await serene.start();
+const { store, orchestrator } = serene;
 
 const bases = [];
 for (let i = 0; i < count; i++) {
@@ -114,5 +121,5 @@ if (global.gc) {
   const heapAfter = process.memoryUsage().heapUsed;
   console.log(`  heap after GC: before ${mb(heapBefore)}, after ${mb(heapAfter)}`);
 }
-await store.close();
+await serene.stop();
 await fs.rm(root, { recursive: true, force: true });

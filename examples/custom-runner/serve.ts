@@ -7,16 +7,13 @@
  *   npm run build && DATA_DIR=./data-local node examples/custom-runner/dist/serve.js
  */
 import * as path from 'node:path';
-import { tokens } from '@serene/core';
 import { readConfig, startServer } from '@serene/host';
-import { container } from 'tsyringe';
 import { createLocalRunner } from './local-runner.js';
 
 const config = readConfig();
-const plugins = container.createChildContainer();
-plugins.register(tokens.runner, {
-  useValue: createLocalRunner({ workDir: path.join(config.dataDir, 'local-builds') }),
+const server = await startServer({
+  config,
+  parts: { runner: createLocalRunner({ workDir: path.join(config.dataDir, 'local-builds') }) },
 });
-const server = await startServer({ config, container: plugins });
 process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));
 process.once('SIGINT', () => void server.close().then(() => process.exit(0)));

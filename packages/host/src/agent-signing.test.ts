@@ -7,14 +7,12 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { tokens } from '@serene/core';
 import {
   createInstantRunner,
   createPacmanSandbox,
   createTestGpgHome,
   hasProgram,
 } from '@serene/core/testing';
-import { container as root } from 'tsyringe';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startAurEmulator } from '../../../test/fixtures/aur/index.js';
 import { readConfig } from './config.js';
@@ -63,13 +61,11 @@ describe.skipIf(missing.length > 0)(
       await exec('gpgconf', ['--homedir', home.homedir, '--launch', 'gpg-agent']);
       await fs.symlink(socket.trim(), path.join(data.dataDir, 'S.gpg-agent'));
 
-      const container = root.createChildContainer();
-      container.register(tokens.runner, { useValue: createInstantRunner() });
       const server = await startServer({
         config: readConfig(
           testEnv(data.dataDir, { AUR_URL: aur.url, SIGN_KEY_PASSWORD: 'agent passphrase', ARCH: 'x86_64' }),
         ),
-        container,
+        parts: { runner: createInstantRunner() },
       });
       cleanups.push(() => server.close());
       expect(server.signer?.name).toBe('gpg-agent');
@@ -159,14 +155,13 @@ describe.skipIf(missing.length > 0)(
       ]);
       await fs.writeFile(path.join(data.dataDir, 'sign_key.asc'), publicKey);
       await fs.symlink(path.join(data.root, 'nothing-here'), path.join(data.dataDir, 'S.gpg-agent'));
-      const container = root.createChildContainer();
-      container.register(tokens.runner, { useValue: createInstantRunner() });
-      await expect(startServer({ config: readConfig(testEnv(data.dataDir)), container })).rejects.toThrow(
+      const parts = { runner: createInstantRunner() };
+      await expect(startServer({ config: readConfig(testEnv(data.dataDir)), parts })).rejects.toThrow(
         /the gpg-agent at .*S\.gpg-agent is not reachable: its socket is gone/,
       );
       // without the socket, a public key alone is refused as before, saying how to use an agent
       await fs.rm(path.join(data.dataDir, 'S.gpg-agent'));
-      await expect(startServer({ config: readConfig(testEnv(data.dataDir)), container })).rejects.toThrow(
+      await expect(startServer({ config: readConfig(testEnv(data.dataDir)), parts })).rejects.toThrow(
         /holds only the public key .* or sign through a gpg-agent that holds it \(its socket as S\.gpg-agent/,
       );
     });

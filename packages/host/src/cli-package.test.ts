@@ -6,9 +6,8 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { createMemoryLogger, createSourceFactory, type LogRecord, type Runner, tokens } from '@serene/core';
+import { createMemoryLogger, createSourceFactory, type LogRecord, type Runner } from '@serene/core';
 import { createPacmanSandbox, hasProgram, type PacmanSandbox } from '@serene/core/testing';
-import { container as root } from 'tsyringe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalRunner } from '../../../examples/custom-runner/local-runner.js';
 import {
@@ -28,7 +27,7 @@ import {
   writeCliBundle,
 } from './cli-package.js';
 import { readConfig } from './config.js';
-import { startServer } from './server.js';
+import { type PartOverrides, startServer } from './server.js';
 import { api, createDataDir, testEnv } from './testing/host-harness.js';
 
 const exec = promisify(execFile);
@@ -118,23 +117,19 @@ describe.skipIf(missing.length > 0 || noMakepkg !== undefined)(
       await fs.mkdir(workDir, { mode: 0o755 });
       const logs: LogRecord[] = [];
       const begin = async (server?: string) => {
-        const container = root.createChildContainer();
         const runner: Runner = createLocalRunner({ workDir });
-        container.register(tokens.runner, { useValue: runner });
-        container.register(tokens.logger, { useValue: createMemoryLogger(logs) });
+        const parts: PartOverrides = { runner, logger: createMemoryLogger(logs) };
         if (server) {
           // the same data folder under a server of another version
-          container.register(tokens.sources, {
-            useValue: createSourceFactory({
-              generateSrcinfo: createMakepkgSrcinfoGenerator(),
-              innerKinds: {
-                [CLI_SOURCE_TYPE]: cliSourceKind({ load: async () => bundle, server }),
-              },
-            }),
+          parts.sources = createSourceFactory({
+            generateSrcinfo: createMakepkgSrcinfoGenerator(),
+            innerKinds: {
+              [CLI_SOURCE_TYPE]: cliSourceKind({ load: async () => bundle, server }),
+            },
           });
         }
         const config = readConfig(testEnv(data.dataDir, { BUILD_CLI: 'true', ARCH: 'x86_64' }));
-        return startServer({ config, container });
+        return startServer({ config, parts });
       };
 
       const first = await begin();
@@ -196,17 +191,16 @@ describe('BUILD_CLI without Docker', () => {
     const data = await createDataDir();
     cleanups.push(data.cleanup);
     const logs: LogRecord[] = [];
-    const container = root.createChildContainer();
-    container.register(tokens.logger, { useValue: createMemoryLogger(logs) });
-    // the bundle made once for this file, instead of a second esbuild run
-    container.register(tokens.sources, {
-      useValue: createSourceFactory({
+    const parts: PartOverrides = {
+      logger: createMemoryLogger(logs),
+      // the bundle made once for this file, instead of a second esbuild run
+      sources: createSourceFactory({
         generateSrcinfo: async () => {
           throw new Error('no .SRCINFO is generated for serene-cli');
         },
         innerKinds: { [CLI_SOURCE_TYPE]: cliSourceKind({ load: async () => bundle }) },
       }),
-    });
+    };
     const config = readConfig(
       testEnv(data.dataDir, {
         BUILD_CLI: 'true',
@@ -214,7 +208,7 @@ describe('BUILD_CLI without Docker', () => {
         DOCKER_URL: path.join(data.root, 'no-docker.sock'),
       }),
     );
-    const server = await startServer({ config, container });
+    const server = await startServer({ config, parts });
     cleanups.push(() => server.close());
     await server.orchestrator.idle();
     const [build] = await server.store.listBuilds(CLI_BASE);

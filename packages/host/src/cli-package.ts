@@ -21,10 +21,14 @@ import {
   InputError,
   type Logger,
   type PackageRecord,
+  type PackageScheduler,
+  type Part,
+  type Serene,
   SereneError,
   type SourceFactory,
   type SourceJson,
   type Store,
+  scheduledPackageOf,
 } from '@serene/core';
 
 /** The package base of the command line. */
@@ -298,6 +302,8 @@ export interface CliPackageOptions {
   /** a factory that reads the `CliSource` kind (see {@link cliSourceKind}) */
   sources: SourceFactory;
   orchestrator: BuildOrchestrator;
+  /** the package scheduler, which a new serene-cli joins */
+  scheduler?: Pick<PackageScheduler, 'reschedule'>;
   /** `sources/` of the data folder */
   sourcesDir: string;
   /** `SCHEDULING_DEFAULT`: whether a new serene-cli is scheduled */
@@ -352,6 +358,7 @@ export async function ensureCliPackage(options: CliPackageOptions): Promise<void
     failedState: null,
   };
   await store.putPackage(record);
+  options.scheduler?.reschedule(CLI_BASE, scheduledPackageOf(record));
   await orchestrator.start([CLI_BASE], { reason: 'initial', resolve: true, clean: false, force: false });
 }
 
@@ -365,9 +372,34 @@ function emptyCliSourceJson(): SourceJson {
   };
 }
 
-/** {@link ensureCliPackage}, its failure logged (start-up goes on). */
-export async function ensureCliPackageLogged(options: CliPackageOptions): Promise<void> {
-  await ensureCliPackage(options).catch((error: unknown) =>
-    options.logger.error('could not add or update serene-cli', { error: formatErrorChain(error) }),
-  );
+/** Options of {@link cliPackagePart}. */
+export interface CliPackagePartOptions {
+  serene: Pick<Serene, 'store' | 'sources' | 'orchestrator' | 'scheduler' | 'logger' | 'settings'>;
+  /** `EDGE_CLI` */
+  edge: boolean;
+}
+
+/**
+ * `BUILD_CLI` as a part of serene's lifecycle: {@link ensureCliPackage} at start, after the
+ * schedules. A failure is logged; the server serves anyway.
+ */
+export function cliPackagePart(options: CliPackagePartOptions): Part {
+  const { serene, edge } = options;
+  return {
+    name: 'serene-cli',
+    async start() {
+      await ensureCliPackage({
+        store: serene.store,
+        sources: serene.sources,
+        orchestrator: serene.orchestrator,
+        scheduler: serene.scheduler,
+        sourcesDir: serene.settings.sourcesDir,
+        schedulingDefault: serene.settings.schedulingDefault ?? true,
+        edge,
+        logger: serene.logger,
+      }).catch((error: unknown) =>
+        serene.logger.error('could not add or update serene-cli', { error: formatErrorChain(error) }),
+      );
+    },
+  };
 }

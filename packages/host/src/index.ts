@@ -1,6 +1,6 @@
 /**
- * @serene/host: the serene server. `readConfig` reads the environment once; `startServer` composes
- * the plugins (each contract replaceable through the tsyringe container) and serves.
+ * @serene/host: the serene server. `readConfig` reads the environment once; `startServer` makes
+ * the parts, composes them with `createSerene` of `@serene/core` and serves.
  */
 export * from './cli-package.js';
 export * from './config.js';

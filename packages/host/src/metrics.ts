@@ -5,6 +5,7 @@
  * servers in one process (tests) do not share counters.
  */
 import type { BuildEvents, BuildOrchestrator, EventBus, Store } from '@serene/core';
+import type { HttpPlugin } from '@serene/plugin-repo-http';
 import type Koa from 'koa';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -22,12 +23,16 @@ export interface MetricsOptions {
   now?: () => number;
 }
 
-/** The server's metrics. */
-export interface Metrics {
+/**
+ * The server's metrics: an HTTP plugin whose outer middleware answers `GET /metrics` and times
+ * every request (with the status it finally gets).
+ */
+export interface Metrics extends HttpPlugin {
   registry: Registry;
-  /** Koa middleware: answers `GET /metrics` and times every request; put it first. */
+  /** the Koa middleware (also `outer`): answers `GET /metrics` and times every request */
   middleware: Koa.Middleware;
-  /** Stops listening to the bus. */
+  outer: Koa.Middleware;
+  /** Stops listening to the bus (also `stop`). */
   close(): void;
 }
 
@@ -148,5 +153,5 @@ export function createMetrics(options: MetricsOptions): Metrics {
     }
   };
 
-  return { registry, middleware, close: unsubscribe };
+  return { name: 'metrics', registry, middleware, outer: middleware, close: unsubscribe, stop: unsubscribe };
 }

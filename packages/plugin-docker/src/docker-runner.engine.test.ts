@@ -299,6 +299,13 @@ describe.skipIf(!engineReady)('DockerRunner on a real engine', { timeout: TEST_T
       expect(await containerId(running)).toBeNull();
       expect(await containerId(exited)).not.toBeNull();
       expect(await containerId(other)).not.toBeNull();
+      // the runner's own start-up chore: init removes them (PULL_IMAGE off: no pull) and starts no schedule
+      const again = await make(`${PREFIX}leftover-again`, ['sleep', '600'], 'running');
+      const starting = createDockerRunner({ ...options, pullImage: false });
+      await starting.init();
+      expect(await containerId(again)).toBeNull();
+      expect(await containerId(exited)).not.toBeNull();
+      await starting.dispose();
     } finally {
       await docker
         .getContainer(other)

@@ -1,6 +1,8 @@
 import * as fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
+  type CronJob,
+  createCronJob,
   createNoopLogger,
   formatErrorChain,
   InputError,
@@ -24,6 +26,16 @@ export const DOCKER_RUNNER_NAME = 'docker';
 
 /** The runner image used when none is configured: the original's, whose protocol we speak. */
 export const DEFAULT_RUNNER_IMAGE = 'ghcr.io/virtcode/serene-aur-runner:main';
+
+/** The defaults of {@link DockerRunnerOptions}, the original's; the host's settings take them from here. */
+export const DOCKER_RUNNER_DEFAULTS = {
+  prefix: 'serene-aur-runner-',
+  srcinfoName: 'serene-aur-srcinfo-generation',
+  pruneImages: true,
+  pullImage: true,
+  imageSchedule: '0 0 0 * * *',
+  pids: 8192,
+} as const;
 
 /** Resource limits applied to every build container. 0 means no limit. */
 export interface DockerRunnerResources {
@@ -86,6 +98,17 @@ export interface DockerRunnerOptions {
   /** resource limits of each build container */
   resources?: DockerRunnerResources;
   /**
+   * pull the image in {@link Runner.init} and then on `imageSchedule` (`PULL_IMAGE`); off, the
+   * engine must have it
+   * @default true
+   */
+  pullImage?: boolean;
+  /**
+   * when the image is pulled again, a cron expression with seconds first, UTC (`SCHEDULE_IMAGE`)
+   * @default '0 0 0 * * *'
+   */
+  imageSchedule?: string;
+  /**
    * how long a `.SRCINFO` generation may take
    * @default 60_000
    */
@@ -104,7 +127,10 @@ export interface DockerRunnerOptions {
   lib?: typeof Dockerode;
 }
 
-/** What {@link createDockerRunner} returns: a {@link Runner} with the engine chores the host schedules. */
+/**
+ * What {@link createDockerRunner} returns: a {@link Runner} whose `init` does the engine chores at
+ * start (image pull, leftover containers, the image schedule) and whose `dispose` stops them.
+ */
 export interface DockerRunner extends Runner {
   /** The engine endpoint, as a URL. */
   readonly endpoint: string;
@@ -242,19 +268,28 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
   const endpoint: DockerEndpoint = parseDockerUrl(options.url);
   const endpointUrl = formatDockerEndpoint(endpoint);
   const image = options.image ?? DEFAULT_RUNNER_IMAGE;
-  const prefix = options.prefix ?? 'serene-aur-runner-';
-  const srcinfoName = options.srcinfoName ?? 'serene-aur-srcinfo-generation';
+  const prefix = options.prefix ?? DOCKER_RUNNER_DEFAULTS.prefix;
+  const srcinfoName = options.srcinfoName ?? DOCKER_RUNNER_DEFAULTS.srcinfoName;
   const packager = options.packager;
-  const pruneImages = options.pruneImages ?? true;
+  const pruneImages = options.pruneImages ?? DOCKER_RUNNER_DEFAULTS.pruneImages;
+  const pullImage = options.pullImage ?? DOCKER_RUNNER_DEFAULTS.pullImage;
   const network = options.network;
   const resources = {
     memoryBytes: options.resources?.memoryBytes ?? 0,
     cpus: options.resources?.cpus ?? 0,
-    pids: options.resources?.pids ?? 8192,
+    pids: options.resources?.pids ?? DOCKER_RUNNER_DEFAULTS.pids,
   };
   const srcinfoTimeoutMs = options.srcinfoTimeoutMs ?? 60_000;
   const pingTimeoutMs = options.pingTimeoutMs ?? 10_000;
   const logger = (options.logger ?? createNoopLogger()).child({ runner: DOCKER_RUNNER_NAME });
+
+  // the image schedule is checked now: a wrong expression fails the creation, not a later start
+  const imageJob: CronJob | undefined = pullImage
+    ? createCronJob(options.imageSchedule ?? DOCKER_RUNNER_DEFAULTS.imageSchedule, () => runner.pullImage(), {
+        name: 'runner image pull',
+        logger,
+      })
+    : undefined;
 
   let client: Dockerode | undefined;
   let disposed = false;
@@ -684,10 +719,16 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
       }
     }, 'during .SRCINFO generation');
 
-  return {
+  const runner: DockerRunner = {
     name: DOCKER_RUNNER_NAME,
     endpoint: endpointUrl,
     image,
+
+    async init() {
+      if (pullImage) await runner.pullImage();
+      await runner.removeLeftovers();
+      imageJob?.start();
+    },
 
     run(job, runOptions = {}) {
       const name = prefix + containerSuffix(job.base);
@@ -781,6 +822,7 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
     },
 
     async dispose() {
+      imageJob?.stop();
       if (disposed) return;
       disposed = true;
       const running = [...inflight.entries()];
@@ -789,4 +831,5 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
       client = undefined;
     },
   };
+  return runner;
 }

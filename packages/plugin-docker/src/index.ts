@@ -5,6 +5,7 @@
 export {
   createDockerRunner,
   DEFAULT_RUNNER_IMAGE,
+  DOCKER_RUNNER_DEFAULTS,
   DOCKER_RUNNER_NAME,
   type DockerRunner,
   type DockerRunnerOptions,

@@ -4,7 +4,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Router, { type RouterContext } from '@koa/router';
-import { createNoopLogger, InputError, NotFoundError, UnavailableError } from '@serene/core';
+import {
+  createNoopLogger,
+  formatErrorChain,
+  InputError,
+  NotFoundError,
+  type Part,
+  UnavailableError,
+} from '@serene/core';
 import Koa, { type Context, type Middleware } from 'koa';
 import { type Access, AuthorizedSecrets, authorize, authorizeWebhook, webhookSecret } from './auth.js';
 import { DEFAULT_BODY_LIMIT, readBody } from './body.js';
@@ -13,6 +20,7 @@ import { LiveLogs } from './live-logs.js';
 import { Memo } from './memo.js';
 import { openApiDocument } from './openapi.js';
 import type { RepoHttpOptions } from './options.js';
+import type { HttpPlugin } from './plugin.js';
 import { encodeSegment, RepositoryFiles } from './repository-files.js';
 import {
   nameProblem,
@@ -24,13 +32,23 @@ import {
 } from './schemas.js';
 import { buildInfo, formatTime, packageInfo, packagePeek } from './wire.js';
 
-/** What {@link createRepoHttp} returns. */
-export interface RepoHttp {
+/**
+ * What {@link createRepoHttp} returns: the application, and a part of serene's lifecycle that
+ * starts and stops its plugins (`createHttpListener` serves it).
+ */
+export interface RepoHttp extends Part {
   /** the Koa application (not listening): `http.createServer(app.callback())` */
   app: Koa;
   /** the API routes, mounted on `app` */
   router: Router;
-  /** Ends the live log streams, stops watching the secrets file and drops cached files. */
+  /** Starts the plugins, in order. */
+  start(): Promise<void>;
+  /**
+   * Ends the live log streams, stops watching the secrets file, drops cached files and stops the
+   * plugins in reverse order. Idempotent.
+   */
+  stop(): Promise<void>;
+  /** The same as {@link RepoHttp.stop}. */
   close(): Promise<void>;
 }
 
@@ -276,10 +294,13 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
 
   // --- the application ---
 
+  const plugins = options.plugins ?? [];
   const app = new Koa();
   // client aborts and stream errors reach here; they are not the server's failures
   app.on('error', (error: Error) => logger.debug('connection error', { error: error.message }));
+  for (const plugin of plugins) if (plugin.outer) app.use(plugin.outer);
   app.use(errorMiddleware(logger));
+  for (const plugin of plugins) if (plugin.routes) app.use(plugin.routes);
   app.use(async (ctx, next) => {
     const pathname = ctx.path;
     if (!files.covers(pathname) || isPackageRoute(pathname)) return next();
@@ -299,15 +320,38 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
   app.use(router.routes());
   app.use(router.allowedMethods());
 
-  return {
-    app,
-    router,
-    async close() {
+  const started: HttpPlugin[] = [];
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
       stopListening();
       liveLogs.close();
       secrets.close();
       files.close();
+      for (const plugin of started.splice(0).reverse()) {
+        await Promise.resolve(plugin.stop?.()).catch((error) =>
+          logger.error('an HTTP plugin failed to stop', {
+            plugin: plugin.name,
+            error: formatErrorChain(error),
+          }),
+        );
+      }
+    })();
+    return stopping;
+  };
+  return {
+    name: 'repo-http',
+    app,
+    router,
+    async start() {
+      for (const plugin of plugins) {
+        if (started.includes(plugin)) continue;
+        await plugin.start?.();
+        started.push(plugin);
+      }
     },
+    stop,
+    close: stop,
   };
 }
 

@@ -23,6 +23,9 @@ const STATUS_BY_NAME: Readonly<Record<string, number>> = {
   NotFoundError: 404,
   PayloadTooLargeError: 413,
   UnavailableError: 503,
+  // no Docker Engine answers (`@serene/plugin-docker`): the server cannot serve this now, and will
+  // as soon as the engine is back
+  DockerUnreachableError: 503,
   // the original answers a locked package ("cannot build now, X is currently in a running build
   // session") and a failed dependency resolution with 500
   ConflictError: 500,
@@ -48,8 +51,22 @@ export class HttpError extends Error {
   }
 }
 
-/** The HTTP status of an error. */
+/**
+ * The HTTP status of an error. A failure whose cause is an unavailability (no Docker Engine while
+ * generating a `.SRCINFO`, say) is a 503 too: the server cannot do it now and can once it is back.
+ */
 export function statusOf(error: unknown): number {
+  const own = ownStatusOf(error);
+  if (own !== 500) return own;
+  for (let cause = (error as Error)?.cause, depth = 0; cause !== undefined && depth < 16; depth++) {
+    if (ownStatusOf(cause) === 503) return 503;
+    cause = (cause as Error)?.cause;
+  }
+  return own;
+}
+
+/** The status of an error by its own class, name or `status`. */
+function ownStatusOf(error: unknown): number {
   if (error instanceof InputError) return 400;
   if (error instanceof AuthenticationError) return 401;
   if (error instanceof NotAllowedError) return 403;
@@ -79,8 +96,9 @@ export function errorMiddleware(logger: Logger): Middleware {
       await next();
     } catch (error) {
       const status = statusOf(error);
+      // 4xx and the server's own 503 say their message; other failures their whole cause chain
       const message =
-        status >= 500 && status !== 503
+        status >= 500 && ownStatusOf(error) !== 503
           ? formatErrorChain(error)
           : error instanceof Error
             ? error.message

@@ -14,9 +14,11 @@ export {
 } from './auth.js';
 export { DEFAULT_BODY_LIMIT } from './body.js';
 export { HttpError, PayloadTooLargeError, statusOf } from './errors.js';
+export { createHttpListener, type HttpListener, type HttpListenerOptions } from './listener.js';
 export { frame, LiveLogs, type LiveLogsOptions, PING_FRAME } from './live-logs.js';
 export { openApiDocument } from './openapi.js';
 export type { RepoHttpOptions } from './options.js';
+export type { HttpPlugin } from './plugin.js';
 export {
   contentTypeOf,
   parseRange,

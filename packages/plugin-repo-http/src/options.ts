@@ -1,4 +1,5 @@
 import type { BuildEvents, EventBus, Logger, PackageService, Publisher, Signer } from '@serene/core';
+import type { HttpPlugin } from './plugin.js';
 
 /**
  * Options of {@link createRepoHttp}. The host reads the environment once and passes the values here;
@@ -41,6 +42,12 @@ export interface RepoHttpOptions {
    * @default none: the endpoint answers 200 while the process serves
    */
   healthCheck?: (() => Promise<void> | void) | undefined;
+  /**
+   * Plugins of the application (metrics, a dashboard), in order: their middleware is mounted where
+   * {@link HttpPlugin} says, and they start and stop with the application.
+   * @default none
+   */
+  plugins?: readonly HttpPlugin[] | undefined;
   /** Tuning of the live log streams. */
   liveLogs?: {
     /** @default 10000 */

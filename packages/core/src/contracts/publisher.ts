@@ -30,7 +30,11 @@ export interface PublishResult {
 export interface Publisher {
   /** Short name of the implementation, for logs. */
   readonly name: string;
-  /** Creates an empty (and, with a signer, signed) database when none exists. Idempotent. */
+  /**
+   * Prepares the repository when serene starts: creates an empty (and, with a signer, signed)
+   * database when none exists, and does the publisher's own start-up chores (the filesystem
+   * repository removes files a crash left). Idempotent.
+   */
   init(): Promise<void>;
   /**
    * Copies package files into the repository, signs them when a signer is set, and adds them to the
@@ -47,6 +51,6 @@ export interface Publisher {
   list(): Promise<RepoEntry[]>;
   /** Signs everything already published that has no valid signature (when a signer is set). */
   resign?(): Promise<void>;
-  /** Releases resources. */
+  /** Releases resources; called once, when serene stops. */
   dispose?(): Promise<void>;
 }

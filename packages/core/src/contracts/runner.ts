@@ -85,6 +85,12 @@ export interface Runner {
   printSrcinfo(sourceDir: string, options?: { signal?: AbortSignal }): Promise<string>;
   /** Forgets per-package state (removes the package's container or work folder). */
   remove?(base: string): Promise<void>;
-  /** Releases resources. */
+  /**
+   * Prepares the runner when serene starts, before any build: its own chores (the Docker runner
+   * pulls its image, removes containers a crash left and starts its image schedule). A rejection
+   * stops the start.
+   */
+  init?(): Promise<void>;
+  /** Releases resources and stops the runner's own schedules; called once, when serene stops. */
   dispose?(): Promise<void>;
 }

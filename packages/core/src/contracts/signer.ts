@@ -12,6 +12,8 @@ export interface Signer {
   publicKey(): Promise<string>;
   /** Upper-case hex fingerprint of the signing key's certificate. */
   fingerprint(): Promise<string>;
-  /** Releases resources (agents, temp folders). */
+  /** Prepares the signer when serene starts (starts an agent, checks the key); a rejection stops the start. */
+  init?(): Promise<void>;
+  /** Releases resources (agents, temp folders); called once, when serene stops. */
   dispose?(): Promise<void>;
 }

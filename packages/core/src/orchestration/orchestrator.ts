@@ -66,6 +66,15 @@ export interface OrchestratorOptions {
   now?: () => Date;
 }
 
+/** The defaults of the build settings (the original's, and ours for the timeout); the host's settings take them from here. */
+export const BUILD_DEFAULTS = {
+  concurrentBuilds: 5,
+  buildTimeoutMs: 2 * 60 * 60 * 1000,
+  resolveBuildSequence: true,
+  resolveIgnoreFailed: false,
+  forceClean: false,
+} as const;
+
 /** Message of builds found unfinished at start-up, as the original's. */
 export const RESTART_MESSAGE =
   'build was not finished or failed beyond fatally, then serene was restarted - check your logs!';
@@ -136,13 +145,13 @@ export class BuildOrchestrator {
     this.sourcesDir = options.sourcesDir;
     this.workDir = options.workDir;
     this.ownRepositoryUrl = options.ownRepositoryUrl;
-    this.buildTimeoutMs = options.buildTimeoutMs ?? 2 * 60 * 60 * 1000;
-    this.resolveBuildSequence = options.resolveBuildSequence ?? true;
-    this.resolveIgnoreFailed = options.resolveIgnoreFailed ?? false;
-    this.forceClean = options.forceClean ?? false;
+    this.buildTimeoutMs = options.buildTimeoutMs ?? BUILD_DEFAULTS.buildTimeoutMs;
+    this.resolveBuildSequence = options.resolveBuildSequence ?? BUILD_DEFAULTS.resolveBuildSequence;
+    this.resolveIgnoreFailed = options.resolveIgnoreFailed ?? BUILD_DEFAULTS.resolveIgnoreFailed;
+    this.forceClean = options.forceClean ?? BUILD_DEFAULTS.forceClean;
     this.syncProviders = options.syncProviders ?? (async () => []);
     this.now = options.now ?? (() => new Date());
-    this.slots = new Semaphore(options.concurrentBuilds ?? 5);
+    this.slots = new Semaphore(options.concurrentBuilds ?? BUILD_DEFAULTS.concurrentBuilds);
   }
 
   /** Builds waiting for a slot and builds running now. */

@@ -1,12 +1,15 @@
 import * as zlib from 'node:zlib';
 import { decompress as zstdDecompress } from 'fzstd';
 import { extract } from 'tar-stream';
-import { parseDesc } from '../pacman/desc.js';
-import type { Provider } from '../pacman/depend.js';
 import { createNoopLogger, type Logger } from '../logger.js';
+import type { Provider } from '../pacman/depend.js';
+import { parseDesc } from '../pacman/desc.js';
 
 /** The official repositories the original resolves against. */
 export const SYNC_REPOSITORIES = ['core', 'extra', 'multilib'] as const;
+
+/** The mirror the sync databases come from when none is configured (`SYNC_MIRROR`), the original's. */
+export const DEFAULT_SYNC_MIRROR = 'https://mirror.init7.net/archlinux/{repo}/os/{arch}';
 
 /** Options of {@link createSyncDatabases}. */
 export interface SyncDatabasesOptions {
@@ -37,7 +40,8 @@ export interface SyncDatabases {
 export async function parseSyncDatabase(data: Uint8Array): Promise<Provider[]> {
   let tar: Uint8Array = data;
   if (data[0] === 0x1f && data[1] === 0x8b) tar = zlib.gunzipSync(data);
-  else if (data[0] === 0x28 && data[1] === 0xb5 && data[2] === 0x2f && data[3] === 0xfd) tar = zstdDecompress(data);
+  else if (data[0] === 0x28 && data[1] === 0xb5 && data[2] === 0x2f && data[3] === 0xfd)
+    tar = zstdDecompress(data);
   const providers: Provider[] = [];
   const parser = extract();
   const done = new Promise<void>((resolve, reject) => {
@@ -71,7 +75,7 @@ export async function parseSyncDatabase(data: Uint8Array): Promise<Provider[]> {
  * kept; resolution never fails because a mirror is down.
  */
 export function createSyncDatabases(options: SyncDatabasesOptions): SyncDatabases {
-  const mirror = options.mirror ?? 'https://mirror.init7.net/archlinux/{repo}/os/{arch}';
+  const mirror = options.mirror ?? DEFAULT_SYNC_MIRROR;
   const repositories = options.repositories ?? SYNC_REPOSITORIES;
   const logger = options.logger ?? createNoopLogger();
   const fetchImpl = options.fetch ?? globalThis.fetch;

@@ -88,13 +88,14 @@ export function createFilesystemRepository(options: FilesystemRepositoryOptions)
     return { pkg: { ...pkg, path: target }, copied: !existed };
   };
 
-  return {
+  const repository: FilesystemRepository = {
     name: FILESYSTEM_PUBLISHER_NAME,
     dir,
     database,
 
     async init() {
       await (await database()).init();
+      await repository.removeOrphans();
     },
 
     async publish(files): Promise<PublishResult> {
@@ -165,4 +166,5 @@ export function createFilesystemRepository(options: FilesystemRepositoryOptions)
       else await repo.resign();
     },
   };
+  return repository;
 }

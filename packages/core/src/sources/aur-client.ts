@@ -6,13 +6,17 @@
  * into one batched `info` call: update checks of 1,000 AUR packages that run concurrently cost five
  * requests instead of 1,000.
  */
+
+import type { SourceOperationOptions } from '../contracts/source.js';
 import { SereneError, TimeoutError } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
-import type { SourceOperationOptions } from '../contracts/source.js';
 import { createLimiter } from './limit.js';
 
 /** The AUR's own base URL (`AUR_URL`'s default). */
 export const DEFAULT_AUR_URL = 'https://aur.archlinux.org';
+
+/** The defaults of the AUR client's request timeout and retries (`AUR_REQUEST_TIMEOUT`, `AUR_REQUEST_RETRIES`). */
+export const AUR_REQUEST_DEFAULTS = { timeoutMs: 5000, retries: 1 } as const;
 
 /** One package of an RPC v5 `info` (or `search`) answer, fields named as the AUR names them. */
 export interface AurPackage {
@@ -157,8 +161,8 @@ interface PendingLookup {
 /** Creates an AUR RPC client; nothing is sent until the first call. */
 export function createAurClient(options: AurClientOptions = {}): AurClient {
   const baseUrl = (options.baseUrl ?? DEFAULT_AUR_URL).replace(/\/+$/, '');
-  const timeoutMs = options.timeoutMs ?? 5000;
-  const retries = Math.max(0, options.retries ?? 1);
+  const timeoutMs = options.timeoutMs ?? AUR_REQUEST_DEFAULTS.timeoutMs;
+  const retries = Math.max(0, options.retries ?? AUR_REQUEST_DEFAULTS.retries);
   const retryDelayMs = options.retryDelayMs ?? 250;
   const maxNames = Math.max(1, options.maxNamesPerRequest ?? 200);
   const maxUrlLength = options.maxUrlLength ?? 8000;

@@ -1,26 +1,25 @@
 /**
  * A real serene HTTP server for the tests of this package: knex SQLite store, instant runner (with
- * gates to hold builds), filesystem repository, source factory against the AUR emulator, the
- * orchestrator and the package service, served by `createRepoHttp` on 127.0.0.1.
+ * gates to hold builds), filesystem repository and source factory against the AUR emulator,
+ * composed by `createSerene` (orchestrator, package service, scheduler: the production
+ * composition) and served by `createRepoHttp` and `createHttpListener` on 127.0.0.1.
  *
  * Not part of the build (see tsconfig.json); imported by the tests only.
  */
 import * as fs from 'node:fs/promises';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  BuildOrchestrator,
+  type BuildOrchestrator,
   createFilesystemRepository,
   createKnexStore,
   createMemoryLogger,
+  createSerene,
   createSourceFactory,
   type FilesystemRepository,
-  InputError,
   type LogRecord,
-  type PackageScheduling,
-  PackageService,
+  type PackageService,
   type Runner,
   type Signer,
   type Store,
@@ -33,6 +32,7 @@ import {
 } from '../../../../test/fixtures/aur/index.js';
 import { createRepoHttp, type RepoHttp } from '../app.js';
 import { secretToken } from '../auth.js';
+import { createHttpListener } from '../listener.js';
 import type { RepoHttpOptions } from '../options.js';
 
 /** The secret the harness authorizes. */
@@ -154,14 +154,12 @@ export function request(port: number, pathname: string, options: Ask = {}): Prom
   });
 }
 
-/** Starts a server with real parts. */
+/** Starts a server with real parts, composed by `createSerene` as the host composes them. */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-http-'));
   const aur = await startAurEmulator({ packages: options.packages ?? [] });
   const logs: LogRecord[] = [];
   const logger = createMemoryLogger(logs);
-  const store = createKnexStore({ filename: ':memory:' });
-  await store.open();
 
   // the instant runner, with gates that hold a base's build and a way to log into it
   const instant = createInstantRunner({ behaviour: (job) => options.behaviour?.(job.base) ?? 'success' });
@@ -183,47 +181,34 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
   const repositoryDir = path.join(root, 'repository');
   const publisher = createFilesystemRepository({ dir: repositoryDir });
-  await publisher.init();
-  const sources = createSourceFactory({
-    generateSrcinfo: (dir) => runner.printSrcinfo(dir),
-    aur: { baseUrl: aur.url },
-  });
-  const sourcesDir = path.join(root, 'sources');
-  const orchestrator = new BuildOrchestrator({
-    store,
-    sources,
-    runner,
-    publisher,
-    sourcesDir,
-    workDir: path.join(root, 'work'),
-    logger,
-  });
-  const scheduling: PackageScheduling = {
-    reschedule: () => {},
-    effectiveSchedule: (pkg) => pkg.schedule ?? (pkg.devel ? '0 0 */2 * * *' : '0 0 0 * * *'),
-    validate: (expression) => {
-      if (expression.trim().split(/\s+/).length < 6) {
-        throw new InputError('cannot parse cron expression (you probably forgot the seconds)');
-      }
+  const serene = createSerene(
+    {
+      logger,
+      store: createKnexStore({ filename: ':memory:' }),
+      runner,
+      publisher,
+      sources: createSourceFactory({
+        generateSrcinfo: (dir) => runner.printSrcinfo(dir),
+        aur: { baseUrl: aur.url },
+      }),
     },
-  };
-  const service = new PackageService({
-    store,
-    sources,
-    orchestrator,
-    publisher,
-    runner,
-    scheduling,
-    sourcesDir,
-    logger,
-  });
+    {
+      arch: 'x86_64',
+      name: 'serene',
+      sourcesDir: path.join(root, 'sources'),
+      workDir: path.join(root, 'work'),
+      // the schedules are validated and shown as in production, and never fire during a test
+      scheduleDevel: '0 0 */2 * * *',
+      schedulingDisabled: true,
+    },
+  );
   const secretsFile = path.join(root, 'config', 'authorized_secrets');
   await fs.mkdir(path.dirname(secretsFile), { recursive: true });
   await fs.writeFile(secretsFile, `${secretToken(SECRET)} tester@laptop\n`);
 
   const repoHttp = createRepoHttp({
-    service,
-    bus: orchestrator.bus,
+    service: serene.service,
+    bus: serene.bus,
     publisher,
     repositoryDir,
     arch: 'x86_64',
@@ -237,32 +222,37 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...options.http,
   });
   const requests: Harness['requests'] = [];
-  const callback = repoHttp.app.callback();
-  const server = http.createServer((req, res) => {
-    res.on('finish', () =>
-      requests.push({
-        method: req.method ?? '',
-        url: req.url ?? '',
-        status: res.statusCode,
-        headers: req.headers,
-      }),
-    );
-    callback(req, res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  const listener = serene.add(
+    createHttpListener({
+      http: repoHttp,
+      port: 0,
+      host: '127.0.0.1',
+      graceMs: 0,
+      onRequest: (req, res) =>
+        res.on('finish', () =>
+          requests.push({
+            method: req.method ?? '',
+            url: req.url ?? '',
+            status: res.statusCode,
+            headers: req.headers,
+          }),
+        ),
+    }),
+  );
+  await serene.start();
+  const port = listener.port();
 
   return {
     root,
     url: `http://127.0.0.1:${port}`,
     port,
     aur,
-    store,
+    store: serene.store,
     publisher,
-    orchestrator,
-    service,
+    orchestrator: serene.orchestrator,
+    service: serene.service,
     http: repoHttp,
-    server,
+    server: listener.server,
     logs,
     requests,
     secretsFile,
@@ -287,11 +277,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     async close() {
       for (const gate of gates.values()) gate.open();
       gates.clear();
-      await repoHttp.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await orchestrator.stop();
-      await store.close();
+      await serene.stop();
       await aur.close();
       await fs.rm(root, { recursive: true, force: true });
     },

@@ -1,0 +1,3 @@
+export * from './build-logs.js';
+export * from './lifecycle.js';
+export * from './serene.js';

@@ -1,0 +1,278 @@
+/**
+ * The composition of serene: the parts that implement the contracts in, the orchestrator, the
+ * package service, the scheduler, the build log files and the retention built from them, and one
+ * ordered list that starts and stops it all. The host, the HTTP tests, the examples and the
+ * benchmarks compose through {@link createSerene}; there is no second composition.
+ */
+import type { Publisher } from '../contracts/publisher.js';
+import type { Runner } from '../contracts/runner.js';
+import type { Signer } from '../contracts/signer.js';
+import type { SourceFactory } from '../contracts/source.js';
+import type { Store } from '../contracts/store.js';
+import { formatErrorChain, InputError } from '../errors.js';
+import { createNoopLogger, type Logger } from '../logger.js';
+import { type BuildEvents, EventBus } from '../orchestration/events.js';
+import { BuildOrchestrator } from '../orchestration/orchestrator.js';
+import type { SyncDatabases } from '../orchestration/sync-databases.js';
+import { type PackageScheduling, PackageService } from '../packages/service.js';
+import { parseCron } from '../schedule/cron.js';
+import {
+  type CronJob,
+  createCronJob,
+  createPackageScheduler,
+  type PackageScheduler,
+  scheduledPackageOf,
+} from '../schedule/scheduler.js';
+import { createBuildLogFiles, pruneBuilds } from './build-logs.js';
+import { createLifecycle, type Lifecycle, type Part } from './lifecycle.js';
+
+/** How often the sync databases (core, extra, multilib) are fetched again, at most. */
+export const SYNC_REFRESH_MS = 10 * 60_000;
+
+/** What a package's invalid custom schedule is refused with, the original's words. */
+export const INVALID_SCHEDULE_MESSAGE = 'cannot parse cron expression (you probably forgot the seconds)';
+
+/** When `BUILD_RETENTION` removes old builds: daily at 03:30 UTC. */
+export const RETENTION_SCHEDULE = '0 30 3 * * *';
+
+/** The implementations of the contracts serene is composed of. */
+export interface SereneParts {
+  store: Store;
+  runner: Runner;
+  publisher: Publisher;
+  sources: SourceFactory;
+  /** packages are published unsigned without one */
+  signer?: Signer | undefined;
+  /** the official sync databases, to resolve dependencies @default none: every dependency is ours or the AUR's */
+  syncDatabases?: SyncDatabases | undefined;
+  /** @default a logger that drops everything */
+  logger?: Logger | undefined;
+}
+
+/**
+ * What the composition itself reads of the configuration. The host's configuration has these
+ * fields under the same names, so it is passed as is; what is left out takes the default of the
+ * part that uses it.
+ */
+export interface SereneSettings {
+  /** `ARCH` */
+  arch: string;
+  /** `NAME`: the repository name */
+  name: string;
+  /** the folder of `sources/<pkgbase>` */
+  sourcesDir: string;
+  /** the folder of the outputs of running builds */
+  workDir: string;
+  /** the folder of the build log files; none are written without it */
+  logsDir?: string | undefined;
+  /** `OWN_REPOSITORY_URL` */
+  ownRepositoryUrl?: string | undefined;
+  /** `CONCURRENT_BUILDS` */
+  concurrentBuilds?: number | undefined;
+  /** `BUILD_TIMEOUT` in ms */
+  buildTimeoutMs?: number | undefined;
+  /** `RESOLVE_BUILD_SEQUENCE` */
+  resolveBuildSequence?: boolean | undefined;
+  /** `RESOLVE_IGNORE_FAILED` */
+  resolveIgnoreFailed?: boolean | undefined;
+  /** `FORCE_CLEAN` */
+  forceClean?: boolean | undefined;
+  /** `SCHEDULE` */
+  schedule?: string | undefined;
+  /** `SCHEDULE_DEVEL` */
+  scheduleDevel?: string | undefined;
+  /** `SCHEDULING_DISABLED` */
+  schedulingDisabled?: boolean | undefined;
+  /** `SCHEDULING_DEFAULT` */
+  schedulingDefault?: boolean | undefined;
+  /** `BUILD_RETENTION` in ms (needs `logsDir` for the files) @default undefined: builds are kept forever */
+  buildRetentionMs?: number | undefined;
+}
+
+/** serene composed: its parts, what was built from them, and the lifecycle of it all. */
+export interface Serene {
+  readonly settings: Readonly<SereneSettings>;
+  readonly logger: Logger;
+  readonly store: Store;
+  readonly runner: Runner;
+  readonly publisher: Publisher;
+  readonly sources: SourceFactory;
+  readonly signer: Signer | undefined;
+  /** build state changes and log chunks */
+  readonly bus: EventBus<BuildEvents>;
+  readonly orchestrator: BuildOrchestrator;
+  readonly service: PackageService;
+  readonly scheduler: PackageScheduler;
+  /**
+   * Appends a part (an HTTP listener, a plugin of the host) to the lifecycle: it starts after
+   * everything composed here and stops before it. Call before {@link Serene.start}.
+   */
+  add<T extends Part>(part: T): T;
+  /** The ordered list itself, for the curious and the tests. */
+  readonly lifecycle: Lifecycle;
+  /**
+   * Starts every part in order: store, signer, publisher, runner, build log files, orchestrator
+   * (builds a previous run left unfinished are marked), retention, scheduler, then what was added.
+   * On a failure the parts started so far stop again and the error is thrown.
+   */
+  start(): Promise<void>;
+  /**
+   * Stops in reverse order: what was added (the HTTP listener first), the schedules, the
+   * orchestrator (queued and running builds end as cancelled), the log files still being written,
+   * the runner, the publisher, the signer, the store. Idempotent.
+   */
+  stop(): Promise<void>;
+}
+
+/**
+ * Composes serene from its parts and settings. Nothing starts until {@link Serene.start}.
+ *
+ * @throws InputError when a schedule in `settings` is not a valid cron expression.
+ */
+export function createSerene(parts: SereneParts, settings: SereneSettings): Serene {
+  const logger = parts.logger ?? createNoopLogger();
+  const { store, runner, publisher, sources, signer } = parts;
+  const lifecycle = createLifecycle({ logger });
+
+  // the sync databases are fetched again at most every SYNC_REFRESH_MS, when a build or an add asks
+  let syncedAt = Number.NEGATIVE_INFINITY;
+  const sync = parts.syncDatabases;
+  const syncProviders = sync
+    ? async () => {
+        if (Date.now() - syncedAt > SYNC_REFRESH_MS) {
+          syncedAt = Date.now();
+          await sync
+            .refresh()
+            .catch((error) =>
+              logger.warn('could not refresh the sync databases', { error: formatErrorChain(error) }),
+            );
+        }
+        return sync.providers();
+      }
+    : undefined;
+
+  const bus = new EventBus<BuildEvents>((error) =>
+    logger.error('a build event handler failed', { error: formatErrorChain(error) }),
+  );
+  const orchestrator = new BuildOrchestrator({
+    store,
+    sources,
+    runner,
+    publisher,
+    bus,
+    logger: logger.child({ part: 'builds' }),
+    arch: settings.arch,
+    repositoryName: settings.name,
+    sourcesDir: settings.sourcesDir,
+    workDir: settings.workDir,
+    ownRepositoryUrl: settings.ownRepositoryUrl,
+    concurrentBuilds: settings.concurrentBuilds,
+    buildTimeoutMs: settings.buildTimeoutMs,
+    resolveBuildSequence: settings.resolveBuildSequence,
+    resolveIgnoreFailed: settings.resolveIgnoreFailed,
+    forceClean: settings.forceClean,
+    syncProviders,
+  });
+  const scheduler = createPackageScheduler({
+    listPackages: async () => (await store.listPackages()).map(scheduledPackageOf),
+    run: (bases) =>
+      orchestrator.start(bases, { reason: 'schedule', resolve: true, clean: false, force: false }),
+    defaultSchedule: settings.schedule,
+    develSchedule: settings.scheduleDevel,
+    disabled: settings.schedulingDisabled,
+    logger: logger.child({ part: 'schedule' }),
+  });
+  const scheduling: PackageScheduling = {
+    reschedule: (base, pkg) => scheduler.reschedule(base, pkg),
+    effectiveSchedule: (pkg) => scheduler.effectiveSchedule(pkg),
+    // the original's answer to any schedule its parser refuses; ours says why in the cause
+    validate: (expression) => {
+      try {
+        parseCron(expression);
+      } catch (error) {
+        throw new InputError(INVALID_SCHEDULE_MESSAGE, { cause: error });
+      }
+    },
+  };
+  const service = new PackageService({
+    store,
+    sources,
+    orchestrator,
+    publisher,
+    runner,
+    scheduling,
+    sourcesDir: settings.sourcesDir,
+    arch: settings.arch,
+    schedulingDefault: settings.schedulingDefault,
+    syncProviders,
+    logger: logger.child({ part: 'packages' }),
+  });
+
+  // --- the ordered list: started top to bottom, stopped bottom to top ---------------------------
+  lifecycle.add({ name: 'store', start: () => store.open(), stop: () => store.close() });
+  if (signer) lifecycle.add({ name: 'signer', start: () => signer.init?.(), stop: () => signer.dispose?.() });
+  lifecycle.add({ name: 'publisher', start: () => publisher.init(), stop: () => publisher.dispose?.() });
+  lifecycle.add({ name: 'runner', start: () => runner.init?.(), stop: () => runner.dispose?.() });
+  // before the orchestrator: it stops after it, so the logs of the builds the stop cancels are written
+  if (settings.logsDir !== undefined) {
+    lifecycle.add(
+      createBuildLogFiles({ store, bus, logsDir: settings.logsDir, logger: logger.child({ part: 'logs' }) }),
+    );
+  }
+  lifecycle.add({
+    name: 'orchestrator',
+    async start() {
+      const marked = await orchestrator.recover();
+      if (marked > 0) logger.warn('marked builds a previous run left unfinished', { builds: marked });
+    },
+    // queued and running builds end as cancelled, with the reason, and their runs stop
+    stop: () => orchestrator.stop(),
+  });
+  if (settings.buildRetentionMs !== undefined) {
+    lifecycle.add(createRetention(store, settings.logsDir, settings.buildRetentionMs, logger));
+  }
+  lifecycle.add({ name: 'scheduler', start: () => scheduler.start(), stop: () => scheduler.stop() });
+
+  return {
+    settings,
+    logger,
+    store,
+    runner,
+    publisher,
+    sources,
+    signer,
+    bus,
+    orchestrator,
+    service,
+    scheduler,
+    lifecycle,
+    add: (part) => lifecycle.add(part),
+    start: () => lifecycle.start(),
+    stop: () => lifecycle.stop(),
+  };
+}
+
+/** `BUILD_RETENTION`: old builds removed at start and then daily. */
+function createRetention(
+  store: Store,
+  logsDir: string | undefined,
+  retentionMs: number,
+  logger: Logger,
+): Part {
+  let job: CronJob | undefined;
+  const prune = async () => {
+    const before = new Date(Date.now() - retentionMs);
+    const removed =
+      logsDir === undefined ? await store.pruneBuilds(before) : await pruneBuilds(store, logsDir, before);
+    if (removed > 0) logger.info('removed old builds (BUILD_RETENTION)', { builds: removed });
+  };
+  return {
+    name: 'build retention',
+    async start() {
+      await prune();
+      job = createCronJob(RETENTION_SCHEDULE, prune, { name: 'build retention', logger });
+      job.start();
+    },
+    stop: () => job?.stop(),
+  };
+}
