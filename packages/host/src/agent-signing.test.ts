@@ -139,9 +139,39 @@ describe.skipIf(missing.length > 0)(
       const again = await sandbox.pacman(['-Syy']);
       expect(again.code, again.stderr).toBe(0);
       expect(await home.verify(path.join(repository, pkg), path.join(repository, `${pkg}.sig`))).toBe(true);
+      await server.close();
+
+      // a start while the agent is away: the server serves; the key is chosen when the agent answers
+      await exec('gpgconf', ['--homedir', home.homedir, '--kill', 'gpg-agent']);
+      const later = await startServer({
+        config: readConfig(
+          testEnv(data.dataDir, { AUR_URL: aur.url, SIGN_KEY_PASSWORD: 'agent passphrase', ARCH: 'x86_64' }),
+        ),
+        parts: { runner: createInstantRunner() },
+      });
+      cleanups.push(() => later.close());
+      expect((await api(later.url, '/', { secret: null })).json).toMatchObject({ signed: true });
+      expect((await api(later.url, '/key')).text).toMatch(/BEGIN PGP PUBLIC KEY BLOCK/);
+      expect((await fetch(`${later.url}/x86_64/serene.db.sig`)).status).toBe(200);
+      const rebuild = async () =>
+        (
+          await later.orchestrator.start(['hello'], {
+            reason: 'manual',
+            resolve: false,
+            clean: false,
+            force: true,
+          })
+        ).done;
+      await rebuild();
+      expect(JSON.stringify((await later.store.getLatestBuild('hello'))?.state)).toMatch(
+        /"fatal".*the gpg-agent at .*S\.gpg-agent is not reachable/,
+      );
+      await exec('gpgconf', ['--homedir', home.homedir, '--launch', 'gpg-agent']);
+      await rebuild();
+      expect((await later.store.getLatestBuild('hello'))?.state).toEqual({ state: 'success' });
     });
 
-    it('refuses to start when the socket is there but no agent answers, naming it', async () => {
+    it('refuses to start on a new data folder (its empty database must be signed) while no agent answers, naming it', async () => {
       const home = await createTestGpgHome();
       cleanups.push(() => home.cleanup());
       const data = await createDataDir();

@@ -370,16 +370,29 @@ describe.skipIf(missingTools.length > 0)(
       expect((await signer.sign(data())).length).toBeGreaterThan(0);
     });
 
-    it('refuses to load when the socket answers nothing, or the agent holds no key of the certificate', async () => {
+    it('loads without an agent and signs once it answers; refuses a certificate the agent holds no key of', async () => {
       const home = await createTestGpgHome();
       cleanups.push(() => home.cleanup());
       const layout = await agentLayout(home);
       cleanups.push(() => fs.rm(layout.dir, { recursive: true, force: true }));
       await exec('gpgconf', ['--homedir', home.homedir, '--kill', 'gpg-agent']);
       await expect(
-        loadGpgAgentSigner({ socket: layout.socket, publicKeyFile: layout.keyFile }),
+        loadGpgAgentSigner({ socket: layout.socket, publicKeyFile: layout.keyFile, whenUnavailable: 'fail' }),
       ).rejects.toThrow(GpgAgentUnavailableError);
+      // the default waits for the agent: the public key is there, signatures fail with the reason
+      const waiting = await loadGpgAgentSigner({ socket: layout.socket, publicKeyFile: layout.keyFile });
+      cleanups.push(() => waiting.dispose());
+      expect(await waiting.fingerprint()).toBe(home.fingerprint);
+      expect(await waiting.publicKey()).toMatch(/BEGIN PGP PUBLIC KEY BLOCK/);
+      expect(waiting.signingKeyFingerprint).toBeUndefined();
+      const data = () =>
+        (async function* () {
+          yield Buffer.from('x');
+        })();
+      await expect(waiting.sign(data())).rejects.toThrow(/is not reachable: its socket is gone/);
       await exec('gpgconf', ['--homedir', home.homedir, '--launch', 'gpg-agent']);
+      expect((await waiting.sign(data())).length).toBeGreaterThan(0);
+      expect(waiting.signingKeyFingerprint).toBe(home.fingerprint);
       // another home's certificate: this agent does not hold its secret
       const stranger = await createTestGpgHome();
       cleanups.push(() => stranger.cleanup());

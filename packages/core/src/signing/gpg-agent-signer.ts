@@ -203,23 +203,30 @@ export interface GpgAgentSignerOptions {
   gpg?: string;
   /** @default 'gpg-connect-agent' */
   gpgConnectAgent?: string;
+  /**
+   * What loading does when the agent does not answer (or a card refuses, by its PIN counter): `wait`
+   * logs it and returns a signer whose signatures fail with the reason until the agent answers (the
+   * key is chosen then); `fail` throws it.
+   * @default 'wait'
+   */
+  whenUnavailable?: 'wait' | 'fail';
   /** @default a logger that drops everything */
   logger?: Logger;
 }
 
 /** A {@link Signer} whose key lives in a gpg-agent, with what it signs with. */
 export interface GpgAgentSigner extends Signer {
-  /** fingerprint of the (sub)key that makes the signatures */
-  readonly signingKeyFingerprint: string;
+  /** fingerprint of the (sub)key that makes the signatures (undefined until the agent answered) */
+  readonly signingKeyFingerprint: string | undefined;
   /** the agent keeps that key on a smartcard (the PIN guard runs before each signature) */
-  readonly onCard: boolean;
+  readonly onCard: boolean | undefined;
   /** the socket signatures go through */
   readonly socket: string;
   /**
    * the socket is a restricted one (the agent's extra socket): the key was found with `HAVEKEY`, and
    * whether it is on a card (so the PIN guard) cannot be known
    */
-  readonly restricted: boolean;
+  readonly restricted: boolean | undefined;
   /** Checks that the agent answers and, for a card, the PIN guard (what each `sign` checks first). */
   check(): Promise<void>;
   dispose(): Promise<void>;
@@ -289,20 +296,21 @@ function saysAgentGone(message: string): boolean {
 }
 
 /**
- * Loads a {@link GpgAgentSigner}: checks that the agent answers, imports the certificate into a
- * private GnuPG home linked to the agent's socket, and chooses, as the original, the first (sub)key
- * that may sign, is neither revoked nor expired, and whose secret the agent holds without it being
- * disabled or needing a confirmation. A protected key on disk needs `passphrase`.
+ * Loads a {@link GpgAgentSigner}: imports the certificate into a private GnuPG home linked to the
+ * agent's socket and chooses, as the original, the first (sub)key that may sign, is neither revoked
+ * nor expired, and whose secret the agent holds without it being disabled or needing a
+ * confirmation. A protected key on disk needs `passphrase`. When the agent does not answer yet, the
+ * key is chosen when it does (see `whenUnavailable`).
  *
- * @throws {@link GpgAgentUnavailableError} when the agent does not answer;
- *   {@link GpgAgentKeyError} when it holds no usable key of the certificate.
+ * @throws {@link GpgAgentKeyError} when the certificate has no signing key, or the agent holds no
+ *   usable key of it; {@link GpgAgentUnavailableError} when the agent does not answer and
+ *   `whenUnavailable` is `fail`.
  */
 export async function loadGpgAgentSigner(options: GpgAgentSignerOptions): Promise<GpgAgentSigner> {
   const logger = options.logger ?? createNoopLogger();
   const gpg = options.gpg ?? 'gpg';
   const connectAgent = options.gpgConnectAgent ?? 'gpg-connect-agent';
   const socket = path.resolve(options.socket);
-  await probeAgentSocket(socket);
 
   const home = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-gpg-agent-'));
   const cleanup = () => fs.rm(home, { recursive: true, force: true });
@@ -345,7 +353,9 @@ export async function loadGpgAgentSigner(options: GpgAgentSignerOptions): Promis
       );
     }
 
-    const keyInfo = async (keygrip: string): Promise<AgentKeyInfo | undefined> => {
+    const keyInfo = async (
+      keygrip: string,
+    ): Promise<{ info: AgentKeyInfo | undefined; restricted: boolean }> => {
       const answer = await runTool(connectAgent, [
         '--homedir',
         home,
@@ -359,11 +369,11 @@ export async function loadGpgAgentSigner(options: GpgAgentSignerOptions): Promis
         );
       }
       if (!/ERR \d+ Forbidden/.test(answer.stdout)) {
-        return parseKeyInfo(answer.stdout).find((info) => info.keygrip.toUpperCase() === keygrip);
+        const info = parseKeyInfo(answer.stdout).find((line) => line.keygrip.toUpperCase() === keygrip);
+        return { info, restricted: false };
       }
       // a restricted socket (the agent's extra socket, made for forwarding) forbids KEYINFO: it only
       // tells whether it holds the key, not where or how
-      restricted = true;
       const have = await runTool(connectAgent, [
         '--homedir',
         home,
@@ -371,8 +381,8 @@ export async function loadGpgAgentSigner(options: GpgAgentSignerOptions): Promis
         `HAVEKEY ${keygrip}`,
         '/bye',
       ]);
-      if (!/^OK\b/m.test(have.stdout)) return undefined;
-      return {
+      if (!/^OK\b/m.test(have.stdout)) return { info: undefined, restricted: true };
+      const info: AgentKeyInfo = {
         keygrip,
         type: 'X',
         serial: undefined,
@@ -381,58 +391,95 @@ export async function loadGpgAgentSigner(options: GpgAgentSignerOptions): Promis
         disabled: false,
         confirm: false,
       };
+      return { info, restricted: true };
     };
-    let restricted = false;
-    const skipped: string[] = [];
-    let chosen: { key: CertificateKey; info: AgentKeyInfo } | undefined;
-    for (const key of candidates) {
-      const info = await keyInfo(key.keygrip);
-      if (!info || info.type === '-') skipped.push(`${key.fingerprint}: not in the agent`);
-      else if (info.disabled) skipped.push(`${key.fingerprint}: disabled in the agent`);
-      else if (info.confirm) skipped.push(`${key.fingerprint}: the agent asks to confirm each use`);
-      else {
-        chosen = { key, info };
-        break;
-      }
-    }
-    if (!chosen) {
-      throw new GpgAgentKeyError(
-        `the gpg-agent at ${socket} holds no usable secret key of ${primary} (${skipped.join('; ')})`,
-      );
-    }
-    const { key, info } = chosen;
-    const onCard = info.type === 'T';
-    if (!onCard && info.protection === 'P' && options.passphrase === undefined && !info.cached) {
-      throw new GpgAgentKeyError(
-        `the key ${key.fingerprint} in the gpg-agent is protected by a passphrase: set SIGN_KEY_PASSWORD`,
-      );
-    }
 
-    // a restricted socket forbids setting the pinentry mode: the agent asks its own pinentry (on the
-    // agent's side) or has the passphrase cached; SIGN_KEY_PASSWORD cannot be given through it
-    const passphrase = restricted ? undefined : options.passphrase;
-    if (restricted && options.passphrase !== undefined) {
-      logger.warn(
-        "SIGN_KEY_PASSWORD is not used: the gpg-agent's restricted socket takes no passphrase from serene",
-        {
-          socket,
+    /** The key the agent signs with, chosen once the agent answers. */
+    interface Chosen {
+      key: CertificateKey;
+      info: AgentKeyInfo;
+      onCard: boolean;
+      restricted: boolean;
+      signer: Signer;
+    }
+    const choose = async (): Promise<Chosen> => {
+      let restricted = false;
+      const skipped: string[] = [];
+      let found: { key: CertificateKey; info: AgentKeyInfo } | undefined;
+      for (const key of candidates) {
+        const answer = await keyInfo(key.keygrip);
+        restricted ||= answer.restricted;
+        const info = answer.info;
+        if (!info || info.type === '-') skipped.push(`${key.fingerprint}: not in the agent`);
+        else if (info.disabled) skipped.push(`${key.fingerprint}: disabled in the agent`);
+        else if (info.confirm) skipped.push(`${key.fingerprint}: the agent asks to confirm each use`);
+        else {
+          found = { key, info };
+          break;
+        }
+      }
+      if (!found) {
+        throw new GpgAgentKeyError(
+          `the gpg-agent at ${socket} holds no usable secret key of ${primary} (${skipped.join('; ')})`,
+        );
+      }
+      const { key, info } = found;
+      const onCard = info.type === 'T';
+      if (!onCard && info.protection === 'P' && options.passphrase === undefined && !info.cached) {
+        throw new GpgAgentKeyError(
+          `the key ${key.fingerprint} in the gpg-agent is protected by a passphrase: set SIGN_KEY_PASSWORD`,
+        );
+      }
+      // a restricted socket forbids setting the pinentry mode: the agent asks its own pinentry (on the
+      // agent's side) or has the passphrase cached; SIGN_KEY_PASSWORD cannot be given through it
+      const passphrase = restricted ? undefined : options.passphrase;
+      if (restricted) {
+        logger.warn(
+          "the gpg-agent's socket is a restricted one (its extra socket): where the key lives and a card's PIN counter cannot be read, so the last-PIN-try guard cannot run, and SIGN_KEY_PASSWORD is not used; give serene the agent's main socket for them",
+          { socket },
+        );
+      }
+      const signer = createGpgSigner({
+        homedir: home,
+        key: `${key.fingerprint}!`,
+        passphrase,
+        gpg,
+        // without a password gpg must not wait for a pinentry nobody sees
+        args: [
+          '--no-autostart',
+          ...(passphrase === undefined && !restricted ? ['--pinentry-mode', 'error'] : []),
+        ],
+      });
+      logger.info('signing through the gpg-agent', {
+        socket,
+        certificate: primary,
+        key: key.fingerprint,
+        onCard,
+        restricted,
+        ...(skipped.length > 0 ? { skipped } : {}),
+      });
+      return { key, info, onCard, restricted, signer };
+    };
+    let chosen: Chosen | undefined;
+    let choosing: Promise<Chosen> | undefined;
+    const ensureChosen = (): Promise<Chosen> => {
+      if (chosen) return Promise.resolve(chosen);
+      choosing ??= choose().then(
+        (value) => {
+          chosen = value;
+          return value;
+        },
+        (error: unknown) => {
+          choosing = undefined;
+          throw error;
         },
       );
-    }
-    const gpgSigner = createGpgSigner({
-      homedir: home,
-      key: `${key.fingerprint}!`,
-      passphrase,
-      gpg,
-      // without a password gpg must not wait for a pinentry nobody sees
-      args: [
-        '--no-autostart',
-        ...(passphrase === undefined && !restricted ? ['--pinentry-mode', 'error'] : []),
-      ],
-    });
+      return choosing;
+    };
+
     const publicKey = (await runTool(gpg, [...base, '--armor', '--export', primary])).stdout;
 
-    const cardGuard = async () => {
+    const cardGuard = async ({ key, info }: Chosen) => {
       const status = await runTool(gpg, [...base, '--with-colons', '--card-status']);
       if (status.code !== 0 && saysAgentGone(status.stderr)) {
         throw new GpgAgentUnavailableError(
@@ -447,42 +494,45 @@ export async function loadGpgAgentSigner(options: GpgAgentSignerOptions): Promis
       }
       checkPinRetries({ ...parsed, serial: parsed.serial ?? info.serial });
     };
-    const check = async () => {
+    const check = async (): Promise<Chosen> => {
       await probeAgentSocket(socket);
-      if (onCard) await cardGuard();
+      const current = await ensureChosen();
+      if (current.onCard) await cardGuard(current);
+      return current;
     };
 
-    if (restricted) {
-      logger.warn(
-        "the gpg-agent's socket is a restricted one (its extra socket): where the key lives and a card's PIN counter cannot be read, so the last-PIN-try guard cannot run; give serene the agent's main socket for it",
-        { socket },
-      );
-    }
-    logger.info('signing through the gpg-agent', {
-      socket,
-      certificate: primary,
-      key: key.fingerprint,
-      onCard,
-      restricted,
-      ...(skipped.length > 0 ? { skipped } : {}),
-    });
-    if (onCard) {
-      await cardGuard().catch((error: unknown) =>
-        logger.error('the smartcard refuses signatures for now', { error: (error as Error).message }),
-      );
+    try {
+      const first = await check();
+      if (first.onCard) logger.info('the smartcard lets serene sign', { key: first.key.fingerprint });
+    } catch (error) {
+      if (!(error instanceof GpgAgentUnavailableError || error instanceof SmartcardPinError)) throw error;
+      if (options.whenUnavailable === 'fail') throw error;
+      // as a server without its agent: it serves, and each signature tries the agent again
+      logger.error('cannot sign for now; builds that sign fail until this is fixed', {
+        socket,
+        error: error.message,
+      });
     }
 
     return {
       name: GPG_AGENT_SIGNER_NAME,
-      signingKeyFingerprint: key.fingerprint,
-      onCard,
+      get signingKeyFingerprint() {
+        return chosen?.key.fingerprint;
+      },
+      get onCard() {
+        return chosen?.onCard;
+      },
+      get restricted() {
+        return chosen?.restricted;
+      },
       socket,
-      restricted,
-      check,
-      async sign(data) {
+      async check() {
         await check();
+      },
+      async sign(data) {
+        const current = await check();
         try {
-          return await gpgSigner.sign(data);
+          return await current.signer.sign(data);
         } catch (error) {
           const message = (error as Error).message;
           const gone = await probeAgentSocket(socket).then(
@@ -495,16 +545,19 @@ export async function loadGpgAgentSigner(options: GpgAgentSignerOptions): Promis
             });
           }
           if (/Bad passphrase|Bad PIN|Wrong PIN|bad PIN/i.test(message)) {
-            throw new GpgAgentKeyError(`the gpg-agent refused SIGN_KEY_PASSWORD for ${key.fingerprint}`, {
-              cause: error,
-            });
+            throw new GpgAgentKeyError(
+              `the gpg-agent refused SIGN_KEY_PASSWORD for ${current.key.fingerprint}`,
+              {
+                cause: error,
+              },
+            );
           }
           if (
             options.passphrase === undefined &&
             /pinentry|Operation cancelled|No passphrase given/i.test(message)
           ) {
             throw new GpgAgentKeyError(
-              `the gpg-agent needs a passphrase or PIN for ${key.fingerprint}: set SIGN_KEY_PASSWORD`,
+              `the gpg-agent needs a passphrase or PIN for ${current.key.fingerprint}: set SIGN_KEY_PASSWORD`,
               { cause: error },
             );
           }
