@@ -118,16 +118,13 @@ describe.skipIf(missing.length > 0 || noMakepkg !== undefined)(
       const logs: LogRecord[] = [];
       const begin = async (server?: string) => {
         const runner: Runner = createLocalRunner({ workDir });
-        const parts: PartOverrides = { runner, logger: createMemoryLogger(logs) };
-        if (server) {
-          // the same data folder under a server of another version
-          parts.sources = createSourceFactory({
-            generateSrcinfo: createMakepkgSrcinfoGenerator(),
-            innerKinds: {
-              [CLI_SOURCE_TYPE]: cliSourceKind({ load: async () => bundle, server }),
-            },
-          });
-        }
+        // the bundle made once for this file (the sources may change while the test runs); `server`:
+        // the same data folder under a server of another version
+        const sources = createSourceFactory({
+          generateSrcinfo: createMakepkgSrcinfoGenerator(),
+          innerKinds: { [CLI_SOURCE_TYPE]: cliSourceKind({ load: async () => bundle, server }) },
+        });
+        const parts: PartOverrides = { runner, logger: createMemoryLogger(logs), sources };
         const config = readConfig(testEnv(data.dataDir, { BUILD_CLI: 'true', ARCH: 'x86_64' }));
         return startServer({ config, parts });
       };
@@ -187,20 +184,14 @@ describe.skipIf(missing.length > 0 || noMakepkg !== undefined)(
 );
 
 describe('BUILD_CLI without Docker', () => {
-  it('starts: serene-cli is added (no .SRCINFO to generate) and its build fails, saying so', async () => {
+  it('starts: serene-cli is added (no .SRCINFO to generate) and its build fails, saying so', {
+    timeout: 120_000,
+  }, async () => {
     const data = await createDataDir();
     cleanups.push(data.cleanup);
     const logs: LogRecord[] = [];
-    const parts: PartOverrides = {
-      logger: createMemoryLogger(logs),
-      // the bundle made once for this file, instead of a second esbuild run
-      sources: createSourceFactory({
-        generateSrcinfo: async () => {
-          throw new Error('no .SRCINFO is generated for serene-cli');
-        },
-        innerKinds: { [CLI_SOURCE_TYPE]: cliSourceKind({ load: async () => bundle }) },
-      }),
-    };
+    // the host's own parts: the CLI bundled by esbuild at start, the Docker runner
+    const parts: PartOverrides = { logger: createMemoryLogger(logs) };
     const config = readConfig(
       testEnv(data.dataDir, {
         BUILD_CLI: 'true',
