@@ -2,7 +2,7 @@
 // Benchmark: serene's native repository database against repo-add, side by side in one run.
 //
 //   npm run build && node bench/repo-db.mjs [--count 5000] [--reps 5] [--repo-add-reps 3]
-//     [--repo-add-build-limit SECONDS] [--no-repo-add]
+//     [--repo-add-build-limit SECONDS] [--no-repo-add] [--no-sign]
 //
 // Generates N synthetic packages into bench/out/repo-db/ (kept between runs for the same N), then
 // measures (a) building the database from all N files, (b) adding one package to the N-package
@@ -10,6 +10,10 @@
 //   - ours, library: `RepoDatabase` calls, timed inside a child process that reports its peak RSS;
 //   - ours, CLI:     `node packages/cli/dist/main.js repo add|remove ...`, Node start-up included;
 //   - repo-add:      `repo-add` / `repo-remove` (pacman's shell scripts).
+// and (d) adding one package with the database signed (`-s -k KEY`, the user's gpg: a key made for
+// the run in a temp GNUPGHOME) for the CLI and repo-add (the packages removed in (c) are added back),
+// and (e) the CLI's start-up: `node -e 0`, `serene --version` and `serene repo add` of a database in
+// a folder that does not exist (Node, the modules the repository commands load, and an error).
 // Results go to stdout (a table and the goals) and to bench/out/repo-db/results.json.
 // repo-add's full build runs one package at a time through a dozen processes each (about 0.1 s per
 // package on an idle machine, far more on a busy one): `--repo-add-build-limit` stops it after that
@@ -28,7 +32,9 @@ const OUT = path.join(ROOT, 'bench/out/repo-db');
 const CLI = path.join(ROOT, 'packages/cli/dist/main.js');
 const SYNTHETIC = path.join(ROOT, 'packages/core/dist/testing/synthetic-package.js');
 /** Goals of the issue, as ratios repo-add / ours and a memory ceiling. */
-const GOALS = { build: 20, add: 100, remove: 100, memoryMB: 200 };
+const GOALS = { build: 20, add: 100, remove: 100, addSigned: 100, memoryMB: 200 };
+/** Issue 15's goals for the CLI at 20,000 packages and more: a full build under 60 s in under 400 MB. */
+const LARGE = { count: 20_000, buildSeconds: 60, memoryMB: 400 };
 /** Linux allows ~2 MB of arguments; stay well below for one command line. */
 const MAX_ARGS_BYTES = 1_000_000;
 
@@ -40,6 +46,7 @@ const { values: args, positionals } = parseArgs({
     reps: { type: 'string', default: '5' },
     'repo-add-reps': { type: 'string', default: '3' },
     'no-repo-add': { type: 'boolean', default: false },
+    'no-sign': { type: 'boolean', default: false },
     'repo-add-build-limit': { type: 'string' },
     child: { type: 'string' },
     db: { type: 'string' },
@@ -50,7 +57,7 @@ const { values: args, positionals } = parseArgs({
 
 if (args.help) {
   console.log(
-    'usage: node bench/repo-db.mjs [--count N] [--reps N] [--repo-add-reps N] [--repo-add-build-limit SECONDS] [--no-repo-add]',
+    'usage: node bench/repo-db.mjs [--count N] [--reps N] [--repo-add-reps N] [--repo-add-build-limit SECONDS] [--no-repo-add] [--no-sign]',
   );
   process.exit(0);
 }
@@ -72,6 +79,7 @@ async function main() {
       ? undefined
       : positiveInt(args['repo-add-build-limit'], '--repo-add-build-limit') * 1000;
   const withRepoAdd = !args['no-repo-add'] && hasProgram('repo-add');
+  const withSign = !args['no-sign'] && hasProgram('gpg');
   await checkBuilt();
   const timeProgram = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 
@@ -246,6 +254,7 @@ async function main() {
     if (entries !== count)
       fail(`${label}: the database lists ${entries} packages after add/remove, expected ${count}`);
   }
+
   // sizes at the end: every database holds N entries again, repo-add's written by repo-add itself
   results.endSizes = {};
   for (const [label, dir] of Object.entries(dirs)) {
@@ -254,6 +263,75 @@ async function main() {
     results.endSizes[label] = { db: await size('db'), files: await size('files') };
   }
 
+  // (d) add one package with the database signed: the packages removed in (c) come back
+  if (withSign) {
+    const gnupg = await makeGpgHome();
+    const signEnv = { env: { GNUPGHOME: gnupg.homedir } };
+    const fileOf = (victim) => names.find((name) => name.startsWith(`${victim}-`));
+    try {
+      log(`(d) add one package, signed (-s -k): ours (CLI)`);
+      const runs = [];
+      let rss = 0;
+      for (const victim of victims.slice(0, reps)) {
+        const run = await timed(
+          process.execPath,
+          [CLI, 'repo', 'add', '-q', '-s', '-k', gnupg.fingerprint, dbOf(dirs.cli), fileOf(victim)],
+          pkgDir,
+          timeProgram,
+          signEnv,
+        );
+        runs.push(run.ms);
+        rss = Math.max(rss, run.maxRssMB ?? 0);
+      }
+      results.cli.addSigned = { ms: median(runs), runs, maxRssMB: rss || undefined };
+      log(
+        `    median ${fmtMs(median(runs))} of ${fmtList(runs)}${rss ? `, peak RSS ${rss.toFixed(0)} MB` : ''}`,
+      );
+      if (!(await gnupg.verify(dbOf(dirs.cli))))
+        fail('ours (CLI): the signature of the database does not verify');
+      if (withRepoAdd) {
+        log('(d) add one package, signed (-s -k): repo-add');
+        const theirs = [];
+        for (const victim of victims.slice(0, repoAddReps)) {
+          const run = await timed(
+            'repo-add',
+            ['-q', '-s', '-k', gnupg.fingerprint, dbOf(dirs.repoAdd), fileOf(victim)],
+            pkgDir,
+            undefined,
+            signEnv,
+          );
+          theirs.push(run.ms);
+        }
+        results.repoAdd.addSigned = { ms: median(theirs), runs: theirs };
+        log(`    median ${fmtMs(median(theirs))} of ${fmtList(theirs)}`);
+        if (!(await gnupg.verify(dbOf(dirs.repoAdd))))
+          fail('repo-add: the signature of the database does not verify');
+      }
+    } finally {
+      await gnupg.cleanup();
+    }
+  }
+
+  // (e) start-up of the CLI: Node alone, the full command line, and the repository commands
+  log('(e) start-up: node -e 0, serene --version, serene repo add (a folder that does not exist)');
+  results.startup = {};
+  for (const [label, programArgs, expectFailure] of [
+    ['node', ['-e', '0'], false],
+    ['version', [CLI, '--version'], false],
+    ['repo', [CLI, 'repo', 'add', '-q', path.join(OUT, 'no-such-folder', 'x.db.tar.gz')], true],
+  ]) {
+    const runs = [];
+    const cpu = [];
+    for (let i = 0; i < reps; i++) {
+      const run = await timed(process.execPath, programArgs, OUT, timeProgram, { expectFailure });
+      runs.push(run.ms);
+      if (run.cpuMs !== undefined) cpu.push(run.cpuMs);
+    }
+    results.startup[label] = { ms: median(runs), runs, cpuMs: cpu.length ? median(cpu) : undefined };
+    log(
+      `    ${label}: median ${fmtMs(median(runs))} of ${fmtList(runs)}${cpu.length ? `; CPU ${fmtMs(median(cpu))}` : ''}`,
+    );
+  }
   await fs.writeFile(path.join(OUT, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
   printTable(results, withRepoAdd);
 }
@@ -283,17 +361,24 @@ async function runChild(phase, db, items, cwd) {
 async function timed(program, programArgs, cwd, timeProgram, options = {}) {
   const rssFile = path.join(OUT, 'time.out');
   const [command, commandArgs] = timeProgram
-    ? [timeProgram, ['-f', '%M', '-o', rssFile, program, ...programArgs]]
+    ? [timeProgram, ['-f', '%M %U %S', '-o', rssFile, program, ...programArgs]]
     : [program, programArgs];
   const started = performance.now();
   const output = await spawnCollect(command, commandArgs, cwd, options);
   const ms = performance.now() - started;
   if (output.timedOut) return { ms, timedOut: true };
-  if (output.code !== 0)
-    fail(`${program} ${programArgs.slice(0, 4).join(' ')} ... failed (${output.code}):\n${output.stderr}`);
+  if ((output.code !== 0) !== (options.expectFailure === true))
+    fail(`${program} ${programArgs.slice(0, 4).join(' ')} ... exited ${output.code}:\n${output.stderr}`);
   let maxRssMB;
-  if (timeProgram) maxRssMB = Number.parseInt(await fs.readFile(rssFile, 'utf8'), 10) / 1024;
-  return { ms, maxRssMB };
+  let cpuMs;
+  if (timeProgram) {
+    // the last line: /usr/bin/time says "Command exited with non-zero status" before it
+    const lines = (await fs.readFile(rssFile, 'utf8')).trim().split('\n');
+    const [rss, user, system] = lines[lines.length - 1].split(' ').map(Number);
+    maxRssMB = rss / 1024;
+    cpuMs = (user + system) * 1000;
+  }
+  return { ms, maxRssMB, cpuMs };
 }
 
 /**
@@ -430,6 +515,50 @@ async function generate(dir, count, extra) {
 
 // --- Helpers ---------------------------------------------------------------------------------------
 
+/** A GNUPGHOME in a temp folder with a new signing key without passphrase, as a user's keyring. */
+async function makeGpgHome() {
+  const homedir = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-bench-gpg-'));
+  await fs.chmod(homedir, 0o700);
+  const env = { env: { GNUPGHOME: homedir } };
+  const uid = 'serene bench <bench@serene.invalid>';
+  const made = await spawnCollect(
+    'gpg',
+    [
+      '--batch',
+      '--pinentry-mode',
+      'loopback',
+      '--passphrase',
+      '',
+      '--quick-gen-key',
+      uid,
+      'ed25519',
+      'sign',
+      'never',
+    ],
+    homedir,
+    env,
+  );
+  if (made.code !== 0) fail(`gpg could not make a key: ${made.stderr}`);
+  const listed = await spawnCollect('gpg', ['--batch', '--with-colons', '--fingerprint', uid], homedir, env);
+  const fingerprint = listed.stdout
+    .split('\n')
+    .find((line) => line.startsWith('fpr:'))
+    ?.split(':')[9];
+  if (!fingerprint) fail('gpg made no key');
+  return {
+    homedir,
+    fingerprint,
+    async verify(file) {
+      const output = await spawnCollect('gpg', ['--batch', '--verify', `${file}.sig`, file], homedir, env);
+      return output.code === 0;
+    },
+    async cleanup() {
+      await spawnCollect('gpgconf', ['--kill', 'all'], homedir, env).catch(() => undefined);
+      await fs.rm(homedir, { recursive: true, force: true });
+    },
+  };
+}
+
 async function countEntries(db) {
   const output = await spawnCollect('bsdtar', ['-tf', db], path.dirname(db));
   if (output.code !== 0) fail(`bsdtar could not read ${db}: ${output.stderr}`);
@@ -456,6 +585,7 @@ function printTable(results, withRepoAdd) {
     ['(a) full build', 'build', GOALS.build],
     ['(b) add one', 'add', GOALS.add],
     ['(c) remove one', 'remove', GOALS.remove],
+    ...(results.cli.addSigned ? [['(d) add one, signed', 'addSigned', GOALS.addSigned]] : []),
   ];
   const lines = [
     '',
@@ -464,26 +594,27 @@ function printTable(results, withRepoAdd) {
   ];
   const verdicts = [];
   for (const [label, key, goal] of rows) {
-    const lib = results.lib[key].ms;
+    const lib = results.lib[key]?.ms;
     const cli = results.cli[key].ms;
-    const theirs = withRepoAdd ? results.repoAdd[key].ms : undefined;
-    const libRatio = theirs ? theirs / lib : undefined;
+    const theirs = withRepoAdd ? results.repoAdd[key]?.ms : undefined;
+    const libRatio = theirs && lib ? theirs / lib : undefined;
     const cliRatio = theirs ? theirs / cli : undefined;
     const more = results.repoAdd[key]?.lowerBound ? '> ' : '';
     lines.push(
-      `| ${label} | ${fmtMs(lib)} | ${fmtMs(cli)} | ${theirs ? more + fmtMs(theirs) : 'n/a'} | ${more}${fmtRatio(libRatio)} | ${more}${fmtRatio(cliRatio)} | ≥${goal}x |`,
+      `| ${label} | ${lib === undefined ? 'n/a' : fmtMs(lib)} | ${fmtMs(cli)} | ${theirs ? more + fmtMs(theirs) : 'n/a'} | ${more}${fmtRatio(libRatio)} | ${more}${fmtRatio(cliRatio)} | ≥${goal}x |`,
     );
-    if (libRatio !== undefined) {
+    if (cliRatio !== undefined) {
       const verdict = (ratio) =>
         ratio >= goal ? 'meets' : more ? 'cannot tell (repo-add was stopped)' : 'MISSES';
-      verdicts.push(`${label}: library ${more}${fmtRatio(libRatio)} ${verdict(libRatio)} ≥${goal}x`);
+      if (libRatio !== undefined && !Number.isNaN(libRatio))
+        verdicts.push(`${label}: library ${more}${fmtRatio(libRatio)} ${verdict(libRatio)} ≥${goal}x`);
       verdicts.push(`${label}: CLI ${more}${fmtRatio(cliRatio)} ${verdict(cliRatio)} ≥${goal}x`);
     }
   }
   const memory = Math.max(
-    ...['build', 'add', 'remove'].flatMap((key) => [
-      results.lib[key].maxRssMB ?? 0,
-      results.cli[key].maxRssMB ?? 0,
+    ...['build', 'add', 'remove', 'addSigned'].flatMap((key) => [
+      results.lib[key]?.maxRssMB ?? 0,
+      results.cli[key]?.maxRssMB ?? 0,
     ]),
   );
   lines.push('');
@@ -518,9 +649,24 @@ function printTable(results, withRepoAdd) {
       .map((l) => l.toFixed(2))
       .join(' ')}`,
   );
+  const memoryGoal = results.count >= LARGE.count ? LARGE.memoryMB : GOALS.memoryMB;
   verdicts.push(
-    `peak memory ${fmtMB(memory)} ${memory < GOALS.memoryMB ? 'meets' : 'MISSES'} < ${GOALS.memoryMB} MB`,
+    `peak memory ${fmtMB(memory)} ${memory < memoryGoal ? 'meets' : 'MISSES'} < ${memoryGoal} MB`,
   );
+  if (results.count >= LARGE.count) {
+    const seconds = results.cli.build.ms / 1000;
+    verdicts.push(
+      `CLI full build ${seconds.toFixed(1)} s ${seconds < LARGE.buildSeconds ? 'meets' : 'MISSES'} < ${LARGE.buildSeconds} s`,
+    );
+  }
+  if (results.startup) {
+    const { node, version, repo } = results.startup;
+    const cpu = (entry) => (entry.cpuMs === undefined ? '' : ` (CPU ${fmtMs(entry.cpuMs)})`);
+    lines.push(
+      `start-up (median wall): node -e 0 ${fmtMs(node.ms)}${cpu(node)}; serene --version ${fmtMs(version.ms)}${cpu(version)}; ` +
+        `serene repo add, up to its error ${fmtMs(repo.ms)}${cpu(repo)}`,
+    );
+  }
   lines.push('', ...verdicts.map((line) => `  ${line}`), '');
   console.log(lines.join('\n'));
 }

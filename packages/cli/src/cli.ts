@@ -1,18 +1,17 @@
 /**
  * The `serene` command line: parses arguments and dispatches to the subcommands.
  */
-import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
-import { type ClientTuning, DEFAULT_TUNING } from './client.js';
+import { type ClientTuning, DEFAULT_TUNING, reportClientError } from './client.js';
+import { registerCompletionsCommand } from './completions.js';
 import { registerInfoCommand } from './info.js';
 import { type CliIo, EXIT_OK, EXIT_USAGE, processIo } from './io.js';
 import { registerPackageCommands } from './packages.js';
 import { registerRepoCommand } from './repo.js';
 import { registerServerCommands } from './server.js';
+import { VERSION } from './version.js';
 
-/** The version of this package. */
-export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string })
-  .version;
+export { VERSION };
 
 const PROGRAM_HELP = `
 The server comes from $XDG_CONFIG_HOME/serene.yml (url: https://...) or --server; this machine's
@@ -47,6 +46,8 @@ export function createProgram(
   registerInfoCommand(program, io, setExitCode);
   registerServerCommands(program, io, setExitCode);
   registerRepoCommand(program, io, setExitCode);
+  // completions reads the whole program when it runs: commands registered anywhere are in it
+  registerCompletionsCommand(program, io, setExitCode, (error) => reportClientError(error, io));
   return program;
 }
 

@@ -199,14 +199,18 @@ describe('configuration, secret and onboarding', () => {
       stdinTTY: true,
       prompt: async (question) => {
         questions.push(question);
-        return `${h.url}/`;
+        // the url, then no to setting pacman up (onboarding.test.ts does that part)
+        return questions.length === 1 ? `${h.url}/` : 'n';
       },
     });
-    expect(questions).toHaveLength(1);
+    expect(questions).toEqual([
+      'Url of your serene server (https://...): ',
+      'Do you want to configure pacman now? [Y/n] ',
+    ]);
+    expect(out.ran).toEqual([]);
     expect(await fs.readFile(home.configFile, 'utf8')).toBe(`url: ${h.url}\n`);
     const secret = await fs.readFile(home.secretFile, 'utf8');
     expect(out.stdout).toContain(`  ${serverSecretToken(secret)} `);
-    expect(out.stdout).toContain(`  [serene]\n  SigLevel = Never\n  Server = ${h.url}/x86_64\n`);
     // the new secret is not authorized yet
     expect(out.code).toBe(1);
     expect(out.stderr).toContain('error: invalid secret (403)');
@@ -736,18 +740,29 @@ describe('waiting for builds: --listen, --install, logs -s', () => {
     expect(unknown.stderr).toBe('error: package with base ghost is not added (404)\n');
   });
 
-  it('info logs -s follows the next build live until it ends', async () => {
-    const following = home.start(['info', 'app', 'logs', '--subscribe']);
+  it('info logs -s follows the live logs build after build, as the original, until interrupted', async () => {
+    const controller = new AbortController();
+    const following = home.start(['info', 'app', 'logs', '--subscribe'], { signal: controller.signal });
     await until(() => following.out.stderr.includes('waiting for a build of app\n'));
-    h.hold('app');
-    expect((await home.run(['build', 'app'])).code).toBe(0);
-    await logWhenRunning(h, 'app', 'live chunk\n');
-    h.release('app');
+    for (const chunk of ['live chunk\n', 'next build\n']) {
+      h.hold('app');
+      expect((await home.run(['build', 'app'])).code).toBe(0);
+      await logWhenRunning(h, 'app', chunk);
+      h.release('app');
+      await until(() => following.out.stdout.includes(chunk));
+      await h.orchestrator.idle();
+    }
+    await until(() => (following.out.stderr.match(/build of app ended: success/g) ?? []).length === 2);
+    // it is still following: it ends when interrupted
+    expect(following.out.code).toBe(-1);
+    controller.abort();
     const out = await following.done;
     expect(out.code).toBe(0);
     expect(out.stdout).toContain('live chunk\n');
     expect(out.stdout).toContain('==> Finished making\n');
-    expect(out.stderr).toContain('build of app ended: success\n');
+    expect(out.stdout.match(/^### package build is success$/gm)).toHaveLength(2);
+    expect(out.stdout).toContain('### package build is running (build)\n');
+    expect(out.stdout.indexOf('next build\n')).toBeGreaterThan(out.stdout.indexOf('live chunk\n'));
   });
 
   it('info logs of a running build shows the log so far and follows it to the end', async () => {

@@ -15,10 +15,11 @@ import {
   readConfig,
   writeConfig,
 } from './config.js';
-import { describeState } from './format.js';
+import { describeState, duration } from './format.js';
 import { type CliIo, EXIT_ERROR, EXIT_OK, EXIT_USAGE, isDebug } from './io.js';
+import { setupPacman } from './pacman-setup.js';
 import { createProgress } from './progress.js';
-import { type BuildInfo, isDone, type PackageInfo, type SereneInfo } from './wire.js';
+import { type BuildInfo, isDone, type PackageInfo, PROTOCOL_VERSION, type SereneInfo } from './wire.js';
 
 /** A command line that is wrong in a way commander cannot see (flags that exclude each other). */
 export class UsageError extends Error {
@@ -79,7 +80,10 @@ export async function connect(io: CliIo, globals: GlobalOptions): Promise<Client
   return { io, api: new ApiClient(url, secret), paths, elevator: config?.elevator ?? 'sudo' };
 }
 
-/** Asks for the server, checks it answers as a serene server, writes the config, prints the secret. */
+/**
+ * Asks for the server, checks it answers as a serene server, writes the config, prints the secret's
+ * line and offers to set pacman up (as the original's onboarding).
+ */
 async function onboard(io: CliIo, paths: ClientPaths): Promise<string> {
   io.stdout(`Welcome to serene! There is no configuration at ${paths.config} yet.\n`);
   const answer = normalizeUrl((await io.prompt?.('Url of your serene server (https://...): ')) ?? '');
@@ -87,19 +91,62 @@ async function onboard(io: CliIo, paths: ClientPaths): Promise<string> {
     throw new ConfigError(`'${answer}' is not an http:// or https:// url`);
   const info = await new ApiClient(answer, '').json<SereneInfo>('GET', '/');
   await writeConfig(paths.config, answer);
-  io.stdout(`Connected to ${info.name} ${info.version} (${info.architecture}); wrote ${paths.config}.\n\n`);
+  const up = duration(Date.now() - new Date(info.started).getTime());
+  io.stdout(
+    `Connected to ${info.name} ${info.version} (${info.architecture}), up ${up}; wrote ${paths.config}.\n\n`,
+  );
+  const secret = await loadSecret(paths.secret);
   io.stdout("Add this line to the server's authorized_secrets file to use it from here:\n");
-  io.stdout(`  ${authorizedSecretsLine(await loadSecret(paths.secret))}\n\n`);
-  io.stdout('To install its packages with pacman, add to /etc/pacman.conf:\n');
-  io.stdout(`  [${info.name}]\n`);
-  if (!info.signed) io.stdout('  SigLevel = Never\n');
-  io.stdout(`  Server = ${answer}/${info.architecture}\n`);
-  if (!info.signed && !answer.startsWith('https://')) {
-    io.stderr('warn: the server neither signs its packages nor uses https: anyone between can change them\n');
+  io.stdout(`  ${authorizedSecretsLine(secret)}\n\n`);
+  try {
+    await setupPacman(io, new ApiClient(answer, secret), info, 'sudo');
+  } catch (error) {
+    // pacman is optional: the configuration is written, the command goes on
+    io.stderr(`warn: pacman is not set up: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr('      run `serene host signatures` once the secret is authorized\n');
   }
-  if (info.signed) io.stdout('and import its key: serene server key -m | sudo pacman-key --add -\n');
   io.stdout('\n');
   return answer;
+}
+
+// --- versions ---
+
+/**
+ * The warning about a server whose version does not fit this client, or undefined when it fits.
+ * The rule: the same major and minor version as {@link PROTOCOL_VERSION} (the original's releases
+ * change the API only with the minor version; `v0.4.x` servers all speak it). Our server reports the
+ * original's version it speaks.
+ */
+export function versionWarning(server: string): string | undefined {
+  const parse = (text: string) => /^v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+].*)?$/.exec(text.trim());
+  const ours = parse(PROTOCOL_VERSION)!;
+  const theirs = parse(server);
+  const want = `v${ours[1]}.${ours[2]}`;
+  if (!theirs) {
+    return `the server's version '${server}' does not say which API it speaks (this CLI speaks ${want}); if commands fail, update the server or the CLI`;
+  }
+  const order = Number(theirs[1]) - Number(ours[1]) || Number(theirs[2]) - Number(ours[2]);
+  if (order === 0) return undefined;
+  return order > 0
+    ? `the server (${server}) is newer than this CLI knows (${want}): update the serene CLI`
+    : `the server (${server}) is older than this CLI (${want}): update the server`;
+}
+
+/**
+ * Asks the server's version beside a command (as the original's \`list\` and \`info\` do); call the
+ * result after the command's output to print the warning, if any. A failed check says nothing: the
+ * command itself reports an unreachable server.
+ */
+export function checkVersion(context: ClientContext): () => Promise<void> {
+  const info = context.api.json<SereneInfo>('GET', '/').then(
+    (answer) => answer,
+    () => undefined,
+  );
+  return async () => {
+    const answer = await info;
+    const warning = answer ? versionWarning(answer.version) : undefined;
+    if (warning) context.io.stderr(`warn: ${warning}\n`);
+  };
 }
 
 // --- errors ---

@@ -7,7 +7,6 @@ import { createHash, randomInt } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parse, stringify } from 'yaml';
 
 /** The placeholder the original wrote for `secret`: it means "use the secret file". */
 const LEGACY_SECRET_PLACEHOLDER = 'empty';
@@ -64,6 +63,8 @@ export async function readConfig(file: string): Promise<ClientConfig | undefined
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+  // yaml is loaded here only: commands that read no configuration do not pay for it
+  const { parse } = await import('yaml');
   let data: unknown;
   try {
     data = parse(text);
@@ -96,6 +97,7 @@ export async function readConfig(file: string): Promise<ClientConfig | undefined
 
 /** Writes a new `serene.yml` with the server url only (the legacy keys are never written). */
 export async function writeConfig(file: string, url: string): Promise<void> {
+  const { stringify } = await import('yaml');
   await fs.mkdir(path.dirname(file), { recursive: true });
   await fs.writeFile(file, stringify({ url: normalizeUrl(url) }));
 }

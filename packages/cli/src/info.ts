@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import { ApiError, segment } from './api.js';
-import { apiAction, type ClientContext, type GlobalOptions, UsageError } from './client.js';
+import { apiAction, type ClientContext, checkVersion, type GlobalOptions, UsageError } from './client.js';
 import {
   buildDuration,
   buildId,
@@ -28,8 +28,23 @@ import {
   type PackageSettingsRequest,
 } from './wire.js';
 
-/** What may follow `serene info <name>`. */
-const SUBCOMMANDS = ['build', 'logs', 'pkgbuild', 'set'];
+/** What may follow `serene info <name>`, with its options (for the help and the shell completions). */
+export const INFO_SUBCOMMANDS: readonly {
+  name: string;
+  options: readonly { flags: readonly string[]; description: string }[];
+}[] = [
+  { name: 'build', options: [] },
+  {
+    name: 'logs',
+    options: [
+      { flags: ['-s', '--subscribe'], description: 'follow the live logs, build after build' },
+      { flags: ['-l', '--linger'], description: 'print the latest log, then follow build after build' },
+    ],
+  },
+  { name: 'pkgbuild', options: [] },
+  { name: 'set', options: [] },
+];
+const SUBCOMMANDS = INFO_SUBCOMMANDS.map((sub) => sub.name);
 
 /** Builds `serene info <name>` shows without `--all`. */
 const RECENT_BUILDS = 8;
@@ -38,8 +53,8 @@ const INFO_HELP = `
 Subcommands (after the name):
   build [id]                 details of a build (default: the latest)
   logs [id]                  logs of a build; without id the latest, following it live while it runs
-    -s, --subscribe          follow the live logs of the running or next build until it ends
-    -l, --linger             keep following later builds until interrupted
+    -s, --subscribe          follow the live logs, build after build, until interrupted
+    -l, --linger             print the latest log first, then follow as -s
   pkgbuild                   the PKGBUILD of the published build
   set <key> <value...>       change a setting:
                                clean|private|enable|dependency|devel|srcinfo-override true|false
@@ -54,6 +69,7 @@ Build ids count from the oldest build (0000); 'latest' is the newest.`;
 /** `serene info <name>`: the package's details and its recent builds. */
 export async function showInfo(context: ClientContext, name: string, all: boolean): Promise<number> {
   const { io, api } = context;
+  const warnVersion = checkVersion(context);
   const info = await api.json<PackageInfo>('GET', `/package/${segment(name)}`);
   const builds = await api.json<BuildInfo[]>(
     'GET',
@@ -84,6 +100,7 @@ export async function showInfo(context: ClientContext, name: string, all: boolea
   io.stdout('\n');
   if (builds.length === 0) {
     io.stdout('no builds yet\n');
+    await warnVersion();
     return EXIT_OK;
   }
   const now = new Date();
@@ -105,6 +122,7 @@ export async function showInfo(context: ClientContext, name: string, all: boolea
       style,
     ),
   );
+  await warnVersion();
   return EXIT_OK;
 }
 
@@ -155,9 +173,10 @@ export interface LogsOptions {
 }
 
 /**
- * `serene info <name> logs [id]`. With an id: that build's log. Without: the latest build's log;
- * while that build still runs (its log is not stored yet), or with `--subscribe`, the live log until
- * the build ends; with `--linger`, later builds too, until interrupted.
+ * `serene info <name> logs [id]`. With an id: that build's log. Without: the latest build's log, or
+ * while that build still runs (its log is not stored yet) the live log until it ends. With
+ * `--subscribe` the live logs of every build until interrupted (or the server ends the stream);
+ * `--linger` prints the latest log first.
  */
 export async function showLogs(
   context: ClientContext,
@@ -204,6 +223,9 @@ export async function showLogs(
   }
   const progress = createProgress(io);
   progress.update(`waiting for a build of ${name}`);
+  // -s and -l follow build after build until interrupted, as the original's; without them the
+  // running build is followed to its end
+  const follows = options.subscribe === true || options.linger === true;
   let sawActivity = false;
   try {
     for await (const event of stream) {
@@ -211,6 +233,8 @@ export async function showLogs(
         progress.log(event.data);
         sawActivity = true;
       } else if (event.event === 'change') {
+        // as the original: with -s or -l, a line in the log at each change of state
+        if (follows) progress.log(`### package build is ${describeState(event.data)}\n`);
         progress.update(`${name}: ${describeState(event.data)}`);
         if (!isDone(event.data)) {
           sawActivity = true;
@@ -218,7 +242,7 @@ export async function showLogs(
         }
         progress.stop();
         io.stderr(`build of ${name} ended: ${describeState(event.data)}\n`);
-        if (!options.linger && sawActivity) return EXIT_OK;
+        if (!follows && sawActivity) return EXIT_OK;
         progress.update(`waiting for the next build of ${name}`);
       }
     }
@@ -257,6 +281,19 @@ const BOOLEAN_KEYS: Record<
   devel: 'devel',
   'srcinfo-override': 'srcinfooverride',
 };
+
+/** The keys of `set`, as the user types them. */
+export const SETTING_KEYS: readonly string[] = [
+  'clean',
+  'private',
+  'enable',
+  'dependency',
+  'devel',
+  'srcinfo-override',
+  'schedule',
+  'prepare',
+  'flags',
+];
 
 /** The settings request of `set <key> <values...>`; a wrong key or value is a usage error. */
 export function settingsRequest(key: string, values: readonly string[]): PackageSettingsRequest {
@@ -363,8 +400,8 @@ function createInfoProgram(
     .command('logs')
     .description('logs of a build')
     .argument('[id]', "build id (0000 is the oldest), start time, or 'latest'")
-    .option('-s, --subscribe', 'follow the live logs of the running or next build until it ends')
-    .option('-l, --linger', 'keep following later builds until interrupted')
+    .option('-s, --subscribe', 'follow the live logs, build after build, until interrupted')
+    .option('-l, --linger', 'print the latest log first, then follow as -s')
     .action(
       apiAction(
         io,

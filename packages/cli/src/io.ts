@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import * as readline from 'node:readline/promises';
 import type { Logger, LogMeta, SereneError } from '@serene/core';
 
 /** Where a command reads its working folder and environment from and writes its output to. */
@@ -14,15 +13,18 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   /** whether standard output is a terminal (spinner, colours) @default false */
   stdoutIsTTY?: boolean;
+  /** whether standard error is a terminal (repo-add's colours) @default false */
+  stderrIsTTY?: boolean;
   /** whether standard input is a terminal (the onboarding may ask questions) @default false */
   stdinIsTTY?: boolean;
   /** asks the user one question on the terminal; needed by the interactive onboarding only */
   prompt?: (question: string) => Promise<string>;
   /**
    * Runs a program with the terminal attached (`sudo pacman -Sy ...`) and resolves with its exit
-   * code. Tests pass a recorder here.
+   * code; with `input`, that is its standard input and its standard output is dropped (`sudo tee -a
+   * /etc/pacman.conf`). Tests pass a recorder here.
    */
-  exec?: (command: string, args: readonly string[]) => Promise<number>;
+  exec?: (command: string, args: readonly string[], options?: { input?: string }) => Promise<number>;
   /** aborts long waits (live logs, `--linger`) as Ctrl-C would */
   signal?: AbortSignal;
 }
@@ -35,8 +37,10 @@ export function processIo(): CliIo {
     cwd: process.cwd(),
     env: process.env,
     stdoutIsTTY: process.stdout.isTTY === true,
+    stderrIsTTY: process.stderr.isTTY === true,
     stdinIsTTY: process.stdin.isTTY === true,
     prompt: async (question) => {
+      const readline = await import('node:readline/promises');
       const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
       try {
         return await rl.question(question);
@@ -44,16 +48,22 @@ export function processIo(): CliIo {
         rl.close();
       }
     },
-    exec: (command, args) => runAttached(command, args),
+    exec: (command, args, options) => runAttached(command, args, options?.input),
   };
 }
 
-/** Runs a program with this process's terminal; rejects when it cannot be started. */
-function runAttached(command: string, args: readonly string[]): Promise<number> {
+/** Runs a program with this process's terminal (or `input`); rejects when it cannot be started. */
+function runAttached(command: string, args: readonly string[], input?: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, [...args], { stdio: 'inherit' });
+    const child = spawn(command, [...args], {
+      stdio: input === undefined ? 'inherit' : ['pipe', 'ignore', 'inherit'],
+    });
     child.once('error', reject);
     child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    if (input !== undefined) {
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(input);
+    }
   });
 }
 
@@ -72,17 +82,30 @@ export interface Messages {
   error(text: string): void;
 }
 
-/** Messages written to `io`; `quiet` silences `msg` and `msg2`, as repo-add's `-q`. */
-export function createMessages(io: CliIo, quiet = false): Messages {
+/** makepkg's colours (`colorize` of libmakepkg without tput). */
+const ALL_OFF = '\x1b[0m';
+const BOLD = '\x1b[1m';
+const BLUE = `${BOLD}\x1b[34m`;
+const GREEN = `${BOLD}\x1b[32m`;
+const RED = `${BOLD}\x1b[31m`;
+const YELLOW = `${BOLD}\x1b[33m`;
+
+/**
+ * Messages written to `io`; `quiet` silences `msg` and `msg2`, as repo-add's `-q`; `colour` paints
+ * them as makepkg does on a terminal.
+ */
+export function createMessages(io: CliIo, quiet = false, colour = false): Messages {
+  const paint = (prefix: string, colourOf: string, text: string) =>
+    colour ? `${colourOf}${prefix}${ALL_OFF}${BOLD} ${text}${ALL_OFF}\n` : `${prefix} ${text}\n`;
   return {
     msg: (text) => {
-      if (!quiet) io.stdout(`==> ${text}\n`);
+      if (!quiet) io.stdout(paint('==>', GREEN, text));
     },
     msg2: (text) => {
-      if (!quiet) io.stdout(`  -> ${text}\n`);
+      if (!quiet) io.stdout(paint('  ->', BLUE, text));
     },
-    warning: (text) => io.stderr(`==> WARNING: ${text}\n`),
-    error: (text) => io.stderr(`==> ERROR: ${text}\n`),
+    warning: (text) => io.stderr(paint('==> WARNING:', YELLOW, text)),
+    error: (text) => io.stderr(paint('==> ERROR:', RED, text)),
   };
 }
 

@@ -1,17 +1,30 @@
 #!/usr/bin/env node
 /**
- * The `serene` executable: runs {@link runCli} on this process's arguments.
+ * The `serene` executable. `serene repo add|remove` go straight to the repository commands (no
+ * command-line library, no API client: what a drop-in for repo-add is timed by); everything else
+ * runs {@link runCli} on this process's arguments.
  */
-import { runCli } from './cli.js';
 import { isDebug, processIo } from './io.js';
 
 const io = processIo();
-runCli(process.argv.slice(2), io).then(
+const argv = process.argv.slice(2);
+const [first, verb] = argv;
+const direct =
+  first === 'repo' &&
+  (verb === 'add' || verb === 'remove') &&
+  !argv.includes('-h') &&
+  !argv.includes('--help');
+
+const run: Promise<number> = direct
+  ? import('./repo.js').then(({ runRepoCommand }) => runRepoCommand(verb, argv.slice(2), io))
+  : import('./cli.js').then(({ runCli }) => runCli(argv, io));
+
+run.then(
   (code) => {
     process.exitCode = code;
   },
   (error: unknown) => {
-    // runCli reports every error of a command itself; this is a bug in the command line
+    // the commands report their errors themselves: this is a bug in the command line
     const text = error instanceof Error ? error.message : String(error);
     io.stderr(`==> ERROR: unexpected error: ${text}\n`);
     if (isDebug(io) && error instanceof Error && error.stack) io.stderr(`${error.stack}\n`);

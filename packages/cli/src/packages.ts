@@ -11,6 +11,7 @@ import {
   type BuildMark,
   type ClientContext,
   type ClientTuning,
+  checkVersion,
   finishWait,
   serverNow,
   UsageError,
@@ -29,6 +30,7 @@ Exit codes: 0 success, 1 failure (the server refused or could not be reached; wi
 /** `serene list`: the packages as a table sorted by name; also refreshes the completion cache. */
 export async function listPackages(context: ClientContext): Promise<number> {
   const { io, api, paths } = context;
+  const warnVersion = checkVersion(context);
   const packages = await api.json<PackagePeek[]>('GET', '/package/list');
   packages.sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : 0));
   const style = styleFor(io);
@@ -43,6 +45,7 @@ export async function listPackages(context: ClientContext): Promise<number> {
   ]);
   if (rows.length === 0) io.stderr('no packages are added yet; add one with `serene add <name>`\n');
   else io.stdout(table(['name', 'version', 'devel', 'enabled', 'build', 'time'], rows, style));
+  await warnVersion();
   // shell completions read the names from here; a failure to write it is no failure of the list
   try {
     await fs.mkdir(path.dirname(paths.completions), { recursive: true });

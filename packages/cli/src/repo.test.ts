@@ -324,7 +324,7 @@ describe('serene repo add / remove', () => {
         [['repo'], 2],
         [['repo', 'add'], 2],
         [['repo', 'remove', 'x.db.tar.gz'], 2],
-        [['repo', 'add', '--sign', 'x.db.tar.gz'], 2],
+        [['repo', 'add', '--frobnicate', 'x.db.tar.gz'], 2],
         [['repo', 'frob'], 2],
         [['--help'], 0],
         [['repo', 'add', '--help'], 0],

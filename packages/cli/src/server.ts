@@ -4,11 +4,13 @@
  */
 import type { Command } from 'commander';
 import { segment } from './api.js';
-import { apiAction, type ClientContext, reportClientError } from './client.js';
+import { apiAction, type ClientContext, reportClientError, versionWarning } from './client.js';
 import { authorizedSecretsLine, clientPaths, loadSecret, readConfig, secretToken } from './config.js';
 import { duration, localTime, stateWord } from './format.js';
-import { type CliIo, EXIT_OK } from './io.js';
-import type { PackagePeek, SereneInfo } from './wire.js';
+import { type CliIo, EXIT_ERROR, EXIT_OK } from './io.js';
+import { localArchitecture, setupSignatures } from './pacman-setup.js';
+import { VERSION } from './version.js';
+import { type PackagePeek, PROTOCOL_VERSION, type SereneInfo } from './wire.js';
 
 // --- server ---
 
@@ -36,6 +38,16 @@ export async function serverInfo(context: ClientContext): Promise<number> {
     ['reads', info.readable ? 'open to everyone' : 'need a secret'],
     ['signed', info.signed ? 'yes' : 'no'],
     ['packages', packages.length === 0 ? '0' : `${packages.length} (${states})`],
+    [
+      'this client',
+      `serene ${VERSION}, speaks the API of ${PROTOCOL_VERSION} (${versionWarning(info.version) ?? 'fits the server'})`,
+    ],
+    [
+      'this machine',
+      localArchitecture() === info.architecture
+        ? `${localArchitecture()} (can install its packages)`
+        : `${localArchitecture()} (cannot install ${info.architecture} packages)`,
+    ],
   ];
   const keyWidth = Math.max(...rows.map(([key]) => key.length)) + 1;
   for (const [key, value] of rows) io.stdout(`${`${key}:`.padEnd(keyWidth)}  ${value}\n`);
@@ -121,6 +133,20 @@ export function registerServerCommands(
     );
 
   const host = program.command('host').description('about this machine');
+  host
+    .command('signatures')
+    .description("trust the server's signing key in pacman (import and locally sign it, as root)")
+    .addHelpText(
+      'after',
+      `
+On a terminal it asks, then runs <elevator> pacman-key --add - and --lsign-key <fingerprint> (the
+elevator of serene.yml: sudo, doas, run0); otherwise it prints those commands.`,
+    )
+    .action(
+      apiAction(io, setExitCode, async (context) =>
+        (await setupSignatures(io, context.api, context.elevator)) ? EXIT_OK : EXIT_ERROR,
+      ),
+    );
   host
     .command('secret')
     .description("this machine's line for the server's authorized_secrets file")

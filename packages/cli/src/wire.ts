@@ -56,6 +56,12 @@ export interface PackageInfo {
   added: string;
 }
 
+/**
+ * The original's release whose API this client speaks (its `main` after it: reference 1.4 and 1.5),
+ * compared with the `version` of `GET /` (see `versionWarning` in client.ts).
+ */
+export const PROTOCOL_VERSION = 'v0.4.3';
+
 /** `SereneInfo`: `GET /`. */
 export interface SereneInfo {
   version: string;

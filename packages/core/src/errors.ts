@@ -66,6 +66,34 @@ export class LockedError extends ConflictError {
   }
 }
 
+/**
+ * A write found no room: the filesystem is full (`ENOSPC`) or the user's quota is used up (`EDQUOT`).
+ * Whatever was being written was not put in place; the previous state is kept. Maps to 507.
+ */
+export class DiskFullError extends SereneError {
+  /** the file that could not be written */
+  readonly path: string;
+
+  constructor(path: string, options?: { cause?: unknown }) {
+    super(`no space left on the disk to write '${path}' (the disk is full)`, {
+      ...options,
+      code: 'SERENE_ERR_DISK_FULL',
+    });
+    this.path = path;
+  }
+}
+
+/**
+ * A build's output broke a limit (a `.SRCINFO` or stats file too large, too many files, too many
+ * bytes): a build is untrusted input, its PKGBUILD decides what it leaves. The build ends `fatal`
+ * with this message; nothing of it is published.
+ */
+export class BuildOutputError extends SereneError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'SERENE_ERR_BUILD_OUTPUT' });
+  }
+}
+
 /** Formats an error with its causes as `outer: inner: ...`, as the original's 500 bodies do. */
 export function formatErrorChain(error: unknown): string {
   const parts: string[] = [];

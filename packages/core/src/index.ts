@@ -9,6 +9,7 @@ export * from './contracts/runner.js';
 export * from './contracts/signer.js';
 export * from './contracts/source.js';
 export * from './contracts/store.js';
+export * from './durable.js';
 export * from './errors.js';
 export * from './logger.js';
 export * from './orchestration/index.js';

@@ -2,6 +2,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { mountTmpfs, tmpfsSupport } from '@serene/core/testing';
 import { pack } from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { inputFiles, packInputs, readSingleFile, unpackOutputs } from './archive.js';
@@ -103,5 +104,89 @@ describe('unpackOutputs', () => {
     archive.entry({ name: '.SRCINFO' }, 'pkgbase = y\n');
     archive.finalize();
     expect(await readSingleFile(archive as unknown as Readable)).toBe('pkgbase = y\n');
+  });
+
+  describe('a build is untrusted: what it leaves is bounded', () => {
+    const limits = { srcinfoBytes: 1024, statsBytes: 256, entries: 20, packageBytes: 4096 };
+
+    async function failure(archive: Readable, out = path.join(dir, 'out')) {
+      const error = await unpackOutputs(archive, out, limits).then(
+        () => undefined,
+        (caught: unknown) => caught as Error & { code?: string },
+      );
+      expect(error, 'expected a rejection').toBeDefined();
+      return error!;
+    }
+
+    it('a .SRCINFO declaring gigabytes is refused from its header, without reading it', async () => {
+      const archive = pack();
+      // 8 GiB declared, then bytes that never end: reading it would not finish (nor fit in memory)
+      const entry = archive.entry({ name: 'target/.SRCINFO', size: 8 * 1024 ** 3 });
+      // the entry is cut off when the reader gives up: that is the point
+      entry.on('error', () => undefined);
+      const chunk = Buffer.alloc(1 << 16, 0x61);
+      const feed = () => {
+        while (entry.write(chunk)) {}
+      };
+      entry.on('drain', feed);
+      feed();
+      const error = await failure(archive as unknown as Readable);
+      expect(error.name).toBe('BuildOutputError');
+      expect(error.code).toBe('SERENE_ERR_BUILD_OUTPUT');
+      expect(error.message).toBe("the build's .SRCINFO is larger than 1 KiB; nothing was published");
+      await expect(readSingleFile(targetArchive({ '.SRCINFO': 'x'.repeat(2048) }), 1024)).rejects.toThrow(
+        /larger than 1 KiB/,
+      );
+      archive.destroy();
+    });
+
+    it('a stats file over its limit, too many files, package files over their total', async () => {
+      expect(
+        (await failure(targetArchive({ '.stats-after.json': `{"a":"${'b'.repeat(300)}"}` }))).message,
+      ).toBe("the build's .stats-after.json is larger than 256 bytes; nothing was published");
+      const many = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`junk-${i}`, 'x']));
+      expect((await failure(targetArchive(many))).message).toBe(
+        'the build left more than 20 files in its output; nothing was published',
+      );
+      const big = await failure(
+        targetArchive({
+          'a-1-1-any.pkg.tar.zst': 'a'.repeat(3000),
+          'b-1-1-any.pkg.tar.zst': 'b'.repeat(3000),
+        }),
+        path.join(dir, 'big'),
+      );
+      expect(big.message).toBe(
+        "the build's package files are larger than 4 KiB together; nothing was published",
+      );
+      // no partial package file is left
+      expect((await fs.readdir(path.join(dir, 'big'))).filter((name) => name.startsWith('.tmp.'))).toEqual(
+        [],
+      );
+    });
+
+    const tmpfs = tmpfsSupport();
+    it.skipIf(!tmpfs.ok && process.env.CI !== 'true')(
+      tmpfs.ok
+        ? 'package files larger than the disk: DiskFullError naming the file, no partial file left (a real tmpfs)'
+        : `package files larger than the disk (skipped: ${tmpfs.reason})`,
+      async () => {
+        const disk = await mountTmpfs(64);
+        try {
+          const out = path.join(disk.dir, 'out');
+          const error = await unpackOutputs(
+            targetArchive({ 'huge-1-1-any.pkg.tar.zst': 'z'.repeat(256 * 1024) }),
+            out,
+          ).then(
+            () => undefined,
+            (caught: unknown) => caught as Error & { path?: string },
+          );
+          expect(error?.name).toBe('DiskFullError');
+          expect(error?.message).toMatch(/huge-1-1-any\.pkg\.tar\.zst' \(the disk is full\)/);
+          expect(await fs.readdir(out)).toEqual([]);
+        } finally {
+          await disk.unmount();
+        }
+      },
+    );
   });
 });

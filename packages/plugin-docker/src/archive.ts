@@ -3,7 +3,15 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { RunnerJob } from '@serene/core';
+import {
+  asDiskFull,
+  BUILD_OUTPUT_LIMITS,
+  BuildOutputError,
+  type BuildOutputLimits,
+  formatBytes,
+  type RunnerJob,
+  removeFile,
+} from '@serene/core';
 import { extract, pack } from 'tar-stream';
 
 /** The generated input files of a build, with their names in `/app/build` (as the original's). */
@@ -83,9 +91,27 @@ export interface BuildOutputs {
 
 const PACKAGE_FILE = /\.pkg\.tar(\.[a-z0-9]+)?$/;
 
-async function readText(entry: AsyncIterable<unknown>): Promise<string> {
+/**
+ * Reads a tar entry as text, at most `limit` bytes: a build is untrusted, and what is read into
+ * memory is bounded.
+ *
+ * @throws BuildOutputError when the entry is larger (from its header, before anything is read)
+ */
+async function readText(
+  entry: AsyncIterable<unknown> & { header: { size?: number } },
+  name: string,
+  limit: number,
+): Promise<string> {
+  const tooLarge = () =>
+    new BuildOutputError(`the build's ${name} is larger than ${formatBytes(limit)}; nothing was published`);
+  if ((entry.header.size ?? 0) > limit) throw tooLarge();
   const parts: Buffer[] = [];
-  for await (const part of entry) parts.push(part as Buffer);
+  let length = 0;
+  for await (const part of entry) {
+    length += (part as Buffer).length;
+    if (length > limit) throw tooLarge();
+    parts.push(part as Buffer);
+  }
   return Buffer.concat(parts).toString('utf8');
 }
 
@@ -100,50 +126,87 @@ function parseJson(text: string): unknown {
 /**
  * Reads the tar of `/app/target` (entries under `target/`) once, in order: `.SRCINFO` and the stats
  * files are kept in memory, package files are streamed into `outputDir`, anything else is skipped.
+ * The build is untrusted: `.SRCINFO` and the stats files are read up to a size, and the number of
+ * entries and the bytes of package files are bounded (`limits`); over a limit, or on a full disk,
+ * it fails with a {@link BuildOutputError} or a `DiskFullError` naming it, the archive stream is
+ * destroyed, and no partial package file is left.
  */
 export async function unpackOutputs(
   archive: NodeJS.ReadableStream,
   outputDir: string,
+  limits: Readonly<BuildOutputLimits> = BUILD_OUTPUT_LIMITS,
 ): Promise<BuildOutputs> {
   const outputs: BuildOutputs = { srcinfo: null, statsBefore: null, statsAfter: null, packages: [] };
   await fs.mkdir(outputDir, { recursive: true });
   const extractor = extract();
   archive.on('error', (error: Error) => extractor.destroy(error));
   archive.pipe(extractor);
-  for await (const entry of extractor) {
-    const name = entry.header.name.replace(/^\.?\/?[^/]*\//, '');
-    if (entry.header.type !== 'file' || name.includes('/')) {
-      entry.resume();
-      continue;
+  let entries = 0;
+  let packageBytes = 0;
+  try {
+    for await (const entry of extractor) {
+      if (++entries > limits.entries) {
+        throw new BuildOutputError(
+          `the build left more than ${limits.entries} files in its output; nothing was published`,
+        );
+      }
+      const name = entry.header.name.replace(/^\.?\/?[^/]*\//, '');
+      if (entry.header.type !== 'file' || name.includes('/')) {
+        entry.resume();
+        continue;
+      }
+      if (name === '.SRCINFO') {
+        outputs.srcinfo = await readText(entry, name, limits.srcinfoBytes);
+      } else if (name === '.stats-before.json') {
+        outputs.statsBefore = parseJson(await readText(entry, name, limits.statsBytes));
+      } else if (name === '.stats-after.json') {
+        outputs.statsAfter = parseJson(await readText(entry, name, limits.statsBytes));
+      } else if (PACKAGE_FILE.test(name)) {
+        packageBytes += entry.header.size ?? 0;
+        if (packageBytes > limits.packageBytes) {
+          throw new BuildOutputError(
+            `the build's package files are larger than ${formatBytes(limits.packageBytes)} together; nothing was published`,
+          );
+        }
+        const target = path.join(outputDir, name);
+        const temp = path.join(outputDir, `.tmp.${name}`);
+        try {
+          await pipeline(entry as unknown as Readable, createWriteStream(temp));
+          await fs.rename(temp, target);
+        } catch (error) {
+          await removeFile(temp).catch(() => undefined);
+          throw asDiskFull(error, target);
+        }
+        outputs.packages.push(target);
+      } else {
+        entry.resume();
+      }
     }
-    if (name === '.SRCINFO') {
-      outputs.srcinfo = await readText(entry);
-    } else if (name === '.stats-before.json') {
-      outputs.statsBefore = parseJson(await readText(entry));
-    } else if (name === '.stats-after.json') {
-      outputs.statsAfter = parseJson(await readText(entry));
-    } else if (PACKAGE_FILE.test(name)) {
-      const target = path.join(outputDir, name);
-      const temp = path.join(outputDir, `.tmp.${name}`);
-      await pipeline(entry as unknown as Readable, createWriteStream(temp));
-      await fs.rename(temp, target);
-      outputs.packages.push(target);
-    } else {
-      entry.resume();
-    }
+  } catch (error) {
+    // stop reading what the build sends
+    (archive as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+    throw error;
   }
   return outputs;
 }
 
-/** Reads the single file of a tar that `getArchive` returned for one file path. */
-export async function readSingleFile(archive: NodeJS.ReadableStream): Promise<string | null> {
+/** Reads the single file of a tar that `getArchive` returned for one file path (a `.SRCINFO`), at most `limit` bytes. */
+export async function readSingleFile(
+  archive: NodeJS.ReadableStream,
+  limit = BUILD_OUTPUT_LIMITS.srcinfoBytes,
+): Promise<string | null> {
   const extractor = extract();
   archive.on('error', (error: Error) => extractor.destroy(error));
   archive.pipe(extractor);
   let text: string | null = null;
-  for await (const entry of extractor) {
-    if (entry.header.type === 'file' && text === null) text = await readText(entry);
-    else entry.resume();
+  try {
+    for await (const entry of extractor) {
+      if (entry.header.type === 'file' && text === null) text = await readText(entry, '.SRCINFO', limit);
+      else entry.resume();
+    }
+  } catch (error) {
+    (archive as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+    throw error;
   }
   return text;
 }

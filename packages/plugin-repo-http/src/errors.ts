@@ -22,6 +22,8 @@ const STATUS_BY_NAME: Readonly<Record<string, number>> = {
   NotAllowedError: 403,
   NotFoundError: 404,
   PayloadTooLargeError: 413,
+  // the repository (or the store) had no room to write: nothing was changed
+  DiskFullError: 507,
   UnavailableError: 503,
   // no Docker Engine answers (`@serene/plugin-docker`): the server cannot serve this now, and will
   // as soon as the engine is back

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Store } from '../contracts/store.js';
+import { writeFileDurable } from '../durable.js';
 import { formatErrorChain } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { BuildEvents, EventBus } from '../orchestration/events.js';
@@ -25,8 +26,8 @@ export async function writeLogFile(
   const dir = path.join(logsDir, base);
   await fs.mkdir(dir, { recursive: true });
   const name = `${started.toISOString().slice(0, 19)}.log`;
-  await fs.writeFile(path.join(dir, `.${name}.tmp`), text);
-  await fs.rename(path.join(dir, `.${name}.tmp`), path.join(dir, name));
+  // in full or not at all: a full disk leaves no half log file (and no temporary file)
+  await writeFileDurable(path.join(dir, name), text);
 }
 
 /**

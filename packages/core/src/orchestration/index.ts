@@ -1,4 +1,5 @@
 export * from './events.js';
+export * from './limits.js';
 export * from './orchestrator.js';
 export * from './resolve.js';
 export * from './semaphore.js';

@@ -2,12 +2,21 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AurEmulator, type AurTestPackage, startAurEmulator } from '../../../../test/fixtures/aur/index.js';
+import {
+  type AurEmulator,
+  type AurTestPackage,
+  startAurEmulator,
+} from '../../../../test/fixtures/aur/index.js';
 import type { BuildState, PackageRecord, Store } from '../contracts/store.js';
 import { createFilesystemRepository, type FilesystemRepository } from '../pacman/filesystem-repository.js';
 import { createSourceFactory } from '../sources/source-factory.js';
 import { createKnexStore } from '../store/knex-store.js';
-import { createInstantRunner, type InstantRunner, type InstantRunnerOptions } from '../testing/instant-runner.js';
+import {
+  createInstantRunner,
+  type InstantRunner,
+  type InstantRunnerOptions,
+} from '../testing/instant-runner.js';
+import { mountTmpfs, snapshotFiles, tmpfsSupport } from '../testing/tmpfs.js';
 import {
   BuildOrchestrator,
   type OrchestratorOptions,
@@ -126,7 +135,9 @@ describe('BuildOrchestrator', () => {
       { state: 'running', info: 'publish' },
       { state: 'success' },
     ]);
-    expect((await h.publisher.list()).map((entry) => [entry.name, entry.version])).toEqual([['alpha', '1.2.3-1']]);
+    expect((await h.publisher.list()).map((entry) => [entry.name, entry.version])).toEqual([
+      ['alpha', '1.2.3-1'],
+    ]);
     const record = (await h.store.getPackage('alpha'))!;
     expect(record.builtState).toBe('1.2.3-1');
     expect(record.srcinfo).toContain('pkgver = 1.2.3');
@@ -190,7 +201,9 @@ describe('BuildOrchestrator', () => {
       info: 'dependencies are added but have been cancelled: needs-missing',
     });
     expect((await latest(h, 'ping')).state).toMatchObject({ state: 'cancelled' });
-    expect(((await latest(h, 'ping')).state as { info: string }).info).toMatch(/cycle: (ping -> pong -> ping|pong -> ping -> pong)/);
+    expect(((await latest(h, 'ping')).state as { info: string }).info).toMatch(
+      /cycle: (ping -> pong -> ping|pong -> ping -> pong)/,
+    );
     expect((await latest(h, 'wants-unbuilt')).state).toEqual({
       state: 'cancelled',
       info: 'dependency never-built is added but has never built successfully',
@@ -239,7 +252,11 @@ describe('BuildOrchestrator', () => {
   });
 
   it('ends a stuck build as fatal at the timeout', async () => {
-    const h = await harness([{ base: 'stuck', pkgver: '1' }], { behaviour: () => 'hang' }, { buildTimeoutMs: 300 });
+    const h = await harness(
+      [{ base: 'stuck', pkgver: '1' }],
+      { behaviour: () => 'hang' },
+      { buildTimeoutMs: 300 },
+    );
     await h.add('stuck');
     await run(h, ['stuck']);
     const build = await latest(h, 'stuck');
@@ -331,6 +348,20 @@ describe('BuildOrchestrator', () => {
     expect(await h.publisher.list()).toEqual([]);
   });
 
+  it('refuses a build whose runner reports a .SRCINFO over the limit, and publishes nothing', async () => {
+    const h = await harness([{ base: 'alpha', pkgver: '1.0' }], {
+      // a malicious PKGBUILD's output: 5 MiB of .SRCINFO
+      reportSrcinfo: (_job, text) => `${text}${'#'.repeat(5 * 1024 * 1024)}\n`,
+    });
+    await h.add('alpha');
+    await run(h, ['alpha']);
+    expect((await latest(h, 'alpha')).state).toEqual({
+      state: 'fatal',
+      info: ["the build's .SRCINFO is larger than 4 MiB; nothing was published", 'publish'],
+    });
+    expect(await h.publisher.list()).toEqual([]);
+  });
+
   it('marks builds left unfinished by a crash as fatal at start-up', async () => {
     const h = await harness([{ base: 'alpha', pkgver: '1' }]);
     await h.add('alpha');
@@ -354,3 +385,39 @@ describe('BuildOrchestrator', () => {
     expect(await h.orchestrator.recover()).toBe(0);
   });
 });
+
+const tmpfs = tmpfsSupport();
+describe.skipIf(!tmpfs.ok && process.env.CI !== 'true')(
+  tmpfs.ok
+    ? 'BuildOrchestrator on a full disk (a real tmpfs)'
+    : `BuildOrchestrator on a full disk (skipped: ${tmpfs.reason})`,
+  () => {
+    it('a publish that meets a full disk ends fatal naming it, the repository as it was; with room the next build publishes', async () => {
+      const disk = await mountTmpfs(1024);
+      try {
+        const publisher = createFilesystemRepository({
+          dir: path.join(disk.dir, 'repository'),
+          name: 'serene',
+        });
+        await publisher.init();
+        const h = await harness([{ base: 'alpha', pkgver: '1.0' }], {}, { publisher });
+        await h.add('alpha');
+        const before = await snapshotFiles(publisher.dir);
+        await disk.leave(0);
+        await run(h, ['alpha']);
+        const failed = await latest(h, 'alpha');
+        expect(failed.state.state).toBe('fatal');
+        const info = (failed.state as { info: [string, string] }).info;
+        expect(info[0]).toMatch(/^no space left on the disk to write '.*' \(the disk is full\)/);
+        expect(info[1]).toBe('publish');
+        expect(await snapshotFiles(publisher.dir)).toEqual(before);
+        await disk.unfill();
+        await run(h, ['alpha']);
+        expect((await latest(h, 'alpha')).state).toEqual({ state: 'success' });
+        expect((await publisher.list()).map((entry) => entry.name)).toEqual(['alpha']);
+      } finally {
+        await disk.unmount();
+      }
+    });
+  },
+);

@@ -17,6 +17,7 @@ import { createNoopLogger, type Logger } from '../logger.js';
 import type { Provider } from '../pacman/depend.js';
 import { memberArch, parseSrcinfo, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
 import { type BuildEvents, EventBus } from './events.js';
+import { checkBuildOutput } from './limits.js';
 import { providersOf, type Resolution, resolveSession } from './resolve.js';
 import { Semaphore } from './semaphore.js';
 
@@ -546,6 +547,8 @@ export class BuildOrchestrator {
     const dir = this.sourceDir(job.base);
     let srcinfoText = await job.source.srcinfo(dir);
     const expected = parseJobSrcinfo(job, srcinfoText);
+    // a build is untrusted: what its runner reports is bounded before it is parsed
+    checkBuildOutput(result);
     if (!result.srcinfo) throw new Error('could not find .SRCINFO file in archive from container');
     const reported = result.srcinfo === srcinfoText ? expected : parseSrcinfo(result.srcinfo);
     if (job.source.devel) {

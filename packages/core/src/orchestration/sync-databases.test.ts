@@ -40,7 +40,11 @@ async function mirror(root: string) {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
 }
 
-async function repository(root: string, repo: string, packages: { name: string; version: string; provides?: string[] }[]) {
+async function repository(
+  root: string,
+  repo: string,
+  packages: { name: string; version: string; provides?: string[] }[],
+) {
   const dir = path.join(root, repo, 'os', 'x86_64');
   await fs.mkdir(dir, { recursive: true });
   const db = await RepoDatabase.open(path.join(dir, `${repo}.db.tar.gz`));
@@ -53,7 +57,10 @@ describe('sync databases', () => {
   it('reads the packages and provides of sync databases from a mirror, and refreshes conditionally', async () => {
     const root = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-sync-'));
     cleanups.push(() => fs.rm(root, { recursive: true, force: true }));
-    await repository(root, 'core', [{ name: 'glibc', version: '2.40-1' }, { name: 'bash', version: '5.2-1', provides: ['sh'] }]);
+    await repository(root, 'core', [
+      { name: 'glibc', version: '2.40-1' },
+      { name: 'bash', version: '5.2-1', provides: ['sh'] },
+    ]);
     await repository(root, 'extra', [{ name: 'python', version: '3.12.1-1', provides: ['python3=3.12.1'] }]);
     const server = await mirror(root);
     const logger = createMemoryLogger();
@@ -67,14 +74,21 @@ describe('sync databases', () => {
       provides: ['python3=3.12.1'],
     });
     // multilib does not exist on this mirror: logged, not fatal
-    expect(logger.records.some((r) => r.level === 'warn' && JSON.stringify(r.meta).includes('multilib'))).toBe(true);
+    expect(
+      logger.records.some((r) => r.level === 'warn' && JSON.stringify(r.meta).includes('multilib')),
+    ).toBe(true);
     // unchanged databases are not downloaded again, and a failing mirror keeps the last copy
     server.seen.length = 0;
     await sync.refresh();
     expect(server.seen.filter((s) => s.url.endsWith('core.db')).map((s) => s.status)).toEqual([304]);
     await fs.rm(path.join(root, 'core'), { recursive: true });
     await sync.refresh();
-    expect(sync.providers().map((p) => p.name).sort()).toEqual(['bash', 'glibc', 'python']);
+    expect(
+      sync
+        .providers()
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual(['bash', 'glibc', 'python']);
   });
 
   it('refuses garbage with an error instead of an empty list', async () => {

@@ -12,17 +12,20 @@ import {
   type PackageRecord,
   type Store,
 } from '../contracts/store.js';
+import { formatErrorChain, InputError, NotFoundError, SereneError } from '../errors.js';
+import { createNoopLogger, type Logger } from '../logger.js';
 import type { BuildOrchestrator, RunSettings } from '../orchestration/orchestrator.js';
 import { providersOf } from '../orchestration/resolve.js';
-import { InputError, NotFoundError, SereneError, formatErrorChain } from '../errors.js';
-import { createNoopLogger, type Logger } from '../logger.js';
-import { findSatisfier, parseDependency, type Provider } from '../pacman/depend.js';
+import { findSatisfier, type Provider, parseDependency } from '../pacman/depend.js';
 import { dependsFor, parseSrcinfo, type Srcinfo } from '../pacman/srcinfo.js';
 
 /** What the service needs of a scheduler (reference 7). */
 export interface PackageScheduling {
   /** Puts a package on its schedule, moves it, or (undefined) takes it off. */
-  reschedule(base: string, pkg: { enabled: boolean; schedule: string | null; devel: boolean } | undefined): void;
+  reschedule(
+    base: string,
+    pkg: { enabled: boolean; schedule: string | null; devel: boolean } | undefined,
+  ): void;
   /** The cron expression a package runs on: custom, else the devel or default schedule. */
   effectiveSchedule(pkg: { schedule: string | null; devel: boolean }): string;
   /** Throws `InputError` when a cron expression is not valid. */
@@ -136,7 +139,8 @@ export class PackageService {
   async build(base: string, time: string): Promise<BuildRecord> {
     let build: BuildRecord | undefined;
     if (time === 'latest') build = await this.store.getLatestBuild(base);
-    else if (/^\d+$/.test(time) && Number(time) <= 0xffffffff) build = await this.store.getBuildByIndex(base, Number(time));
+    else if (/^\d+$/.test(time) && Number(time) <= 0xffffffff)
+      build = await this.store.getBuildByIndex(base, Number(time));
     else if (isRfc3339(time)) build = await this.store.getBuild(base, time as BuildTime);
     else throw new InputError(`expected valid date, valid index number, or 'latest', not '${time}'`);
     if (!build) throw new NotFoundError('package not found or no build at this time');
@@ -186,10 +190,12 @@ export class PackageService {
       // the AUR provides the rest (reference 1.3, steps 4 and 5)
       const providers = [...(await this.syncProviders())];
       for (const record of await this.store.listPackages()) {
-        if (record.srcinfo && record.base !== base) providers.push(...providersOf(parseSrcinfo(record.srcinfo)));
+        if (record.srcinfo && record.base !== base)
+          providers.push(...providersOf(parseSrcinfo(record.srcinfo)));
       }
       providers.push(...providersOf(srcinfo));
-      const isSatisfied = (dependency: string) => findSatisfier(parseDependency(dependency), providers) !== undefined;
+      const isSatisfied = (dependency: string) =>
+        findSatisfier(parseDependency(dependency), providers) !== undefined;
       const wanted = [...new Set(srcinfo.packages.flatMap((member) => dependsFor(member, this.arch)))];
       const plan = await this.sources.resolveAurDependencies(
         request.source.type === 'aur' ? { name: request.source.name } : { dependencies: wanted },
@@ -197,7 +203,9 @@ export class PackageService {
       );
       const missing = plan ? plan.missing : wanted.filter((dependency) => !isSatisfied(dependency));
       const members = new Set(srcinfo.packages.map((member) => member.pkgname));
-      const reallyMissing = missing.filter((dependency) => !members.has(parseDependency(dependency).name) && dependency !== base);
+      const reallyMissing = missing.filter(
+        (dependency) => !members.has(parseDependency(dependency).name) && dependency !== base,
+      );
       if (reallyMissing.length > 0) {
         throw new DependencyError(
           `failed to satisfy all dependencies for ${base}, missing are ${reallyMissing.join(', ')}`,
@@ -216,8 +224,14 @@ export class PackageService {
       const added: PackageView[] = [];
       for (const checkout of checkouts) {
         const final = path.join(this.sourcesDir, checkout.base);
-        await fs.rm(final, { recursive: true, force: true });
+        // the previous sources stay until the new ones are in place (a rename takes no room)
+        const superseded = `${checkout.dir}.superseded`;
+        const replaced = await fs.rename(final, superseded).then(
+          () => true,
+          () => false,
+        );
         await fs.rename(checkout.dir, final);
+        if (replaced) await fs.rm(superseded, { recursive: true, force: true });
         const previous = checkout.dependency ? undefined : existing;
         const record: PackageRecord = previous
           ? { ...previous, source: checkout.source.toJSON() }
@@ -266,7 +280,9 @@ export class PackageService {
     this.orchestrator.cancel(base);
     this.scheduling.reschedule(base, undefined);
     await this.runner.remove?.(base);
-    const members = record.srcinfo ? parseSrcinfo(record.srcinfo).packages.map((member) => member.pkgname) : [];
+    const members = record.srcinfo
+      ? parseSrcinfo(record.srcinfo).packages.map((member) => member.pkgname)
+      : [];
     const published = new Set((await this.publisher.list()).map((entry) => entry.name));
     const toRemove = members.filter((name) => published.has(name));
     if (toRemove.length > 0) {
@@ -332,7 +348,9 @@ export class PackageService {
 
   /** Builds every enabled package (reference 1.3, `POST /build/all`). */
   async startBuildAll(settings: Omit<RunSettings, 'reason'>): Promise<void> {
-    const enabled = (await this.store.listPackages()).filter((record) => record.enabled).map((record) => record.base);
+    const enabled = (await this.store.listPackages())
+      .filter((record) => record.enabled)
+      .map((record) => record.base);
     if (enabled.length === 0) return;
     await this.orchestrator.start(enabled, { ...settings, reason: 'manual' }, { failIfLocked: true });
   }
@@ -340,9 +358,13 @@ export class PackageService {
   /** A webhook build: resolve, not clean, not forced (reference 1.3). */
   async startWebhookBuild(base: string): Promise<void> {
     await this.record(base);
-    await this.orchestrator.start([base], { reason: 'webhook', resolve: true, clean: false, force: false }, {
-      failIfLocked: true,
-    });
+    await this.orchestrator.start(
+      [base],
+      { reason: 'webhook', resolve: true, clean: false, force: false },
+      {
+        failIfLocked: true,
+      },
+    );
   }
 
   /** Puts every enabled package on its schedule (start-up). */

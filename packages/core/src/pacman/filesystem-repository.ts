@@ -3,6 +3,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Publisher, PublishResult, RepoEntry } from '../contracts/publisher.js';
 import type { Signer } from '../contracts/signer.js';
+import { FileChanges, TEMP_PREFIX } from '../durable.js';
 import { InputError } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import { RepoDatabase } from './database.js';
@@ -62,30 +63,46 @@ export function createFilesystemRepository(options: FilesystemRepositoryOptions)
     return db;
   };
 
-  /** Writes `FILE.sig` atomically, or removes a stale one when not signing. */
-  const signPackage = async (file: string): Promise<void> => {
+  /**
+   * Stages `FILE.sig` for the package staged as `staged` (its bytes), or the removal of a stale one
+   * when not signing.
+   */
+  const stageSignature = async (changes: FileChanges, file: string, staged: string): Promise<void> => {
     if (!signer) {
-      await fs.rm(`${file}.sig`, { force: true });
+      changes.remove(`${file}.sig`);
       return;
     }
-    const signature = await signer.sign(createReadStream(file, { highWaterMark: 1 << 20 }));
-    await fs.writeFile(`${file}.sig.tmp`, signature);
-    await fs.rename(`${file}.sig.tmp`, `${file}.sig`);
+    const signature = await signer.sign(createReadStream(staged, { highWaterMark: 1 << 20 }));
+    await changes.write(`${file}.sig`, signature);
   };
 
-  /** Copies `pkg` into the folder (unless it is already there), atomically. */
-  const bringIn = async (pkg: PackageFile): Promise<{ pkg: PackageFile; copied: boolean }> => {
-    const target = path.join(dir, pkg.filename);
-    if (path.resolve(pkg.path) === target) return { pkg, copied: false };
-    // a rebuild of the same version replaces the file; a failed publish then keeps the new one
-    const existed = await fs.stat(target).then(
-      () => true,
-      () => false,
-    );
-    const temp = path.join(dir, `.tmp.${pkg.filename}`);
-    await fs.copyFile(pkg.path, temp);
-    await fs.rename(temp, target);
-    return { pkg: { ...pkg, path: target }, copied: !existed };
+  /**
+   * Stages the package files (copied in unless already there) and their signatures, then puts them
+   * in place and runs `update` (the database change); should anything fail, every file is put back
+   * as it was (a rebuild of the same version gets its previous file back) and the error is thrown.
+   */
+  const change = async <T>(
+    packages: readonly PackageFile[],
+    update: (inPlace: PackageFile[]) => Promise<T>,
+  ): Promise<T> => {
+    const changes = new FileChanges();
+    try {
+      const inPlace: PackageFile[] = [];
+      for (const pkg of packages) {
+        const target = path.join(dir, pkg.filename);
+        const staged =
+          path.resolve(pkg.path) === target ? target : await changes.copy(pkg.path, target, { mode: 0o644 });
+        await stageSignature(changes, target, staged);
+        inPlace.push({ ...pkg, path: target });
+      }
+      await changes.commit();
+      const result = await update(inPlace);
+      await changes.done();
+      return result;
+    } catch (error) {
+      await changes.rollback();
+      throw error;
+    }
   };
 
   const repository: FilesystemRepository = {
@@ -102,25 +119,9 @@ export function createFilesystemRepository(options: FilesystemRepositoryOptions)
       const repo = await database();
       // read (and so validate) everything before anything is copied
       const packages = await Promise.all(files.map((file) => readPackage(path.resolve(file))));
-      const brought: { pkg: PackageFile; copied: boolean }[] = [];
-      try {
-        for (const pkg of packages) {
-          const item = await bringIn(pkg);
-          brought.push(item);
-          await signPackage(item.pkg.path);
-        }
-        const result = await repo.add(
-          brought.map((item) => item.pkg),
-          { removeOld: true },
-        );
-        logger.info('published packages', { packages: result.added.map((entry) => entry.filename) });
-        return { added: result.added, replaced: result.replaced };
-      } catch (error) {
-        for (const item of brought) {
-          if (item.copied) await fs.rm(item.pkg.path, { force: true });
-        }
-        throw error;
-      }
+      const result = await change(packages, (inPlace) => repo.add(inPlace, { removeOld: true }));
+      logger.info('published packages', { packages: result.added.map((entry) => entry.filename) });
+      return { added: result.added, replaced: result.replaced };
     },
 
     async remove(names): Promise<RepoEntry[]> {
@@ -141,10 +142,11 @@ export function createFilesystemRepository(options: FilesystemRepositoryOptions)
     async removeOrphans() {
       const names = await fs.readdir(dir).catch(() => [] as string[]);
       const present = new Set(names);
+      // every temporary file of a durable write starts with `.tmp.` (writers left them when killed)
       const orphans = names.filter(
         (file) =>
           (/\.pkg\.tar(\.[a-z0-9]+)?\.sig$/.test(file) && !present.has(file.slice(0, -'.sig'.length))) ||
-          (file.startsWith('.tmp.') && file.includes('.pkg.tar')) ||
+          file.startsWith(TEMP_PREFIX) ||
           (file.endsWith('.sig.tmp') && file.includes('.pkg.tar')),
       );
       for (const file of orphans) await fs.rm(path.join(dir, file), { force: true });
@@ -156,13 +158,10 @@ export function createFilesystemRepository(options: FilesystemRepositoryOptions)
       const repo = await database();
       const entries = await repo.list();
       if (!signer) return;
-      const again: PackageFile[] = [];
-      for (const entry of entries) {
-        const file = path.join(dir, path.basename(entry.filename));
-        await signPackage(file);
-        again.push(await readPackage(file));
-      }
-      if (again.length > 0) await repo.add(again);
+      const packages: PackageFile[] = [];
+      for (const entry of entries)
+        packages.push(await readPackage(path.join(dir, path.basename(entry.filename))));
+      if (packages.length > 0) await change(packages, (inPlace) => repo.add(inPlace));
       else await repo.resign();
     },
   };

@@ -3,6 +3,7 @@
  * .SRCINFO and dependency strings), without the store, sources or orchestration, so that tools such as
  * `serene repo` load quickly.
  */
+export * from '../durable.js';
 export * from '../errors.js';
 export * from './database.js';
 export * from './depend.js';

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { InnerSource, RawSourceJson } from '../contracts/source.js';
+import { writeFileDurable } from '../durable.js';
 import { InputError } from '../errors.js';
 import { PKGBUILD_FILE } from './files.js';
 
@@ -70,8 +71,8 @@ export class RawSource implements InnerSource {
   private async write(dir: string): Promise<void> {
     await fs.mkdir(dir, { recursive: true });
     const file = path.join(dir, PKGBUILD_FILE);
-    await fs.writeFile(file, this.text, 'utf8');
-    // explicit chmod: the mode given to writeFile is masked by the umask
-    await fs.chmod(file, 0o666);
+    // in full or not at all (an update on a full disk keeps the previous PKGBUILD); the mode is set
+    // exactly, not masked by the umask
+    await writeFileDurable(file, this.text, { mode: 0o666 });
   }
 }

@@ -11,3 +11,4 @@ export * from './store-suite.js';
 export * from './runner-suite.js';
 export * from './makepkg.js';
 export * from './instant-runner.js';
+export * from './tmpfs.js';
