@@ -238,6 +238,9 @@ async function contextFiles() {
     files.push(path.join('packages', ws, 'package.json'), path.join('packages', ws, 'tsconfig.json'));
     await walk(path.join('packages', ws, 'src'));
   }
+  // the CLI's sources, bundled into the image for the serene-cli package (BUILD_CLI)
+  files.push('packages/cli/tsconfig.json');
+  await walk('packages/cli/src');
   return files.sort();
 }
 

@@ -110,6 +110,9 @@ beforeAll(async () => {
     `RUNNER_SRCINFO_NAME=${RUNNER_PREFIX}srcinfo`,
     '--env',
     'SYNC_MIRROR=http://127.0.0.1:9/{repo}/os/{arch}',
+    // serene-cli depends on nodejs, which needs the official mirror; the bundle is checked below
+    '--env',
+    'BUILD_CLI=false',
     '--volume',
     `${dataDir}:/app`,
     '--volume',
@@ -161,6 +164,22 @@ describe('the server image', () => {
     expect(info.version).toMatch(/^v\d+\.\d+\.\d+/);
     expect(typeof info.architecture).toBe('string');
     expect(Number.isNaN(Date.parse(String(info.started)))).toBe(false);
+  });
+
+  it('carries the bundled CLI for serene-cli, and gnupg for signing through a gpg-agent', async (ctx) => {
+    if (skipReason) ctx.skip(skipReason);
+    const cli = docker([
+      'exec',
+      NAME,
+      'node',
+      '/opt/serene/packages/host/dist/serene-cli/dist/main.js',
+      '--version',
+    ]);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toMatch(/\d+\.\d+\.\d+/);
+    for (const tool of ['gpg', 'gpgconf', 'gpg-connect-agent']) {
+      expect(docker(['exec', NAME, 'sh', '-c', `command -v ${tool}`]).code, tool).toBe(0);
+    }
   });
 
   it('serves the (empty) repository database as a gzip', async (ctx) => {

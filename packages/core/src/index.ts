@@ -22,6 +22,7 @@ export * from './pacman/srcinfo.js';
 export * from './pacman/types.js';
 export * from './pacman/vercmp.js';
 export * from './schedule/index.js';
+export * from './signing/gpg-agent-signer.js';
 export * from './signing/gpg-signer.js';
 export * from './sources/index.js';
 export * from './store/index.js';

@@ -53,6 +53,7 @@ describe('readConfig', () => {
     expect(config.ownRepositoryUrl).toBeUndefined();
     expect(config.logLevel).toBe('info');
     expect(config.metrics).toBe(true);
+    expect(config.buildCli).toBe(true);
   });
 
   it('reads every variable', () => {
@@ -82,7 +83,7 @@ describe('readConfig', () => {
         CONCURRENT_BUILDS: '2',
         FORCE_CLEAN: 'true',
         BUILD_TIMEOUT: '90m',
-        BUILD_CLI: 'true',
+        BUILD_CLI: 'false',
         EDGE_CLI: 'true',
         SCHEDULING_DISABLED: 'true',
         SCHEDULING_DEFAULT: 'false',
@@ -129,7 +130,7 @@ describe('readConfig', () => {
       concurrentBuilds: 2,
       forceClean: true,
       buildTimeoutMs: 5_400_000,
-      buildCli: true,
+      buildCli: false,
       edgeCli: true,
       schedulingDisabled: true,
       schedulingDefault: false,

@@ -218,7 +218,7 @@ export const SETTINGS = {
   }),
   signKeyFile: optional('SIGN_KEY', text(), {
     doc: 'DATA_DIR/sign_key.asc',
-    meaning: 'OpenPGP secret key; its presence turns signing on',
+    meaning: 'OpenPGP secret key (or public key, with DATA_DIR/S.gpg-agent); its presence turns signing on',
     ours: true,
   }),
 
@@ -243,7 +243,9 @@ export const SETTINGS = {
     'serene',
     { meaning: 'repository name (NAME.db.tar.gz)' },
   ),
-  signKeyPassword: optional('SIGN_KEY_PASSWORD', text(), { meaning: 'password of an encrypted signing key' }),
+  signKeyPassword: optional('SIGN_KEY_PASSWORD', text(), {
+    meaning: "password of an encrypted signing key, or the gpg-agent key's passphrase or PIN",
+  }),
   ownRepositoryUrl: optional('OWN_REPOSITORY_URL', url(['http:', 'https:', 'file:']), {
     meaning: 'URL under which runners reach this repository',
   }),
@@ -290,9 +292,11 @@ export const SETTINGS = {
     meaning: 'builds and logs older than this are removed daily (the newest of each package kept); e.g. 90d',
     ours: true,
   }),
-  buildCli: setting('BUILD_CLI', bool(), false, { meaning: 'add and build the serene-cli package' }),
+  buildCli: setting('BUILD_CLI', bool(), true, {
+    meaning: "add and build the serene-cli package (this server's CLI)",
+  }),
   edgeCli: setting('EDGE_CLI', bool(), false, {
-    meaning: 'serene-cli from the latest upstream instead of this version',
+    meaning: "no effect (warned about): serene-cli is always this server's own CLI",
   }),
 
   // --- schedules ---

@@ -1,27 +1,11 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
-import * as http from 'node:http';
-import * as net from 'node:net';
 import * as path from 'node:path';
-import {
-  type BuildRecord,
-  createFilesystemRepository,
-  createKnexStore,
-  createMemoryLogger,
-  type LogRecord,
-  RESTART_MESSAGE,
-  type Runner,
-  SHUTDOWN_MESSAGE,
-} from '@serene/core';
-import { createInstantRunner, type InstantBehaviour, writeSyntheticPackage } from '@serene/core/testing';
+import { type BuildRecord, createKnexStore, RESTART_MESSAGE, SHUTDOWN_MESSAGE } from '@serene/core';
+import { createInstantRunner, type InstantBehaviour } from '@serene/core/testing';
 import * as openpgp from 'openpgp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AurEmulator, startAurEmulator } from '../../../test/fixtures/aur/index.js';
-import {
-  createMakepkgSrcinfoGenerator,
-  makepkgSrcinfoUnavailable,
-} from '../../core/src/sources/testing-srcinfo.js';
-import { CLI_BASE, cliPkgbuild, cliVersion } from './cli-package.js';
 import { readConfig } from './config.js';
 import { type SereneServer, startServer } from './server.js';
 import { api, createDataDir, freePort, TEST_SECRET, testEnv, until } from './testing/host-harness.js';
@@ -306,83 +290,6 @@ describe('the host', () => {
     ]);
   });
 });
-
-describe.skipIf(makepkgSrcinfoUnavailable() !== undefined)(
-  `BUILD_CLI (${makepkgSrcinfoUnavailable() ?? 'makepkg generates the .SRCINFO'})`,
-  () => {
-    it('adds serene-cli as a clean package and builds it at start; the next start rebuilds it on schedule', async () => {
-      const data = await createDataDir();
-      cleanups.push(data.cleanup);
-      const logs: LogRecord[] = [];
-      const instant = createInstantRunner();
-      const generate = createMakepkgSrcinfoGenerator();
-      // the instant runner builds from the source folder's .SRCINFO: makepkg writes it first
-      const runner: Runner = {
-        name: 'instant',
-        printSrcinfo: (dir) => generate(dir),
-        async run(job, options) {
-          await fs.writeFile(path.join(job.sourceDir, '.SRCINFO'), await generate(job.sourceDir));
-          return instant.run(job, options);
-        },
-      };
-      // the official `extra` database with nodejs and npm, served on loopback as SYNC_MIRROR
-      const extra = createFilesystemRepository({
-        dir: path.join(data.root, 'mirror', 'extra', 'os', 'x86_64'),
-        name: 'extra',
-      });
-      await extra.init();
-      await extra.publish([
-        await writeSyntheticPackage(path.join(data.root, 'official'), {
-          name: 'nodejs',
-          version: '20.0.0-1',
-        }),
-        await writeSyntheticPackage(path.join(data.root, 'official'), { name: 'npm', version: '10.0.0-1' }),
-      ]);
-      const mirror = http.createServer((req, res) => {
-        const file = path.join(data.root, 'mirror', path.normalize(decodeURIComponent(req.url ?? '/')));
-        fs.readFile(file).then(
-          (body) => res.end(body),
-          () => {
-            res.statusCode = 404;
-            res.end();
-          },
-        );
-      });
-      await new Promise<void>((resolve) => mirror.listen(0, '127.0.0.1', resolve));
-      cleanups.push(() => new Promise((resolve) => mirror.close(() => resolve())));
-      const mirrorUrl = `http://127.0.0.1:${(mirror.address() as net.AddressInfo).port}/{repo}/os/{arch}`;
-      const begin = async () => {
-        const config = readConfig(
-          testEnv(data.dataDir, {
-            AUR_URL: aur.url,
-            BUILD_CLI: 'true',
-            SYNC_MIRROR: mirrorUrl,
-            ARCH: 'x86_64',
-          }),
-        );
-        return startServer({ config, parts: { runner, logger: createMemoryLogger(logs) } });
-      };
-      const first = await begin();
-      await first.orchestrator.idle();
-      const record = await first.store.getPackage(CLI_BASE);
-      expect(logs.filter((line) => line.level === 'error')).toEqual([]);
-      expect(record?.clean).toBe(true);
-      expect(record?.source.inner).toEqual({ type: 'RawSource', pkgbuild: cliPkgbuild(cliVersion(), false) });
-      const builds = await first.store.listBuilds(CLI_BASE);
-      expect(builds.map((build) => build.reason)).toEqual(['initial']);
-      expect(builds[0]?.state).toEqual({ state: 'success' });
-      expect((await first.publisher.list()).map((entry) => `${entry.name} ${entry.version}`)).toEqual([
-        `${CLI_BASE} ${cliVersion()}-1`,
-      ]);
-      await first.close();
-      // up to date: the start-up session (reason schedule) finds nothing to build
-      const second = await begin();
-      await second.orchestrator.idle();
-      expect((await second.store.listBuilds(CLI_BASE)).length).toBe(1);
-      await second.close();
-    });
-  },
-);
 
 describe('the server process (npm start)', () => {
   const main = path.join(import.meta.dirname, 'main.ts');

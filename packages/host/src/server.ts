@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs/promises';
 import type * as http from 'node:http';
+import * as path from 'node:path';
 import {
   createFilesystemRepository,
   createKnexStore,
@@ -19,8 +20,8 @@ import {
 } from '@serene/core';
 import { createDockerRunner } from '@serene/plugin-docker';
 import { createHttpListener, createRepoHttp, type HttpPlugin, type RepoHttp } from '@serene/plugin-repo-http';
-import { loadOpenPgpSigner } from '@serene/plugin-signing';
-import { cliPackagePart } from './cli-package.js';
+import { loadSigner } from '@serene/plugin-signing';
+import { CLI_SOURCE_TYPE, cliPackagePart, cliSourceKind } from './cli-package.js';
 import { type HostConfig, SERVER_VERSION } from './config.js';
 import { createHostLogger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -66,8 +67,10 @@ export async function createParts(
   const signer =
     'signer' in given
       ? given.signer
-      : await loadOpenPgpSigner({
+      : await loadSigner({
           keyFile: config.signKeyFile,
+          // the original's /app/S.gpg-agent: a gpg-agent's socket in the data folder (docs/signing.md)
+          agentSocket: path.join(config.dataDir, 'S.gpg-agent'),
           password: config.signKeyPassword,
           logger: logger.child({ part: 'signing' }),
         });
@@ -108,6 +111,8 @@ export async function createParts(
       },
       githubMirror: config.aurGithubMirror,
       resolveAdding: config.aurResolveAdding,
+      // the serene-cli package's source (BUILD_CLI)
+      innerKinds: { [CLI_SOURCE_TYPE]: cliSourceKind() },
       logger: logger.child({ part: 'sources' }),
     });
   const syncDatabases =

@@ -237,7 +237,7 @@ async function parseKey(lib: OpenPgpLib, input: KeyInput): Promise<OpenPgp.Priva
     throw new SigningKeyError(
       CODES.publicKeyOnly,
       `${input.source} holds only the public key ${fingerprint}, but signing needs its secret part: ` +
-        `export it with 'gpg --armor --export-secret-keys ${fingerprint}' (signing through a gpg-agent or a smartcard is not supported)`,
+        `export it with 'gpg --armor --export-secret-keys ${fingerprint}', or sign through a gpg-agent that holds it (its socket as S.gpg-agent in the data folder)`,
     );
   }
   return key;

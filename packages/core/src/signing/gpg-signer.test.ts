@@ -1,7 +1,7 @@
 import { expect, it } from 'vitest';
-import { createGpgSigner } from './gpg-signer.js';
 import { createTestGpgHome, type TestGpgHome } from '../testing/gpg.js';
 import { testSigner } from '../testing/signer-suite.js';
+import { createGpgSigner } from './gpg-signer.js';
 
 let home: TestGpgHome | undefined;
 
@@ -19,7 +19,11 @@ testSigner('gpg (passphrase)', {
   largeBytes: 32 * 1024 * 1024,
   async create() {
     protectedHome = await createTestGpgHome({ passphrase: 'correct horse' });
-    return createGpgSigner({ homedir: protectedHome.homedir, key: protectedHome.fingerprint, passphrase: 'correct horse' });
+    return createGpgSigner({
+      homedir: protectedHome.homedir,
+      key: protectedHome.fingerprint,
+      passphrase: 'correct horse',
+    });
   },
   cleanup: async () => protectedHome?.cleanup(),
   additionalTests({ signer }) {
@@ -27,7 +31,11 @@ testSigner('gpg (passphrase)', {
       // a fresh home: gpg-agent caches a passphrase once it was given right
       const fresh = await createTestGpgHome({ passphrase: 'correct horse' });
       try {
-        const wrong = createGpgSigner({ homedir: fresh.homedir, key: fresh.fingerprint, passphrase: 'wrong' });
+        const wrong = createGpgSigner({
+          homedir: fresh.homedir,
+          key: fresh.fingerprint,
+          passphrase: 'wrong',
+        });
         const data = (async function* () {
           yield Buffer.from('x');
         })();

@@ -18,6 +18,8 @@ export interface GpgSignerOptions {
    * @default 'gpg'
    */
   gpg?: string;
+  /** more options for every gpg call, before the command (`--no-autostart`, `--pinentry-mode error`) */
+  args?: readonly string[];
 }
 
 /**
@@ -26,18 +28,22 @@ export interface GpgSignerOptions {
  */
 export function createGpgSigner(options: GpgSignerOptions): Signer {
   const gpg = options.gpg ?? 'gpg';
-  const base = ['--batch', '--no-tty', '--homedir', options.homedir];
+  const base = ['--batch', '--no-tty', '--homedir', options.homedir, ...(options.args ?? [])];
 
   const run = (args: string[], input?: AsyncIterable<Uint8Array>): Promise<Buffer> =>
     new Promise((resolve, reject) => {
       const withPassphrase =
-        options.passphrase === undefined ? args : ['--pinentry-mode', 'loopback', '--passphrase-fd', '3', ...args];
+        options.passphrase === undefined
+          ? args
+          : ['--pinentry-mode', 'loopback', '--passphrase-fd', '3', ...args];
       const child = spawn(gpg, [...base, ...withPassphrase], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
       child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-      child.on('error', (error) => reject(new PluginError(GPG_SIGNER_NAME, `cannot run ${gpg}`, { cause: error })));
+      child.on('error', (error) =>
+        reject(new PluginError(GPG_SIGNER_NAME, `cannot run ${gpg}`, { cause: error })),
+      );
       child.on('close', (code) => {
         if (code === 0) resolve(Buffer.concat(out));
         else {
@@ -46,7 +52,8 @@ export function createGpgSigner(options: GpgSignerOptions): Signer {
         }
       });
       const passphrasePipe = child.stdio[3] as NodeJS.WritableStream | null;
-      if (passphrasePipe) passphrasePipe.end(options.passphrase === undefined ? '' : `${options.passphrase}\n`);
+      if (passphrasePipe)
+        passphrasePipe.end(options.passphrase === undefined ? '' : `${options.passphrase}\n`);
       child.stdin.on('error', () => {}); // gpg may exit early; its exit code tells why
       if (!input) {
         child.stdin.end();
@@ -66,7 +73,10 @@ export function createGpgSigner(options: GpgSignerOptions): Signer {
   return {
     name: GPG_SIGNER_NAME,
     async sign(data) {
-      const signature = await run(['--detach-sign', '--no-armor', '--local-user', options.key, '--output', '-'], data);
+      const signature = await run(
+        ['--detach-sign', '--no-armor', '--local-user', options.key, '--output', '-'],
+        data,
+      );
       return new Uint8Array(signature);
     },
     async publicKey() {

@@ -35,6 +35,8 @@ export function testEnv(dataDir: string, extra: Record<string, string> = {}): Re
     // nothing listens there: the sync databases stay empty, quickly
     SYNC_MIRROR: 'http://127.0.0.1:9/{repo}/os/{arch}',
     LOG_LEVEL: 'warn',
+    // the serene-cli package (on by default) is tested on its own (cli-package.test.ts)
+    BUILD_CLI: 'false',
     ...extra,
   };
 }
