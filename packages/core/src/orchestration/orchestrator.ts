@@ -572,7 +572,7 @@ export class BuildOrchestrator {
         `could not find all expected built packages: [${missing.map((m) => `${m}*`).join(', ')}]`,
       );
     }
-    await this.publisher.publish(files as string[]);
+    await this.publisher.publish(files as string[], { base: job.base });
     await this.store.updatePackage(job.base, {
       srcinfo: srcinfoText,
       pkgbuild: await job.source.pkgbuild(dir),

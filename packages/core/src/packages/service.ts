@@ -285,14 +285,13 @@ export class PackageService {
       : [];
     const published = new Set((await this.publisher.list()).map((entry) => entry.name));
     const toRemove = members.filter((name) => published.has(name));
-    if (toRemove.length > 0) {
-      await this.publisher.remove(toRemove).catch((error) =>
-        this.logger.error('could not remove packages from the repository', {
-          base,
-          error: formatErrorChain(error),
-        }),
-      );
-    }
+    // with the base, the publisher also removes what it recorded for it (bases.json)
+    await this.publisher.remove(toRemove, { base }).catch((error) =>
+      this.logger.error('could not remove packages from the repository', {
+        base,
+        error: formatErrorChain(error),
+      }),
+    );
     await fs.rm(path.join(this.sourcesDir, base), { recursive: true, force: true });
     await this.store.deletePackage(base);
   }
