@@ -280,8 +280,8 @@ export const SETTINGS = {
     meaning: 'builds at once, across the whole server',
   }),
   forceClean: setting('FORCE_CLEAN', bool(), BUILD_DEFAULTS.forceClean, { meaning: 'every build is clean' }),
-  buildTimeoutMs: setting('BUILD_TIMEOUT', duration(), BUILD_DEFAULTS.buildTimeoutMs, {
-    doc: formatDuration(BUILD_DEFAULTS.buildTimeoutMs),
+  buildTimeoutMs: optional('BUILD_TIMEOUT', duration(), {
+    doc: 'unset (none, as the original)',
     meaning: 'longest build; seconds, or a number with s, m, h or d',
     ours: true,
   }),

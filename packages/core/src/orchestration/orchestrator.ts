@@ -53,8 +53,13 @@ export interface OrchestratorOptions {
   ownRepositoryUrl?: string | undefined;
   /** `CONCURRENT_BUILDS`: builds running at once across the whole server @default 5 */
   concurrentBuilds?: number;
-  /** `BUILD_TIMEOUT` in ms @default 7200000 (2 hours) */
-  buildTimeoutMs?: number;
+  /** `BUILD_TIMEOUT` in ms @default undefined: no timeout, as the original */
+  buildTimeoutMs?: number | undefined;
+  /**
+   * `SCHEDULE_SKIP_FAILED`: scheduled runs skip a package whose last build failed until its source
+   * changes. @default false: scheduled runs build it again, as the original's
+   */
+  skipFailedOnSchedule?: boolean;
   /** `RESOLVE_BUILD_SEQUENCE` @default true */
   resolveBuildSequence?: boolean;
   /** `RESOLVE_IGNORE_FAILED` @default false */
@@ -67,10 +72,11 @@ export interface OrchestratorOptions {
   now?: () => Date;
 }
 
-/** The defaults of the build settings (the original's, and ours for the timeout); the host's settings take them from here. */
+/** The defaults of the build settings (the original's: no timeout, failed packages retried on schedule); the host's settings take them from here. */
 export const BUILD_DEFAULTS = {
   concurrentBuilds: 5,
-  buildTimeoutMs: 2 * 60 * 60 * 1000,
+  buildTimeoutMs: undefined as number | undefined,
+  skipFailedOnSchedule: false,
   resolveBuildSequence: true,
   resolveIgnoreFailed: false,
   forceClean: false,
@@ -122,7 +128,8 @@ export class BuildOrchestrator {
   private readonly sourcesDir: string;
   private readonly workDir: string;
   private readonly ownRepositoryUrl: string | undefined;
-  private readonly buildTimeoutMs: number;
+  private readonly buildTimeoutMs: number | undefined;
+  private readonly skipFailedOnSchedule: boolean;
   private readonly resolveBuildSequence: boolean;
   private readonly resolveIgnoreFailed: boolean;
   private readonly forceClean: boolean;
@@ -147,6 +154,7 @@ export class BuildOrchestrator {
     this.workDir = options.workDir;
     this.ownRepositoryUrl = options.ownRepositoryUrl;
     this.buildTimeoutMs = options.buildTimeoutMs ?? BUILD_DEFAULTS.buildTimeoutMs;
+    this.skipFailedOnSchedule = options.skipFailedOnSchedule ?? BUILD_DEFAULTS.skipFailedOnSchedule;
     this.resolveBuildSequence = options.resolveBuildSequence ?? BUILD_DEFAULTS.resolveBuildSequence;
     this.resolveIgnoreFailed = options.resolveIgnoreFailed ?? BUILD_DEFAULTS.resolveIgnoreFailed;
     this.forceClean = options.forceClean ?? BUILD_DEFAULTS.forceClean;
@@ -272,7 +280,12 @@ export class BuildOrchestrator {
         this.logger.debug('package is up to date', { base });
         continue;
       }
-      if (!settings.force && settings.reason === 'schedule' && record.failedState === state) {
+      if (
+        this.skipFailedOnSchedule &&
+        !settings.force &&
+        settings.reason === 'schedule' &&
+        record.failedState === state
+      ) {
         this.logger.debug('package failed at this state before, not rebuilding', { base });
         continue;
       }
@@ -435,10 +448,12 @@ export class BuildOrchestrator {
     try {
       release = await this.slots.acquire(job.controller.signal);
       // the timeout counts from the start of the run, not from the wait for a slot
-      timer = setTimeout(() => {
-        job.abortReason ??= 'timeout';
-        job.controller.abort(new Error('timeout'));
-      }, this.buildTimeoutMs);
+      if (this.buildTimeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          job.abortReason ??= 'timeout';
+          job.controller.abort(new Error('timeout'));
+        }, this.buildTimeoutMs);
+      }
       await this.setState(job, { state: 'running', info: 'build' });
       output = await this.createOutputDir();
       const record = job.record;
@@ -473,7 +488,7 @@ export class BuildOrchestrator {
       // a successful run is recorded with the publish state that follows it, in one write
       if (!published) await this.store.updateBuild(job.base, job.started, run);
       if (aborted === 'timeout') {
-        const message = `build timed out after ${formatDuration(this.buildTimeoutMs)} and was stopped`;
+        const message = `build timed out after ${formatDuration(this.buildTimeoutMs ?? 0)} and was stopped`;
         await this.rememberFailure(job);
         // the runner's own words when it ended the build for its timeout; ours when we stopped it
         const text = result.aborted === 'timeout' && result.message ? result.message : message;
@@ -512,7 +527,7 @@ export class BuildOrchestrator {
       } else {
         const message =
           job.abortReason === 'timeout'
-            ? `build timed out after ${formatDuration(this.buildTimeoutMs)} and was stopped`
+            ? `build timed out after ${formatDuration(this.buildTimeoutMs ?? 0)} and was stopped`
             : formatErrorChain(error);
         await this.rememberFailure(job).catch(() => undefined);
         await this.finish(job, { state: 'fatal', info: [message, progress] }).catch((failure) =>
