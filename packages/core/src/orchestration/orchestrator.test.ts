@@ -299,6 +299,24 @@ describe('BuildOrchestrator', () => {
     }
   });
 
+  it("removes a clean package's runner after a failed build too, and keeps the others'", async () => {
+    const h = await harness(
+      [
+        { base: 'tidy', pkgver: '1' },
+        { base: 'keep', pkgver: '1' },
+      ],
+      { behaviour: () => 'failure' },
+    );
+    const removed: string[] = [];
+    Object.assign(h.runner, { remove: async (base: string) => void removed.push(base) });
+    await h.add('tidy');
+    await h.add('keep');
+    await h.store.updatePackage('tidy', { clean: true });
+    await run(h, ['tidy', 'keep']);
+    expect((await latest(h, 'tidy')).state).toEqual({ state: 'failure' });
+    expect(removed).toEqual(['tidy']);
+  });
+
   it('cancels running and queued builds', async () => {
     const h = await harness(
       [

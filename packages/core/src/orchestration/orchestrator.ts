@@ -501,6 +501,15 @@ export class BuildOrchestrator {
       }
       if (!result.success) {
         await this.rememberFailure(job);
+        // a clean package leaves nothing behind after a failed build either
+        if (record.clean || this.forceClean) {
+          await this.runner.remove?.(job.base).catch((error) =>
+            this.logger.warn('could not remove the runner of a failed clean build', {
+              base: job.base,
+              error: formatErrorChain(error),
+            }),
+          );
+        }
         await this.finish(job, { state: 'failure' });
         return false;
       }
