@@ -67,6 +67,7 @@ async function harness(packages: AurTestPackage[]): Promise<Harness> {
     runner,
     scheduling,
     sourcesDir,
+    logsDir: path.join(root, 'logs'),
   });
   const h = { aur, store, publisher, orchestrator, service, scheduled, root };
   open.push(h);
@@ -186,10 +187,14 @@ describe('PackageService', () => {
     expect((await h.service.get('alpha')).schedule).toBe('0 30 2 * * *');
   });
 
-  it('removes a package with its repository entries, source folder and builds', async () => {
+  it('removes a package with its repository entries, source folder, builds and log files', async () => {
     const h = await harness([{ base: 'alpha', pkgver: '1' }]);
     await h.service.add({ source: { type: 'aur', name: 'alpha' }, replace: false });
     await h.orchestrator.idle();
+    // the log files of its builds (the host writes them; an original install has them)
+    await fs.mkdir(path.join(h.root, 'logs', 'alpha'), { recursive: true });
+    await fs.writeFile(path.join(h.root, 'logs', 'alpha', '2024-05-01T12:00:00.log'), 'log');
+    await fs.mkdir(path.join(h.root, 'logs', 'other'), { recursive: true });
     expect((await h.publisher.list()).map((entry) => entry.name)).toEqual(['alpha']);
     await h.service.remove('alpha');
     expect(await h.publisher.list()).toEqual([]);
@@ -197,6 +202,8 @@ describe('PackageService', () => {
     expect(await h.service.builds('alpha')).toEqual([]);
     expect(h.scheduled.has('alpha')).toBe(false);
     await expect(fs.access(path.join(h.root, 'sources', 'alpha'))).rejects.toThrow();
+    expect(await fs.readdir(path.join(h.root, 'logs'))).toEqual(['other']);
+    expect(JSON.parse(await fs.readFile(path.join(h.root, 'repository', 'bases.json'), 'utf8'))).toEqual({});
     expect((await rejection(h.service.remove('alpha'))).message).toBe('package with base alpha is not added');
   });
 });
