@@ -240,8 +240,13 @@ export function sqlxTimestamp(value: string): string | undefined {
   return parseTimestamp(zoned);
 }
 
+/**
+ * A timestamp of the original in our stored form, cut to milliseconds: the API shows a build's start
+ * (its identity) in milliseconds, and a build must be found again by what the API shows.
+ */
 function timestamp(value: unknown, what: string): string {
-  const stored = typeof value === 'string' ? sqlxTimestamp(value) : undefined;
+  const full = typeof value === 'string' ? sqlxTimestamp(value) : undefined;
+  const stored = full === undefined ? undefined : `${full.slice(0, 23)}000000Z`;
   if (stored === undefined) {
     throw new InputError(
       `${what}: expected a date-time like '2024-05-01 12:34:56.123456789', found ${JSON.stringify(value)}`,
