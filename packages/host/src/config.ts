@@ -103,14 +103,6 @@ const duration = (maxMs = 2 ** 31 - 1) =>
     },
   );
 
-/** A duration as the docs write it (`2h`, `90d`). */
-function formatDuration(ms: number): string {
-  for (const unit of ['d', 'h', 'm', 's'] as const) {
-    if (ms % DURATION_UNITS[unit] === 0) return `${ms / DURATION_UNITS[unit]}${unit}`;
-  }
-  return `${ms}ms`;
-}
-
 /** Bytes, or a number with `k`, `m`, `g` (binary units, as docker's `--memory`). */
 const bytes = () =>
   accepts('bytes, or a number with k, m or g (`4g`)', (t) => {

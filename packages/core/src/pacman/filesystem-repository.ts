@@ -83,10 +83,10 @@ export function createFilesystemRepository(options: FilesystemRepositoryOptions)
     }
     const record: BasesRecord = {};
     for (const entry of await (await database()).list()) {
-      (record[entry.base ?? entry.name] ??= []).push({
-        name: entry.name,
-        file: path.basename(entry.filename),
-      });
+      const base = entry.base ?? entry.name;
+      const members = record[base] ?? [];
+      members.push({ name: entry.name, file: path.basename(entry.filename) });
+      record[base] = members;
     }
     return record;
   };
