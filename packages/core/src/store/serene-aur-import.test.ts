@@ -85,6 +85,17 @@ describe('opening a serene-aur database', () => {
         packageRow('beta-git', GIT_DEVEL, { clean: 1, enabled: 0, built_state: 'init' }),
         packageRow('gamma', RAW, { built_state: 'something' }),
         packageRow('serene-cli', CLI, { built_state: 'v0.4.3', clean: 1 }),
+        // serde leaves out a None srcinfo
+        packageRow(
+          'omega',
+          {
+            devel: false,
+            srcinfo_override: false,
+            devel_revisions: {},
+            inner: { ...AUR.inner, base: 'omega' },
+          },
+          { built_state: '1:2.0-3' },
+        ),
       ],
       builds: [
         {
@@ -175,6 +186,10 @@ describe('opening a serene-aur database', () => {
     });
     expect((await store.getPackage('gamma'))?.source).toEqual(RAW);
     expect((await store.getPackage('serene-cli'))?.source).toEqual(CLI);
+    expect((await store.getPackage('omega'))?.source).toEqual({
+      ...AUR,
+      inner: { ...AUR.inner, base: 'omega' },
+    });
 
     // the build's identity: its start, to the millisecond as the API shows it
     expect(await store.getBuild('alpha', '2024-05-01T12:00:00.123456789Z')).toBeUndefined();
@@ -223,7 +238,7 @@ describe('opening a serene-aur database', () => {
     expect(
       records.find((record) => record.message === 'imported the serene-aur database')?.meta,
     ).toMatchObject({
-      packages: 4,
+      packages: 5,
       builds: 5,
       logs: 4,
       orphanBuilds: 0,
@@ -248,6 +263,7 @@ describe('opening a serene-aur database', () => {
       'alpha',
       'beta-git',
       'gamma',
+      'omega',
       'serene-cli',
     ]);
     await again.close();

@@ -300,7 +300,22 @@ async function sourceJson(value: unknown, base: string, sourcesDir: string, logg
     throw new InputError(`package '${base}': source is not a JSON object`);
   }
   const source = json as Json;
-  if ('inner' in source) return source;
+  if ('inner' in source) {
+    // the current form; a field serde could leave out (the optional srcinfo) or that older versions
+    // did not write gets the value the original assumes
+    const inner = source.inner as Json;
+    return {
+      ...source,
+      devel: source.devel ?? false,
+      srcinfo_override: source.srcinfo_override ?? false,
+      srcinfo: source.srcinfo ?? null,
+      devel_revisions: source.devel_revisions ?? {},
+      inner:
+        typeof inner === 'object' && inner !== null && inner.type === 'AurSource'
+          ? { ...inner, mirror: inner.mirror ?? false }
+          : inner,
+    };
+  }
   if (typeof source.type !== 'string') {
     throw new InputError(`package '${base}': source has neither 'inner' nor a legacy 'type'`);
   }
