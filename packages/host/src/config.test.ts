@@ -47,7 +47,7 @@ describe('readConfig', () => {
     expect(config.concurrentBuilds).toBe(5);
     expect(config.resolveBuildSequence).toBe(true);
     expect(config.resolveIgnoreFailed).toBe(false);
-    expect(config.buildTimeoutMs).toBe(7_200_000);
+    expect(config.buildTimeoutMs).toBeUndefined();
     expect(config.syncMirror).toBe('https://mirror.init7.net/archlinux/{repo}/os/{arch}');
     expect(config.webhookSecret).toBeUndefined();
     expect(config.ownRepositoryUrl).toBeUndefined();
@@ -178,8 +178,8 @@ describe('readConfig', () => {
       /BUILD_TIMEOUT="forever" is not valid: expected seconds, or a number with/,
     );
     expect(errorOf({ BUILD_TIMEOUT: '0' }).message).toMatch(/BUILD_TIMEOUT/);
-    expect(errorOf({ CONCURRENT_BUILDS: '0' }).message).toMatch(
-      /CONCURRENT_BUILDS="0" is not valid: expected a whole number from 1/,
+    expect(errorOf({ CONCURRENT_BUILDS: '-1' }).message).toMatch(
+      /CONCURRENT_BUILDS="-1" is not valid: expected a whole number from 0/,
     );
     expect(errorOf({ NAME: '../etc' }).message).toMatch(/NAME="..\/etc" is not valid/);
     expect(errorOf({ AUR_URL: 'aur.archlinux.org' }).message).toMatch(
@@ -192,6 +192,49 @@ describe('readConfig', () => {
     expect(errorOf({ DATABASE_URL: 'mysql://x/y' }).message).toMatch(/DATABASE_URL/);
     expect(errorOf({ RUNNER_PREFIX: 'bad name/' }).message).toMatch(/RUNNER_PREFIX/);
     expect(errorOf({ LOG_FORMAT: 'xml' }).name).toBe('InputError');
+  });
+
+  it("accepts every value the original's parser accepts, and nothing neither accepts", () => {
+    // Rust's integer parsing takes a leading +, leading zeros, any value of the type
+    expect(
+      readConfig({
+        PORT: '+0080',
+        CONCURRENT_BUILDS: '+5000',
+        AUR_REQUEST_TIMEOUT: '0',
+        AUR_REQUEST_RETRIES: '4294967295',
+        ARCH: 'x86_64_v3',
+        OWN_REPOSITORY_URL: 'ftp://mirror.example/serene/x86_64',
+      }),
+    ).toMatchObject({
+      port: 80,
+      concurrentBuilds: 5000,
+      aurRequestTimeoutMs: 0,
+      aurRequestRetries: 4294967295,
+      arch: 'x86_64_v3',
+      ownRepositoryUrl: 'ftp://mirror.example/serene/x86_64',
+    });
+    // the original takes 0 and then builds nothing; here it is one at a time
+    expect(readConfig({ CONCURRENT_BUILDS: '0' }).concurrentBuilds).toBe(1);
+    for (const arch of ['armv7h', 'i686', 'pentium4', 'loong64', 'riscv64']) {
+      expect(readConfig({ ARCH: arch }).arch).toBe(arch);
+    }
+    // neither takes these
+    for (const [name, value] of [
+      ['PORT', '65536'],
+      ['PORT', ' 80'],
+      ['PORT', '8.0'],
+      ['PORT', '-80'],
+      ['AUR_REQUEST_RETRIES', '4294967296'],
+      ['ALLOW_READS', 'True'],
+      ['ALLOW_READS', '1'],
+      ['ARCH', 'x86/64'],
+    ] as const) {
+      expect(errorOf({ [name]: value }).message, `${name}=${value}`).toMatch(new RegExp(`${name}=`));
+    }
+    // no timeout unless one is set; failed packages are retried on schedule unless told otherwise
+    expect(readConfig({}).buildTimeoutMs).toBeUndefined();
+    expect(readConfig({}).skipFailedOnSchedule).toBe(false);
+    expect(readConfig({ SCHEDULE_SKIP_FAILED: 'true' }).skipFailedOnSchedule).toBe(true);
   });
 
   it('reports every invalid variable at once', () => {

@@ -74,10 +74,14 @@ const text = () => z.string();
 const bool = () =>
   accepts('`true` or `false`', (t) => (t === 'true' ? true : t === 'false' ? false : undefined));
 
+/** A whole number in decimal, with an optional `+` (as the original's parser takes it). */
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   accepts(`a whole number from ${min} to ${max}`, (t) =>
-    /^\d+$/.test(t) && Number(t) >= min && Number(t) <= max ? Number(t) : undefined,
+    /^\+?\d+$/.test(t) && Number(t) >= min && Number(t) <= max ? Number(t) : undefined,
   );
+
+/** The largest value of the original's unsigned 32-bit settings. */
+const U32_MAX = 2 ** 32 - 1;
 
 const decimal = (min: number) =>
   accepts(`a number of at least ${min} (fractions allowed)`, (t) =>
@@ -98,14 +102,6 @@ const duration = (maxMs = 2 ** 31 - 1) =>
       return ms >= 1000 && ms <= maxMs ? Math.round(ms) : undefined;
     },
   );
-
-/** A duration as the docs write it (`2h`, `90d`). */
-function formatDuration(ms: number): string {
-  for (const unit of ['d', 'h', 'm', 's'] as const) {
-    if (ms % DURATION_UNITS[unit] === 0) return `${ms / DURATION_UNITS[unit]}${unit}`;
-  }
-  return `${ms}ms`;
-}
 
 /** Bytes, or a number with `k`, `m`, `g` (binary units, as docker's `--memory`). */
 const bytes = () =>
@@ -233,10 +229,12 @@ export const SETTINGS = {
   }),
 
   // --- repository ---
-  arch: setting('ARCH', pattern(/^[A-Za-z0-9_]+$/, 'an architecture name such as `x86_64`'), machineArch, {
-    doc: "this machine's (x86_64, aarch64)",
-    meaning: 'served path /<ARCH>, package architecture',
-  }),
+  arch: setting(
+    'ARCH',
+    pattern(/^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$/, 'an architecture name such as `x86_64` (no / or spaces)'),
+    machineArch,
+    { doc: "this machine's (x86_64, aarch64)", meaning: 'served path /<ARCH>, package architecture' },
+  ),
   name: setting(
     'NAME',
     pattern(/^[A-Za-z0-9@_+-][A-Za-z0-9@._+-]*$/, 'letters, digits and @ . _ + - (not starting with a dot)'),
@@ -246,7 +244,7 @@ export const SETTINGS = {
   signKeyPassword: optional('SIGN_KEY_PASSWORD', text(), {
     meaning: "password of an encrypted signing key, or the gpg-agent key's passphrase or PIN",
   }),
-  ownRepositoryUrl: optional('OWN_REPOSITORY_URL', url(['http:', 'https:', 'file:']), {
+  ownRepositoryUrl: optional('OWN_REPOSITORY_URL', url(['http:', 'https:', 'ftp:', 'file:']), {
     meaning: 'URL under which runners reach this repository',
   }),
 
@@ -261,10 +259,10 @@ export const SETTINGS = {
   aurResolveAdding: setting('AUR_RESOLVE_ADDING', bool(), true, {
     meaning: 'resolve pkgbase and AUR dependencies by RPC when adding',
   }),
-  aurRequestTimeoutMs: setting('AUR_REQUEST_TIMEOUT', integer(1), AUR_REQUEST_DEFAULTS.timeoutMs, {
+  aurRequestTimeoutMs: setting('AUR_REQUEST_TIMEOUT', integer(0), AUR_REQUEST_DEFAULTS.timeoutMs, {
     meaning: 'ms an AUR RPC request may take',
   }),
-  aurRequestRetries: setting('AUR_REQUEST_RETRIES', integer(0, 100), AUR_REQUEST_DEFAULTS.retries, {
+  aurRequestRetries: setting('AUR_REQUEST_RETRIES', integer(0, U32_MAX), AUR_REQUEST_DEFAULTS.retries, {
     meaning: 'extra attempts of a failed AUR RPC request',
   }),
   syncMirror: setting('SYNC_MIRROR', url(['http:', 'https:', 'file:']), DEFAULT_SYNC_MIRROR, {
@@ -278,13 +276,21 @@ export const SETTINGS = {
   resolveIgnoreFailed: setting('RESOLVE_IGNORE_FAILED', bool(), BUILD_DEFAULTS.resolveIgnoreFailed, {
     meaning: 'build dependents of a failed build anyway',
   }),
-  concurrentBuilds: setting('CONCURRENT_BUILDS', integer(1, 1000), BUILD_DEFAULTS.concurrentBuilds, {
-    meaning: 'builds at once, across the whole server',
-  }),
+  // the original takes 0 too (and then builds nothing): here it counts as 1
+  concurrentBuilds: setting(
+    'CONCURRENT_BUILDS',
+    integer(0).transform((value) => Math.max(1, value)),
+    BUILD_DEFAULTS.concurrentBuilds,
+    { meaning: 'builds at once, across the whole server (0 counts as 1)' },
+  ),
   forceClean: setting('FORCE_CLEAN', bool(), BUILD_DEFAULTS.forceClean, { meaning: 'every build is clean' }),
-  buildTimeoutMs: setting('BUILD_TIMEOUT', duration(), BUILD_DEFAULTS.buildTimeoutMs, {
-    doc: formatDuration(BUILD_DEFAULTS.buildTimeoutMs),
+  buildTimeoutMs: optional('BUILD_TIMEOUT', duration(), {
+    doc: 'unset (none, as the original)',
     meaning: 'longest build; seconds, or a number with s, m, h or d',
+    ours: true,
+  }),
+  skipFailedOnSchedule: setting('SCHEDULE_SKIP_FAILED', bool(), BUILD_DEFAULTS.skipFailedOnSchedule, {
+    meaning: 'scheduled runs skip a package whose last build failed until its source changes',
     ours: true,
   }),
   buildRetentionMs: optional('BUILD_RETENTION', duration(3_650 * 86_400_000), {

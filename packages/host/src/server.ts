@@ -75,7 +75,13 @@ export async function createParts(
           logger: logger.child({ part: 'signing' }),
         });
   const store =
-    given.store ?? createKnexStore({ url: config.databaseUrl, logger: logger.child({ part: 'store' }) });
+    given.store ??
+    createKnexStore({
+      url: config.databaseUrl,
+      logger: logger.child({ part: 'store' }),
+      // a serene.db of serene-aur is imported with its log files and legacy sources
+      sereneAur: { logsDir: config.logsDir, sourcesDir: config.sourcesDir },
+    });
   const runner =
     given.runner ??
     createDockerRunner({

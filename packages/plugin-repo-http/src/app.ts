@@ -158,11 +158,15 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
       throw new InputError(`architecture '${printable(requested)}' is not supported by this server`);
     }
     const name = nameParam(ctx);
-    const entry = (await options.publisher.list()).find((candidate) => candidate.name === name);
-    if (!entry) throw new NotFoundError(`package '${name}' does not exist or is not yet built`);
+    // the publisher's record of what each base published (bases.json), else its database
+    const filename = options.publisher.fileOf
+      ? await options.publisher.fileOf(name)
+      : (await options.publisher.list()).find((candidate) => candidate.name === name)?.filename;
+    if (filename === undefined)
+      throw new NotFoundError(`package '${name}' does not exist or is not yet built`);
     ctx.body = null;
     ctx.status = 307;
-    ctx.set('Location', `/${encodeSegment(arch)}/${entry.filename.split('/').map(encodeSegment).join('/')}`);
+    ctx.set('Location', `/${encodeSegment(arch)}/${filename.split('/').map(encodeSegment).join('/')}`);
   });
 
   // --- packages ---

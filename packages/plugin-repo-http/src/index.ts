@@ -15,7 +15,16 @@ export {
 export { DEFAULT_BODY_LIMIT } from './body.js';
 export { HttpError, PayloadTooLargeError, statusOf } from './errors.js';
 export { createHttpListener, type HttpListener, type HttpListenerOptions } from './listener.js';
-export { frame, LiveLogs, type LiveLogsOptions, PING_FRAME } from './live-logs.js';
+export {
+  changeFrames,
+  frame,
+  LiveLogs,
+  type LiveLogsOptions,
+  legacyFrame,
+  logFrames,
+  PING_FRAME,
+  pingFrames,
+} from './live-logs.js';
 export { openApiDocument } from './openapi.js';
 export type { RepoHttpOptions } from './options.js';
 export type { HttpPlugin } from './plugin.js';

@@ -92,6 +92,93 @@ function open(port: number, base: string, secret: string | null = SECRET): Promi
   });
 }
 
+/**
+ * A reader of the stream as the CLI of the original's v0.4.3 reads it (its framing as the original's
+ * docs describe it): an SSE parser after the WHATWG rules (fields `event` and `data`, several `data`
+ * lines joined by newlines, a message dispatched at a blank line, `message` when no event name is
+ * given) that keeps the messages whose event name is the package base and reads their data as
+ * `{"change": <state>}`, `{"log": "<chunk>"}` or `"ping"`; anything else it skips, as that CLI
+ * does. It follows until the first done state, as `serene add --install` does.
+ */
+type LegacyEvent = { change: { state: string; info?: unknown } } | { log: string } | 'ping';
+
+interface Followed {
+  events: LegacyEvent[];
+  log: string;
+  end: { state: string };
+  skipped: number;
+}
+
+/** Resolves once the stream is open (the subscription is in place) with the end of the following. */
+function followAsV043(port: number, base: string): Promise<{ done: Promise<Followed> }> {
+  return new Promise((connected, reject) => {
+    let resolve!: (followed: Followed) => void;
+    const done = new Promise<Followed>((resolveDone) => {
+      resolve = resolveDone;
+    });
+    const req = http.get(
+      {
+        host: '127.0.0.1',
+        port,
+        path: `/package/${base}/build/logs/subscribe`,
+        headers: { Authorization: SECRET },
+        agent: false,
+      },
+      (res) => {
+        const events: LegacyEvent[] = [];
+        let skipped = 0;
+        let log = '';
+        let buffer = '';
+        let name = '';
+        let data: string[] = [];
+        const dispatch = () => {
+          const event = name === '' ? 'message' : name;
+          const text = data.join('\n');
+          name = '';
+          data = [];
+          if (event !== base) {
+            skipped++;
+            return;
+          }
+          const parsed = JSON.parse(text) as LegacyEvent;
+          events.push(parsed);
+          if (typeof parsed === 'object' && 'log' in parsed) log += parsed.log;
+          if (
+            typeof parsed === 'object' &&
+            'change' in parsed &&
+            ['success', 'failure', 'fatal', 'cancelled'].includes(parsed.change.state)
+          ) {
+            req.destroy();
+            resolve({ events, log, end: parsed.change, skipped });
+          }
+        };
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buffer += chunk;
+          let newline = buffer.search(/\r\n|\r|\n/);
+          while (newline !== -1) {
+            const line = buffer.slice(0, newline);
+            buffer = buffer.slice(newline + (buffer.startsWith('\r\n', newline) ? 2 : 1));
+            if (line === '') dispatch();
+            else if (!line.startsWith(':')) {
+              const colon = line.indexOf(':');
+              const field = colon === -1 ? line : line.slice(0, colon);
+              let value = colon === -1 ? '' : line.slice(colon + 1);
+              if (value.startsWith(' ')) value = value.slice(1);
+              if (field === 'event') name = value;
+              else if (field === 'data') data.push(value);
+            }
+            newline = buffer.search(/\r\n|\r|\n/);
+          }
+        });
+        res.on('error', () => {});
+        connected({ done });
+      },
+    );
+    req.on('error', reject);
+  });
+}
+
 async function until(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await check())) {
@@ -119,6 +206,17 @@ describe('live logs over SSE', () => {
   });
   afterAll(() => h.close());
 
+  /** Logs into the build of `base` once its runner runs (its state says running a moment before). */
+  const logOnceRunning = (base: string, chunk: string) =>
+    until(() => {
+      try {
+        h.log(base, chunk);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+
   const running = async (base: string) =>
     ((await h.ask(`/package/${base}/build/latest`)).json as { state?: { state: string } } | undefined)?.state
       ?.state === 'running';
@@ -141,7 +239,7 @@ describe('live logs over SSE', () => {
         body: { packages: ['app'], clean: false, resolve: true, force: true },
       });
       await until(() => running('app'));
-      h.log('app', 'first line\n');
+      await logOnceRunning('app', 'first line\n');
       h.log('app', 'second "quoted" line\n\ttabbed\n');
 
       // a late subscriber: the state now, then the whole log so far in one message
@@ -150,8 +248,9 @@ describe('live logs over SSE', () => {
         late.next((m) => m.event === 'change'),
         late.next((m) => m.event === 'log'),
       ]);
-      expect(late.messages[0]).toBe(change);
-      expect(late.messages[1]).toBe(log);
+      const mainFraming = late.messages.filter((m) => m.id !== undefined);
+      expect(mainFraming[0]).toBe(change);
+      expect(mainFraming[1]).toBe(log);
       expect(change.raw).toBe('id: app\nevent: change\ndata: {"state":"running","info":"build"}');
       expect(log.raw).toBe(
         'id: app\nevent: log\ndata: "first line\\nsecond \\"quoted\\" line\\n\\ttabbed\\n"',
@@ -166,9 +265,13 @@ describe('live logs over SSE', () => {
       expect(states[0]).toEqual({ state: 'pending' });
       expect(states).toContainEqual({ state: 'running', info: 'build' });
       for (const message of early.messages) {
-        expect(message.id).toBe('app');
+        // (pings may come in between when the machine is slow)
+        if (message.event === 'ping' || message.data === '"ping"') continue;
+        // main's framing names the package in the id, v0.4.3's in the event
+        if (message.id !== undefined) expect(message.id).toBe('app');
+        else expect(message.event).toBe('app');
         // every payload is one line of JSON
-        expect(message.raw.split('\n')).toHaveLength(3);
+        expect(message.raw.split('\n')).toHaveLength(message.id === undefined ? 2 : 3);
       }
       h.release('app');
       await Promise.all([
@@ -190,7 +293,7 @@ describe('live logs over SSE', () => {
     // after the build, nothing is replayed: the stream just stays open
     const after = await open(h.port, 'app');
     await after.next((m) => m.event === 'ping');
-    expect(after.messages.filter((m) => m.event !== 'ping')).toEqual([]);
+    expect(after.messages.filter((m) => m.event !== 'ping' && m.data !== '"ping"')).toEqual([]);
     after.close();
   });
 
@@ -213,6 +316,7 @@ describe('live logs over SSE', () => {
         body: { packages: ['flood'], clean: false, resolve: true, force: true },
       });
       await until(() => running('flood'));
+      await logOnceRunning('flood', '');
       const chunk = `${'x'.repeat(64 * 1024 - 1)}\n`;
       // the build writes 25 MB of log as a runner does, a chunk at a time; each write returns at once
       let slowest = 0;
@@ -239,5 +343,51 @@ describe('live logs over SSE', () => {
     await ended;
     expect(stalled.messages.some((m) => m.data === '{"state":"success"}')).toBe(false);
     reader.close();
+  });
+
+  it('serves the framing of v0.4.3 on the same stream: its reader follows a build, late or early', async () => {
+    h.hold('app');
+    const early = await followAsV043(h.port, 'app');
+    const main = await open(h.port, 'app');
+    try {
+      await h.ask('/build', {
+        method: 'POST',
+        body: { packages: ['app'], clean: false, resolve: true, force: true },
+      });
+      await until(() => running('app'));
+      await logOnceRunning('app', 'legacy line one\n');
+      // a late joiner gets the replay in its framing too
+      const late = await followAsV043(h.port, 'app');
+      h.log('app', 'legacy "line" two\n');
+      h.release('app');
+      const [first, second] = await Promise.all([early.done, late.done]);
+      for (const followed of [first, second]) {
+        expect(followed.end).toEqual({ state: 'success' });
+        expect(followed.log).toContain('legacy line one\nlegacy "line" two\n');
+        expect(followed.events).toContainEqual({ change: { state: 'running', info: 'build' } });
+        // main's messages were there and were skipped
+        expect(followed.skipped).toBeGreaterThan(0);
+      }
+      const notPing = (event: LegacyEvent) => event !== 'ping';
+      expect(first.events.filter(notPing)[0]).toEqual({ change: { state: 'pending' } });
+      // the replay: state, then the log so far in one message
+      expect(second.events.filter(notPing).slice(0, 2)).toEqual([
+        { change: { state: 'running', info: 'build' } },
+        { log: 'legacy line one\n' },
+      ]);
+      // main's reader saw the same build in its own framing
+      await main.next((m) => m.event === 'change' && m.data === '{"state":"success"}');
+      expect(main.messages.some((m) => m.event === 'log' && m.data === '"legacy line one\\n"')).toBe(true);
+    } finally {
+      h.release('app');
+      main.close();
+    }
+    await h.orchestrator.idle();
+  });
+
+  it('pings a v0.4.3 reader under its package name', async () => {
+    const stream = await open(h.port, 'app');
+    await stream.next((m) => m.event === 'app' && m.data === '"ping"');
+    stream.close();
   });
 });

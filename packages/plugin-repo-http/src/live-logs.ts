@@ -1,10 +1,13 @@
 /**
- * Live build logs over server-sent events, framed as the original's `main` branch (reference 1.5):
+ * Live build logs over server-sent events. Every event goes out in two framings, one after the
+ * other, so that the CLIs of the original's `main` branch and of its release v0.4.3 both follow a
+ * build on the same stream (each finds the events it understands and skips the others):
  *
- *     id: <pkgbase>
- *     event: change|log|ping
+ *     id: <pkgbase>                      event: <pkgbase>
+ *     event: change|log|ping             data: {"change": <state>} | {"log": "<chunk>"} | "ping"
  *     data: <JSON of the payload>
  *
+ * (left: `main`, see docs/api.md; right: v0.4.3, whose client picks its events by the pkgbase.)
  * A late subscriber gets the current state and the log so far first. Beyond the original, a slow
  * subscriber never slows a build: events are written without waiting, and a subscriber whose
  * unsent output grows past a bound is dropped.
@@ -53,6 +56,28 @@ export function frame(id: string, event: string, data: string): string {
 /** The ping message: empty id, `data: null`. */
 export const PING_FRAME = frame('', 'ping', 'null');
 
+/** One message in the framing of the original's v0.4.3 (its CLI dispatches on the event name). */
+export function legacyFrame(base: string, data: string): string {
+  return `event: ${base}\ndata: ${data}\n\n`;
+}
+
+/** A state change in both framings. */
+export function changeFrames(base: string, state: BuildState): string {
+  const json = JSON.stringify(state);
+  return frame(base, 'change', json) + legacyFrame(base, `{"change":${json}}`);
+}
+
+/** A log chunk in both framings. */
+export function logFrames(base: string, chunk: string): string {
+  const json = JSON.stringify(chunk);
+  return frame(base, 'log', json) + legacyFrame(base, `{"log":${json}}`);
+}
+
+/** The ping to the subscribers of `base` in both framings. */
+export function pingFrames(base: string): string {
+  return PING_FRAME + legacyFrame(base, '"ping"');
+}
+
 /**
  * The live log streams of all packages: subscribers by pkgbase, the replay of running builds, and
  * the pings.
@@ -99,9 +124,7 @@ export class LiveLogs {
     const subscriber: Subscriber = { res, allowance: this.maxBufferedBytes };
     const replay = this.replays.get(base);
     if (replay) {
-      const text =
-        frame(base, 'change', JSON.stringify(replay.state)) +
-        frame(base, 'log', JSON.stringify(replay.chunks.join('')));
+      const text = changeFrames(base, replay.state) + logFrames(base, replay.chunks.join(''));
       subscriber.allowance += Buffer.byteLength(text);
       res.write(text);
     } else {
@@ -140,7 +163,7 @@ export class LiveLogs {
       if (replay) replay.state = state;
       else this.replays.set(base, { state, chunks: [], length: 0 });
     }
-    this.send(base, frame(base, 'change', JSON.stringify(state)));
+    this.send(base, changeFrames(base, state));
   }
 
   private onLog(base: string, chunk: string): void {
@@ -152,15 +175,19 @@ export class LiveLogs {
         replay.length -= replay.chunks.shift()!.length;
       }
     }
-    this.send(base, frame(base, 'log', JSON.stringify(chunk)));
+    this.send(base, logFrames(base, chunk));
   }
 
-  /** Writes a message to the subscribers of `base` (all, for undefined) without waiting for any. */
-  private send(base: string | undefined, text: string): void {
+  /**
+   * Writes a message to the subscribers of `base` (all, for undefined, with the text for each base)
+   * without waiting for any.
+   */
+  private send(base: string | undefined, message: string | ((base: string) => string)): void {
     const sets =
       base === undefined ? [...this.subscribers.entries()] : [[base, this.subscribers.get(base)] as const];
     for (const [key, set] of sets) {
       if (!set) continue;
+      const text = typeof message === 'string' ? message : message(key);
       for (const subscriber of set) {
         const { res } = subscriber;
         if (res.writableLength > subscriber.allowance) {
@@ -189,7 +216,7 @@ export class LiveLogs {
 
   private startPings(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => this.send(undefined, PING_FRAME), this.pingIntervalMs);
+    this.timer = setInterval(() => this.send(undefined, pingFrames), this.pingIntervalMs);
     this.timer.unref();
   }
 

@@ -247,8 +247,10 @@ export function openApiDocument(version: string, arch: string): Json {
           summary: 'live state and log of a package',
           description:
             'Server-sent events: `id: <pkgbase>`, `event: change` (data: BuildState JSON), `event: log` (data: the chunk as a ' +
-            'JSON string), `event: ping` every 10 s (empty id, `data: null`). A late subscriber first receives the current ' +
-            'state and the log so far.',
+            'JSON string), `event: ping` every 10 s (empty id, `data: null`). Each event is followed by the same event in ' +
+            'the framing of the v0.4.3 CLI: no id, `event: <pkgbase>`, data `{"change": <BuildState>}`, `{"log": "<chunk>"}` ' +
+            'or `"ping"`; each CLI reads the events it understands and skips the others. A late subscriber first receives ' +
+            'the current state and the log so far, in both framings.',
           security: READ,
           responses: {
             200: {

@@ -71,6 +71,8 @@ export interface SereneSettings {
   concurrentBuilds?: number | undefined;
   /** `BUILD_TIMEOUT` in ms */
   buildTimeoutMs?: number | undefined;
+  /** `SCHEDULE_SKIP_FAILED`: scheduled runs skip a package that failed until its source changes */
+  skipFailedOnSchedule?: boolean | undefined;
   /** `RESOLVE_BUILD_SEQUENCE` */
   resolveBuildSequence?: boolean | undefined;
   /** `RESOLVE_IGNORE_FAILED` */
@@ -168,6 +170,7 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
     ownRepositoryUrl: settings.ownRepositoryUrl,
     concurrentBuilds: settings.concurrentBuilds,
     buildTimeoutMs: settings.buildTimeoutMs,
+    skipFailedOnSchedule: settings.skipFailedOnSchedule,
     resolveBuildSequence: settings.resolveBuildSequence,
     resolveIgnoreFailed: settings.resolveIgnoreFailed,
     forceClean: settings.forceClean,
@@ -202,6 +205,7 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
     runner,
     scheduling,
     sourcesDir: settings.sourcesDir,
+    logsDir: settings.logsDir,
     arch: settings.arch,
     schedulingDefault: settings.schedulingDefault,
     syncProviders,

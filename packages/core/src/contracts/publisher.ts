@@ -21,6 +21,16 @@ export interface PublishResult {
   replaced: RepoEntry[];
 }
 
+/** What a publish or remove belongs to. */
+export interface PublishOptions {
+  /**
+   * The package base the files are (or the names were) published for. A publish then replaces
+   * everything the base published before: members it no longer has leave the database and their files
+   * are deleted. A remove also removes every member and file recorded for the base.
+   */
+  base?: string;
+}
+
 /**
  * A `Publisher` makes built packages visible in a pacman repository.
  *
@@ -41,12 +51,17 @@ export interface Publisher {
    * database, replacing older versions of the same pkgnames and deleting the replaced files.
    * A file that is not a valid package fails the whole call with `InvalidPackageError` and changes nothing.
    */
-  publish(files: readonly string[]): Promise<PublishResult>;
+  publish(files: readonly string[], options?: PublishOptions): Promise<PublishResult>;
   /**
    * Removes packages by pkgname, with their files and signatures. An unknown name fails the whole
    * call with `NotFoundError` and changes nothing. Returns the removed entries.
    */
-  remove(names: readonly string[]): Promise<RepoEntry[]>;
+  remove(names: readonly string[], options?: PublishOptions): Promise<RepoEntry[]>;
+  /**
+   * The file name (relative to the repository folder) a pkgname was last published as, from the
+   * publisher's own record; undefined when it has none. Publishers without a record leave it out.
+   */
+  fileOf?(name: string): Promise<string | undefined>;
   /** The entries of the database, sorted by name. */
   list(): Promise<RepoEntry[]>;
   /** Signs everything already published that has no valid signature (when a signer is set). */

@@ -212,13 +212,14 @@ describe('BuildOrchestrator', () => {
     expect(h.runner.started).toEqual(['fine']);
   });
 
-  it('cancels the dependents of a failed build, and remembers the failure for scheduled runs', async () => {
+  it('cancels the dependents of a failed build, and remembers the failure for scheduled runs (skipFailedOnSchedule)', async () => {
     const h = await harness(
       [
         { base: 'lib', pkgver: '1' },
         { base: 'app', pkgver: '1', depends: ['lib'] },
       ],
       { behaviour: (job) => (job.base === 'lib' ? 'failure' : 'success') },
+      { skipFailedOnSchedule: true },
     );
     await h.add('lib');
     await h.add('app');
@@ -263,6 +264,57 @@ describe('BuildOrchestrator', () => {
     expect(build.state.state).toBe('fatal');
     expect((build.state as { info: [string, string] }).info[0]).toMatch(/timed out/);
     expect((build.state as { info: [string, string] }).info[1]).toBe('build');
+  });
+
+  it('has no timeout unless one is set: the runner gets none and a long build is not stopped', async () => {
+    const timeouts: (number | undefined)[] = [];
+    const h = await harness([{ base: 'long', pkgver: '1' }], {
+      delayMs: 400,
+      behaviour: (job) => {
+        timeouts.push(job.timeoutMs);
+        return 'success';
+      },
+    });
+    await h.add('long');
+    await run(h, ['long']);
+    expect(timeouts).toEqual([undefined]);
+    expect((await latest(h, 'long')).state).toEqual({ state: 'success' });
+  });
+
+  it('builds a failed package again on the next scheduled run, as the original; skips it when told to', async () => {
+    const schedule: RunSettings = { reason: 'schedule', resolve: true, clean: false, force: false };
+    for (const skip of [false, true]) {
+      const h = await harness(
+        [{ base: 'flaky', pkgver: '1' }],
+        { behaviour: () => 'failure' },
+        { skipFailedOnSchedule: skip },
+      );
+      await h.add('flaky');
+      await run(h, ['flaky'], schedule);
+      expect((await latest(h, 'flaky')).state).toEqual({ state: 'failure' });
+      await run(h, ['flaky'], schedule);
+      expect(h.runner.started, `skipFailedOnSchedule: ${skip}`).toEqual(
+        skip ? ['flaky'] : ['flaky', 'flaky'],
+      );
+    }
+  });
+
+  it("removes a clean package's runner after a failed build too, and keeps the others'", async () => {
+    const h = await harness(
+      [
+        { base: 'tidy', pkgver: '1' },
+        { base: 'keep', pkgver: '1' },
+      ],
+      { behaviour: () => 'failure' },
+    );
+    const removed: string[] = [];
+    Object.assign(h.runner, { remove: async (base: string) => void removed.push(base) });
+    await h.add('tidy');
+    await h.add('keep');
+    await h.store.updatePackage('tidy', { clean: true });
+    await run(h, ['tidy', 'keep']);
+    expect((await latest(h, 'tidy')).state).toEqual({ state: 'failure' });
+    expect(removed).toEqual(['tidy']);
   });
 
   it('cancels running and queued builds', async () => {

@@ -55,8 +55,13 @@ export interface OrchestratorOptions {
   ownRepositoryUrl?: string | undefined;
   /** `CONCURRENT_BUILDS`: builds running at once across the whole server @default 5 */
   concurrentBuilds?: number;
-  /** `BUILD_TIMEOUT` in ms @default 7200000 (2 hours) */
-  buildTimeoutMs?: number;
+  /** `BUILD_TIMEOUT` in ms @default undefined: no timeout, as the original */
+  buildTimeoutMs?: number | undefined;
+  /**
+   * `SCHEDULE_SKIP_FAILED`: scheduled runs skip a package whose last build failed until its source
+   * changes. @default false: scheduled runs build it again, as the original's
+   */
+  skipFailedOnSchedule?: boolean;
   /** `RESOLVE_BUILD_SEQUENCE` @default true */
   resolveBuildSequence?: boolean;
   /** `RESOLVE_IGNORE_FAILED` @default false */
@@ -69,10 +74,11 @@ export interface OrchestratorOptions {
   now?: () => Date;
 }
 
-/** The defaults of the build settings (the original's, and ours for the timeout); the host's settings take them from here. */
+/** The defaults of the build settings (the original's: no timeout, failed packages retried on schedule); the host's settings take them from here. */
 export const BUILD_DEFAULTS = {
   concurrentBuilds: 5,
-  buildTimeoutMs: 2 * 60 * 60 * 1000,
+  buildTimeoutMs: undefined as number | undefined,
+  skipFailedOnSchedule: false,
   resolveBuildSequence: true,
   resolveIgnoreFailed: false,
   forceClean: false,
@@ -124,8 +130,9 @@ export class BuildOrchestrator {
   private readonly sourcesDir: string;
   private readonly workDir: string;
   private readonly ownRepositoryUrl: string | undefined;
-  private readonly buildTimeoutMs: number;
+  private readonly buildTimeoutMs: number | undefined;
   private readonly outputLimits: Readonly<BuildOutputLimits>;
+  private readonly skipFailedOnSchedule: boolean;
   private readonly resolveBuildSequence: boolean;
   private readonly resolveIgnoreFailed: boolean;
   private readonly forceClean: boolean;
@@ -151,6 +158,7 @@ export class BuildOrchestrator {
     this.ownRepositoryUrl = options.ownRepositoryUrl;
     this.buildTimeoutMs = options.buildTimeoutMs ?? BUILD_DEFAULTS.buildTimeoutMs;
     this.outputLimits = { ...BUILD_OUTPUT_LIMITS, ...options.outputLimits };
+    this.skipFailedOnSchedule = options.skipFailedOnSchedule ?? BUILD_DEFAULTS.skipFailedOnSchedule;
     this.resolveBuildSequence = options.resolveBuildSequence ?? BUILD_DEFAULTS.resolveBuildSequence;
     this.resolveIgnoreFailed = options.resolveIgnoreFailed ?? BUILD_DEFAULTS.resolveIgnoreFailed;
     this.forceClean = options.forceClean ?? BUILD_DEFAULTS.forceClean;
@@ -276,7 +284,12 @@ export class BuildOrchestrator {
         this.logger.debug('package is up to date', { base });
         continue;
       }
-      if (!settings.force && settings.reason === 'schedule' && record.failedState === state) {
+      if (
+        this.skipFailedOnSchedule &&
+        !settings.force &&
+        settings.reason === 'schedule' &&
+        record.failedState === state
+      ) {
         this.logger.debug('package failed at this state before, not rebuilding', { base });
         continue;
       }
@@ -439,10 +452,12 @@ export class BuildOrchestrator {
     try {
       release = await this.slots.acquire(job.controller.signal);
       // the timeout counts from the start of the run, not from the wait for a slot
-      timer = setTimeout(() => {
-        job.abortReason ??= 'timeout';
-        job.controller.abort(new Error('timeout'));
-      }, this.buildTimeoutMs);
+      if (this.buildTimeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          job.abortReason ??= 'timeout';
+          job.controller.abort(new Error('timeout'));
+        }, this.buildTimeoutMs);
+      }
       await this.setState(job, { state: 'running', info: 'build' });
       output = await this.createOutputDir();
       const record = job.record;
@@ -477,7 +492,7 @@ export class BuildOrchestrator {
       // a successful run is recorded with the publish state that follows it, in one write
       if (!published) await this.store.updateBuild(job.base, job.started, run);
       if (aborted === 'timeout') {
-        const message = `build timed out after ${formatDuration(this.buildTimeoutMs)} and was stopped`;
+        const message = `build timed out after ${formatDuration(this.buildTimeoutMs ?? 0)} and was stopped`;
         await this.rememberFailure(job);
         // the runner's own words when it ended the build for its timeout; ours when we stopped it
         const text = result.aborted === 'timeout' && result.message ? result.message : message;
@@ -490,6 +505,15 @@ export class BuildOrchestrator {
       }
       if (!result.success) {
         await this.rememberFailure(job);
+        // a clean package leaves nothing behind after a failed build either
+        if (record.clean || this.forceClean) {
+          await this.runner.remove?.(job.base).catch((error) =>
+            this.logger.warn('could not remove the runner of a failed clean build', {
+              base: job.base,
+              error: formatErrorChain(error),
+            }),
+          );
+        }
         await this.finish(job, { state: 'failure' });
         return false;
       }
@@ -516,7 +540,7 @@ export class BuildOrchestrator {
       } else {
         const message =
           job.abortReason === 'timeout'
-            ? `build timed out after ${formatDuration(this.buildTimeoutMs)} and was stopped`
+            ? `build timed out after ${formatDuration(this.buildTimeoutMs ?? 0)} and was stopped`
             : formatErrorChain(error);
         await this.rememberFailure(job).catch(() => undefined);
         await this.finish(job, { state: 'fatal', info: [message, progress] }).catch((failure) =>
@@ -576,7 +600,7 @@ export class BuildOrchestrator {
         `could not find all expected built packages: [${missing.map((m) => `${m}*`).join(', ')}]`,
       );
     }
-    await this.publisher.publish(files as string[]);
+    await this.publisher.publish(files as string[], { base: job.base });
     await this.store.updatePackage(job.base, {
       srcinfo: srcinfoText,
       pkgbuild: await job.source.pkgbuild(dir),

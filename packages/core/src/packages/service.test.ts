@@ -2,10 +2,14 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AurEmulator, type AurTestPackage, startAurEmulator } from '../../../../test/fixtures/aur/index.js';
-import { BuildOrchestrator } from '../orchestration/orchestrator.js';
+import {
+  type AurEmulator,
+  type AurTestPackage,
+  startAurEmulator,
+} from '../../../../test/fixtures/aur/index.js';
 import type { Store } from '../contracts/store.js';
 import { InputError } from '../errors.js';
+import { BuildOrchestrator } from '../orchestration/orchestrator.js';
 import { createFilesystemRepository, type FilesystemRepository } from '../pacman/filesystem-repository.js';
 import { createSourceFactory } from '../sources/source-factory.js';
 import { createKnexStore } from '../store/knex-store.js';
@@ -32,9 +36,19 @@ async function harness(packages: AurTestPackage[]): Promise<Harness> {
   const runner = createInstantRunner();
   const publisher = createFilesystemRepository({ dir: path.join(root, 'repository') });
   await publisher.init();
-  const sources = createSourceFactory({ generateSrcinfo: (dir) => runner.printSrcinfo(dir), aur: { baseUrl: aur.url } });
+  const sources = createSourceFactory({
+    generateSrcinfo: (dir) => runner.printSrcinfo(dir),
+    aur: { baseUrl: aur.url },
+  });
   const sourcesDir = path.join(root, 'sources');
-  const orchestrator = new BuildOrchestrator({ store, sources, runner, publisher, sourcesDir, workDir: path.join(root, 'work') });
+  const orchestrator = new BuildOrchestrator({
+    store,
+    sources,
+    runner,
+    publisher,
+    sourcesDir,
+    workDir: path.join(root, 'work'),
+  });
   const scheduled = new Map<string, unknown>();
   const scheduling: PackageScheduling = {
     reschedule: (base, pkg) => (pkg?.enabled ? scheduled.set(base, pkg) : scheduled.delete(base)),
@@ -45,7 +59,16 @@ async function harness(packages: AurTestPackage[]): Promise<Harness> {
       }
     },
   };
-  const service = new PackageService({ store, sources, orchestrator, publisher, runner, scheduling, sourcesDir });
+  const service = new PackageService({
+    store,
+    sources,
+    orchestrator,
+    publisher,
+    runner,
+    scheduling,
+    sourcesDir,
+    logsDir: path.join(root, 'logs'),
+  });
   const h = { aur, store, publisher, orchestrator, service, scheduled, root };
   open.push(h);
   return h;
@@ -103,12 +126,20 @@ describe('PackageService', () => {
     await h.service.add({ source: { type: 'aur', name: 'alpha' }, replace: false, build: false });
     const twice = await rejection(h.service.add({ source: { type: 'aur', name: 'alpha' }, replace: false }));
     expect(twice.message).toBe('package with the same base is already added');
-    const missing = await rejection(h.service.add({ source: { type: 'aur', name: 'broken' }, replace: false }));
-    expect(missing.message).toBe('failed to satisfy all dependencies for broken, missing are does-not-exist-anywhere');
+    const missing = await rejection(
+      h.service.add({ source: { type: 'aur', name: 'broken' }, replace: false }),
+    );
+    expect(missing.message).toBe(
+      'failed to satisfy all dependencies for broken, missing are does-not-exist-anywhere',
+    );
     expect((await h.service.list()).map((item) => item.view.record.base)).toEqual(['alpha']);
     // replace keeps the settings
     await h.service.set('alpha', { key: 'prepare', value: 'echo hi' });
-    const replaced = await h.service.add({ source: { type: 'aur', name: 'alpha' }, replace: true, build: false });
+    const replaced = await h.service.add({
+      source: { type: 'aur', name: 'alpha' },
+      replace: true,
+      build: false,
+    });
     expect(replaced[0]!.record.prepare).toBe('echo hi');
   });
 
@@ -122,15 +153,20 @@ describe('PackageService', () => {
     expect(builds).toHaveLength(2);
     expect((await h.service.build('alpha', '0')).started).toEqual(builds[1]!.started);
     expect((await h.service.build('alpha', '0001')).started).toEqual(builds[0]!.started);
-    expect((await h.service.build('alpha', builds[1]!.started.toISOString())).started).toEqual(builds[1]!.started);
+    expect((await h.service.build('alpha', builds[1]!.started.toISOString())).started).toEqual(
+      builds[1]!.started,
+    );
     expect((await rejection(h.service.build('alpha', 'yesterday'))).message).toBe(
       "expected valid date, valid index number, or 'latest', not 'yesterday'",
     );
-    expect((await rejection(h.service.build('alpha', '7'))).message).toBe('package not found or no build at this time');
-    expect(await h.service.logs('alpha', 'latest')).toContain('Making package');
-    expect((await rejection(h.service.startBuild(['ghost'], { resolve: true, clean: false, force: true }))).message).toBe(
-      'package with base ghost is not added',
+    expect((await rejection(h.service.build('alpha', '7'))).message).toBe(
+      'package not found or no build at this time',
     );
+    expect(await h.service.logs('alpha', 'latest')).toContain('Making package');
+    expect(
+      (await rejection(h.service.startBuild(['ghost'], { resolve: true, clean: false, force: true })))
+        .message,
+    ).toBe('package with base ghost is not added');
   });
 
   it('changes settings, validates schedules and flags, and reschedules', async () => {
@@ -141,9 +177,9 @@ describe('PackageService', () => {
     await h.service.set('alpha', { key: 'enabled', value: true });
     await h.service.set('alpha', { key: 'schedule', value: '0 30 2 * * *' });
     expect(h.scheduled.get('alpha')).toMatchObject({ schedule: '0 30 2 * * *' });
-    expect((await rejection(h.service.set('alpha', { key: 'schedule', value: '30 2 * * *' }))).message).toMatch(
-      /forgot the seconds/,
-    );
+    expect(
+      (await rejection(h.service.set('alpha', { key: 'schedule', value: '30 2 * * *' }))).message,
+    ).toMatch(/forgot the seconds/);
     await h.service.set('alpha', { key: 'flags', value: ['nocheck', 'skippgpcheck'] });
     expect((await h.service.get('alpha')).record.flags).toEqual(['nocheck', 'skippgpcheck']);
     await h.service.set('alpha', { key: 'devel', value: true });
@@ -151,10 +187,14 @@ describe('PackageService', () => {
     expect((await h.service.get('alpha')).schedule).toBe('0 30 2 * * *');
   });
 
-  it('removes a package with its repository entries, source folder and builds', async () => {
+  it('removes a package with its repository entries, source folder, builds and log files', async () => {
     const h = await harness([{ base: 'alpha', pkgver: '1' }]);
     await h.service.add({ source: { type: 'aur', name: 'alpha' }, replace: false });
     await h.orchestrator.idle();
+    // the log files of its builds (the host writes them; an original install has them)
+    await fs.mkdir(path.join(h.root, 'logs', 'alpha'), { recursive: true });
+    await fs.writeFile(path.join(h.root, 'logs', 'alpha', '2024-05-01T12:00:00.log'), 'log');
+    await fs.mkdir(path.join(h.root, 'logs', 'other'), { recursive: true });
     expect((await h.publisher.list()).map((entry) => entry.name)).toEqual(['alpha']);
     await h.service.remove('alpha');
     expect(await h.publisher.list()).toEqual([]);
@@ -162,6 +202,8 @@ describe('PackageService', () => {
     expect(await h.service.builds('alpha')).toEqual([]);
     expect(h.scheduled.has('alpha')).toBe(false);
     await expect(fs.access(path.join(h.root, 'sources', 'alpha'))).rejects.toThrow();
+    expect(await fs.readdir(path.join(h.root, 'logs'))).toEqual(['other']);
+    expect(JSON.parse(await fs.readFile(path.join(h.root, 'repository', 'bases.json'), 'utf8'))).toEqual({});
     expect((await rejection(h.service.remove('alpha'))).message).toBe('package with base alpha is not added');
   });
 });

@@ -42,6 +42,8 @@ export interface PackageServiceOptions {
   scheduling: PackageScheduling;
   /** the folder holding `sources/<pkgbase>` (the orchestrator's) */
   sourcesDir: string;
+  /** the folder of the build log files (`logs/<pkgbase>/`), removed with their package */
+  logsDir?: string | undefined;
   /** `ARCH` @default 'x86_64' */
   arch?: string;
   /** `SCHEDULING_DEFAULT`: `enabled` of new packages @default true */
@@ -93,6 +95,7 @@ export class PackageService {
   private readonly runner: Runner;
   private readonly scheduling: PackageScheduling;
   private readonly sourcesDir: string;
+  private readonly logsDir: string | undefined;
   private readonly arch: string;
   private readonly schedulingDefault: boolean;
   private readonly syncProviders: () => Promise<readonly Provider[]>;
@@ -107,6 +110,7 @@ export class PackageService {
     this.runner = options.runner;
     this.scheduling = options.scheduling;
     this.sourcesDir = options.sourcesDir;
+    this.logsDir = options.logsDir;
     this.arch = options.arch ?? 'x86_64';
     this.schedulingDefault = options.schedulingDefault ?? true;
     this.syncProviders = options.syncProviders ?? (async () => []);
@@ -285,15 +289,22 @@ export class PackageService {
       : [];
     const published = new Set((await this.publisher.list()).map((entry) => entry.name));
     const toRemove = members.filter((name) => published.has(name));
-    if (toRemove.length > 0) {
-      await this.publisher.remove(toRemove).catch((error) =>
-        this.logger.error('could not remove packages from the repository', {
-          base,
-          error: formatErrorChain(error),
-        }),
-      );
-    }
+    // with the base, the publisher also removes what it recorded for it (bases.json)
+    await this.publisher.remove(toRemove, { base }).catch((error) =>
+      this.logger.error('could not remove packages from the repository', {
+        base,
+        error: formatErrorChain(error),
+      }),
+    );
     await fs.rm(path.join(this.sourcesDir, base), { recursive: true, force: true });
+    if (this.logsDir !== undefined) {
+      const dir = path.resolve(this.logsDir);
+      const logs = path.resolve(dir, base);
+      // a base is one path segment; anything else is not a folder of this package
+      if (path.dirname(logs) === dir) {
+        await fs.rm(logs, { recursive: true, force: true });
+      }
+    }
     await this.store.deletePackage(base);
   }
 

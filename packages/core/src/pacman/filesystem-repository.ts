@@ -1,11 +1,12 @@
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import type { Publisher, PublishResult, RepoEntry } from '../contracts/publisher.js';
+import type { Publisher, PublishOptions, PublishResult, RepoEntry } from '../contracts/publisher.js';
 import type { Signer } from '../contracts/signer.js';
 import { FileChanges, TEMP_PREFIX } from '../durable.js';
 import { InputError } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
+import { BASES_FILE, type BasesRecord, readBases, writeBases } from './bases.js';
 import { RepoDatabase } from './database.js';
 import { readPackage } from './package-reader.js';
 import type { PackageFile } from './types.js';
@@ -33,6 +34,8 @@ export interface FilesystemRepository extends Publisher {
   readonly dir: string;
   /** opens (once) and returns the underlying database */
   database(): Promise<RepoDatabase>;
+  /** The record of what each package base published (`bases.json` in the folder, as the original's). */
+  bases(): Promise<BasesRecord>;
   /**
    * The original's start-up janitor: removes `*.pkg.tar.*.sig` files whose package file is gone, and
    * temporary files a crash left behind (`.tmp.*`, `*.sig.tmp`). Returns the names removed.
@@ -55,6 +58,38 @@ export function createFilesystemRepository(options: FilesystemRepositoryOptions)
   const signer = options.signer;
   const logger = options.logger ?? createNoopLogger();
   let db: Promise<RepoDatabase> | undefined;
+  const basesFile = path.join(dir, BASES_FILE);
+  /** publishes and removes one after another: each reads and writes the whole record */
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(task: () => Promise<T>): Promise<T> => {
+    const run = queue.then(task);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+
+  /**
+   * The record; made from the database's entries (each under its pkgbase) when the file is missing
+   * or unreadable, as after an upgrade from a version without it.
+   */
+  const loadBases = async (): Promise<BasesRecord> => {
+    try {
+      const record = await readBases(basesFile);
+      if (record) return record;
+    } catch (error) {
+      logger.warn('the record of published bases cannot be read: it is made again from the database', {
+        file: basesFile,
+        error: (error as Error).message,
+      });
+    }
+    const record: BasesRecord = {};
+    for (const entry of await (await database()).list()) {
+      const base = entry.base ?? entry.name;
+      const members = record[base] ?? [];
+      members.push({ name: entry.name, file: path.basename(entry.filename) });
+      record[base] = members;
+    }
+    return record;
+  };
 
   const database = (): Promise<RepoDatabase> => {
     db ??= fs
@@ -105,6 +140,54 @@ export function createFilesystemRepository(options: FilesystemRepositoryOptions)
     }
   };
 
+  /** Deletes a package file of the folder and its signature. */
+  const deleteWithSignature = async (file: string): Promise<void> => {
+    const target = path.join(dir, path.basename(file));
+    await fs.rm(target, { force: true });
+    await fs.rm(`${target}.sig`, { force: true });
+  };
+
+  /**
+   * After a publish of `base`: what it published before and no longer has leaves the database and the
+   * folder, and its record is replaced (members now published by it leave other bases' records).
+   */
+  const recordPublish = async (base: string, members: { name: string; file: string }[]): Promise<void> => {
+    const record = await loadBases();
+    const names = new Set(members.map((member) => member.name));
+    const files = new Set(members.map((member) => member.file));
+    const previous = record[base] ?? [];
+    for (const [other, list] of Object.entries(record)) {
+      if (other === base) continue;
+      const kept = list.filter((member) => !names.has(member.name));
+      if (kept.length === 0) delete record[other];
+      else record[other] = kept;
+    }
+    const claimed = new Set(
+      Object.entries(record)
+        .filter(([other]) => other !== base)
+        .flatMap(([, list]) => list.map((member) => member.name)),
+    );
+    const claimedFiles = new Set(
+      Object.entries(record)
+        .filter(([other]) => other !== base)
+        .flatMap(([, list]) => list.map((member) => member.file)),
+    );
+    const repo = await database();
+    const present = new Set((await repo.list()).map((entry) => entry.name));
+    const dropped = previous
+      .map((member) => member.name)
+      .filter((name) => !names.has(name) && !claimed.has(name) && present.has(name));
+    if (dropped.length > 0) {
+      await repo.remove(dropped);
+      logger.info('removed members the new version of a base no longer has', { base, packages: dropped });
+    }
+    for (const member of previous) {
+      if (!files.has(member.file) && !claimedFiles.has(member.file)) await deleteWithSignature(member.file);
+    }
+    record[base] = members;
+    await writeBases(basesFile, record);
+  };
+
   const repository: FilesystemRepository = {
     name: FILESYSTEM_PUBLISHER_NAME,
     dir,
@@ -112,28 +195,69 @@ export function createFilesystemRepository(options: FilesystemRepositoryOptions)
 
     async init() {
       await (await database()).init();
+      await serial(async () => {
+        if ((await readBases(basesFile).catch(() => undefined)) === undefined) {
+          await writeBases(basesFile, await loadBases());
+        }
+      });
       await repository.removeOrphans();
     },
 
-    async publish(files): Promise<PublishResult> {
-      const repo = await database();
-      // read (and so validate) everything before anything is copied
-      const packages = await Promise.all(files.map((file) => readPackage(path.resolve(file))));
-      const result = await change(packages, (inPlace) => repo.add(inPlace, { removeOld: true }));
-      logger.info('published packages', { packages: result.added.map((entry) => entry.filename) });
-      return { added: result.added, replaced: result.replaced };
+    publish(files, options: PublishOptions = {}): Promise<PublishResult> {
+      return serial(async () => {
+        const repo = await database();
+        // read (and so validate) everything before anything is copied
+        const packages = await Promise.all(files.map((file) => readPackage(path.resolve(file))));
+        const result = await change(packages, (inPlace) => repo.add(inPlace, { removeOld: true }));
+        logger.info('published packages', { packages: result.added.map((entry) => entry.filename) });
+        if (options.base !== undefined) {
+          await recordPublish(
+            options.base,
+            packages.map((pkg) => ({ name: pkg.pkginfo.pkgname, file: pkg.filename })),
+          );
+        }
+        return { added: result.added, replaced: result.replaced };
+      });
     },
 
-    async remove(names): Promise<RepoEntry[]> {
-      const removed = await (await database()).remove(names);
-      for (const entry of removed) {
-        const file = path.join(dir, path.basename(entry.filename));
-        await fs.rm(file, { force: true });
-        await fs.rm(`${file}.sig`, { force: true });
-      }
-      logger.info('removed packages', { packages: removed.map((entry) => entry.name) });
-      return removed;
+    remove(names, options: PublishOptions = {}): Promise<RepoEntry[]> {
+      return serial(async () => {
+        const repo = await database();
+        const record = await loadBases();
+        const recorded = (options.base !== undefined && record[options.base]) || [];
+        // recorded members that are no longer in the database (a failed publish of the original
+        // leaves such entries) are not an error
+        const present = new Set((await repo.list()).map((entry) => entry.name));
+        const wanted = [...new Set([...names, ...recorded.map((m) => m.name).filter((n) => present.has(n))])];
+        const removed = wanted.length > 0 ? await repo.remove(wanted) : [];
+        const doomed = new Set([
+          ...removed.map((entry) => path.basename(entry.filename)),
+          ...recorded.map((member) => member.file),
+        ]);
+        for (const file of doomed) await deleteWithSignature(file);
+        if (options.base !== undefined) delete record[options.base];
+        const gone = new Set(removed.map((entry) => entry.name));
+        for (const [base, list] of Object.entries(record)) {
+          const kept = list.filter((member) => !gone.has(member.name));
+          if (kept.length === 0) delete record[base];
+          else record[base] = kept;
+        }
+        await writeBases(basesFile, record);
+        logger.info('removed packages', { packages: removed.map((entry) => entry.name) });
+        return removed;
+      });
     },
+
+    async fileOf(name) {
+      const record = await loadBases();
+      for (const members of Object.values(record)) {
+        const member = members.find((candidate) => candidate.name === name);
+        if (member) return member.file;
+      }
+      return undefined;
+    },
+
+    bases: () => serial(loadBases),
 
     async list() {
       return (await database()).list();

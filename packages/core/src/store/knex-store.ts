@@ -24,6 +24,13 @@ import {
   packageFromRow,
   packageRow,
 } from './rows.js';
+import {
+  backupSereneAurDatabase,
+  importSereneAurTables,
+  isSereneAurDatabase,
+  type SereneAurImportOptions,
+  setAsideSereneAurTables,
+} from './serene-aur-import.js';
 import { SqliteStatements } from './sqlite-statements.js';
 import { formatTimestamp, toStoredTimestamp } from './timestamp.js';
 
@@ -41,6 +48,12 @@ export interface KnexStoreOptions {
   logger?: Logger | undefined;
   /** The knex factory, for tests that wrap it. @default the `knex` package */
   lib?: typeof knex | undefined;
+  /**
+   * Where the logs and sources of a serene-aur install are, when `filename` is its `serene.db`: it is
+   * then copied to `serene.db.serene-aur-backup` and imported at `open()`.
+   * @default the folders `logs` and `sources` beside the database file
+   */
+  sereneAur?: SereneAurImportOptions | undefined;
 }
 
 /** The `name` of a knex store on SQLite. */
@@ -61,7 +74,11 @@ const OTHER_URL = /^[a-z][a-z0-9+.-]*:\/\//i;
  * `StoredTimestamp`).
  */
 export function createKnexStore(options: KnexStoreOptions): Store {
-  return new KnexStore(knexConfig(options), options.logger ?? createNoopLogger(), options.lib ?? knex);
+  return new KnexStore(
+    { ...knexConfig(options), sereneAur: options.sereneAur },
+    options.logger ?? createNoopLogger(),
+    options.lib ?? knex,
+  );
 }
 
 interface StoreConfig {
@@ -69,6 +86,7 @@ interface StoreConfig {
   config: Knex.Config;
   /** SQLite file whose folder `open()` creates */
   file?: string;
+  sereneAur?: SereneAurImportOptions | undefined;
 }
 
 function knexConfig(options: KnexStoreOptions): StoreConfig {
@@ -478,9 +496,36 @@ class KnexStore extends KnexOperations implements Store {
       },
     });
     try {
+      const original = this.#config.file !== undefined && (await isSereneAurDatabase(db));
+      let sereneAur: SereneAurImportOptions | undefined;
+      if (original) {
+        const file = path.resolve(this.#config.file!);
+        const backup = await backupSereneAurDatabase(db, file);
+        logger.warn('this is the database of a serene-aur install: importing it (a copy of it is kept)', {
+          backup,
+        });
+        sereneAur = this.#config.sereneAur ?? {
+          logsDir: path.join(path.dirname(file), 'logs'),
+          sourcesDir: path.join(path.dirname(file), 'sources'),
+        };
+      }
       const [, applied] = (await db.migrate.latest({
         migrationSource: migrationSource(),
         tableName: MIGRATIONS_TABLE,
+        // the import runs inside the one transaction knex gives all pending migrations: the
+        // original's tables are set aside before ours are made and moved into them after
+        ...(sereneAur && {
+          beforeAll: async (trx: Knex) => {
+            if (!trx.isTransaction) {
+              throw new UnavailableError('the serene-aur import needs the migrations in one transaction');
+            }
+            await setAsideSereneAurTables(trx as Knex.Transaction);
+          },
+          afterAll: async (trx: Knex) => {
+            const result = await importSereneAurTables(trx as Knex.Transaction, sereneAur, logger);
+            logger.info('imported the serene-aur database', { ...result });
+          },
+        }),
       })) as [number, string[]];
       logger.info('store opened', { engine: this.name, migrations: applied });
     } catch (error) {

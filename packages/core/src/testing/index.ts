@@ -12,3 +12,4 @@ export * from './runner-suite.js';
 export * from './makepkg.js';
 export * from './instant-runner.js';
 export * from './tmpfs.js';
+export * from './serene-aur-install.js';

@@ -29,5 +29,5 @@ makepkg --force --noconfirm $(cat ./makepkg-flags)
 serene_stats > ../target/.stats-after.json
 
 makepkg --printsrcinfo > ../target/.SRCINFO
-if [ -n "$repositories" ]; then sudo pacman -Scc --noconfirm > /dev/null 2>&1 || true; fi
+if [ -n "$repositories" ]; then serene_clean_cache; fi
 serene_say "build finished"

@@ -56,9 +56,17 @@ serene_stats() {
     "${mem:-null}" "${user:-null}" "${system:-null}" "${read:-null}" "${written:-null}"
 }
 
+# Empties pacman's package cache. `pacman -Scc --noconfirm` keeps it (it takes the default answer of
+# its question, which is no), so both of its questions are answered yes.
+serene_clean_cache() {
+  yes 2> /dev/null | sudo pacman -Scc > /dev/null 2>&1 || true
+}
+
 set -e
 
-# fakeroot is very slow with a huge open-files limit; process limits come from the engine
+# the original runner's limits: processes of the build user, and open files (fakeroot is very slow
+# with a huge open-files limit); the engine's pids limit still applies
+ulimit -u 62811 2> /dev/null || true
 ulimit -n 1024 2> /dev/null || true
 
 sudo chown -R build:build /app/build /app/target
