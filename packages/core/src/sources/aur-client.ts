@@ -8,7 +8,7 @@
  */
 
 import type { SourceOperationOptions } from '../contracts/source.js';
-import { SereneError } from '../errors.js';
+import { innermostMessage, SereneError } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import { createLimiter } from './limit.js';
 
@@ -70,18 +70,6 @@ export class AurUnreachableError extends AurRpcError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, { ...options, code: 'SERENE_ERR_AUR_UNREACHABLE' });
   }
-}
-
-/** What a failed fetch says beyond `fetch failed`: its innermost cause (`connect ECONNREFUSED ...`). */
-function fetchFailure(error: unknown): string {
-  let message = error instanceof Error ? error.message : String(error);
-  let current: unknown = error;
-  while (current instanceof Error && current.cause !== undefined) {
-    current = current.cause;
-    if (current instanceof Error && current.message) message = current.message;
-    else if (!(current instanceof Error)) message = String(current);
-  }
-  return message;
 }
 
 /** Options of {@link createAurClient}. */
@@ -217,7 +205,7 @@ export function createAurClient(options: AurClientOptions = {}): AurClient {
         throw new AurUnreachableError(`the AUR at ${baseUrl} did not answer within ${timeoutMs} ms`, {
           cause: error,
         });
-      throw new AurUnreachableError(`the AUR at ${baseUrl} cannot be reached: ${fetchFailure(error)}`, {
+      throw new AurUnreachableError(`the AUR at ${baseUrl} cannot be reached: ${innermostMessage(error)}`, {
         cause: error,
       });
     }
@@ -230,7 +218,7 @@ export function createAurClient(options: AurClientOptions = {}): AurClient {
         throw new AurUnreachableError(`the AUR at ${baseUrl} did not answer within ${timeoutMs} ms`, {
           cause: error,
         });
-      throw new AurUnreachableError(`the AUR's answer could not be read: ${fetchFailure(error)}`, {
+      throw new AurUnreachableError(`the AUR's answer could not be read: ${innermostMessage(error)}`, {
         cause: error,
       });
     }
