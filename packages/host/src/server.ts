@@ -18,7 +18,13 @@ import {
   type SereneParts,
 } from '@serene/core';
 import { createDockerRunner } from '@serene/plugin-docker';
-import { createHttpListener, createRepoHttp, type HttpPlugin, type RepoHttp } from '@serene/plugin-repo-http';
+import {
+  checkAuthorizedSecretsFile,
+  createHttpListener,
+  createRepoHttp,
+  type HttpPlugin,
+  type RepoHttp,
+} from '@serene/plugin-repo-http';
 import { loadOpenPgpSigner } from '@serene/plugin-signing';
 import { cliPackagePart } from './cli-package.js';
 import { type HostConfig, SERVER_VERSION } from './config.js';
@@ -149,6 +155,8 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
     options.parts?.logger ?? createHostLogger({ level: config.logLevel, format: config.logFormat });
   const started = new Date();
   await fs.mkdir(config.dataDir, { recursive: true });
+  // a directory or an unreadable file stops the start here, rather than every request answering 500
+  await checkAuthorizedSecretsFile(config.authorizedSecretsFile);
 
   const serene = createSerene(await createParts(config, logger, options.parts), config);
   const plugins = httpPlugins(serene, config);
