@@ -50,7 +50,7 @@ describe('README command lines', () => {
           inBlock = !inBlock;
           continue;
         }
-        if (/\bnpx\s+(--?\S+\s+)*serene\b|\bnpm\s+exec\b.*\bserene\b/.test(line)) {
+        if (inBlock && /\bnpx\s+(--?\S+\s+)*serene\b|\bnpm\s+exec\b.*\bserene\b/.test(line)) {
           offending.push(`${file}:${index + 1}: ${line}`);
         }
         if (inBlock && /^\s*(sudo\s+)?serene\s/.test(line)) offending.push(`${file}:${index + 1}: ${line}`);
