@@ -82,7 +82,12 @@ if (wanted.length > 0) {
 
 if (!engineAnswers()) {
   if (!has('docker')) unavailable('no docker client (apt-get install docker.io)');
+  if (process.env.DOCKER_HOST)
+    unavailable(`no Docker Engine answers at DOCKER_HOST=${process.env.DOCKER_HOST}`);
   const running = spawnSync('pgrep', ['-x', 'dockerd'], { stdio: 'ignore' }).status === 0;
+  if (running && !isRoot) {
+    unavailable('a dockerd runs but does not answer this user (no permission for /var/run/docker.sock?)');
+  }
   if (!running) {
     if (!has('dockerd'))
       unavailable('no Docker Engine answers and dockerd is not installed (apt-get install docker.io)');
