@@ -69,7 +69,7 @@ describe.skipIf(setupMissing(SUITE, missing))(SUITE, () => {
   let serverOutput = '';
   let lines: string[];
 
-  /** Runs one README line with bash in the clone, as a user's shell would. */
+  /** Runs one README line with bash in the clone, as a user's shell would (HOME: a new user's). */
   const sh = (line: string, env: NodeJS.ProcessEnv = {}) =>
     spawnSync('bash', ['-c', line], {
       cwd: clone,
@@ -112,7 +112,8 @@ describe.skipIf(setupMissing(SUITE, missing))(SUITE, () => {
     async () => {
       // the first line: `npm install && npm start`, split so that the server runs in the background
       expect(lines[0]).toMatch(/^npm install && npm start\s+#/);
-      const install = sh('npm install --prefer-offline --no-audit --no-fund');
+      // this user's own HOME for npm: its cache (offline first) and node-gyp's headers, as a user has them
+      const install = sh('npm install --prefer-offline --no-audit --no-fund', { HOME: process.env.HOME });
       expect(install.status, `${install.stdout}\n${install.stderr}`).toBe(0);
       // npm linked the CLI: the committed launcher, which runs the build npm install made
       expect((await fs.lstat(path.join(clone, 'node_modules/.bin/serene'))).isSymbolicLink()).toBe(true);
