@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 const main = new URL('../dist/main.js', import.meta.url);
 if (!existsSync(main)) {
   const root = fileURLToPath(new URL('../../..', import.meta.url));
-  process.stderr.write(`serene: the CLI is not built yet: run \`npm install\` (or \`npm run build\`) in ${root}\n`);
+  process.stderr.write(
+    `serene: the CLI is not built yet: run \`npm install\` (or \`npm run build\`) in ${root}\n`,
+  );
   process.exit(1);
 }
 await import(main.href);
