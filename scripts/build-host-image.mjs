@@ -17,12 +17,15 @@
 // matches. Exits 1 with the reason on its last line of output when the image cannot be built.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, realpathSync, unlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { CLONE_ID } from './clone.mjs';
 
 const REPO = path.resolve(import.meta.dirname, '..');
+/** This clone's build-stage images, which it alone removes (.cache/host-image-stage holds the newest). */
+const STAGE_FILE = 'host-image-stage';
 const DOCKERFILE = path.join(REPO, 'packages/host/Dockerfile');
 /** The label that records which inputs an image was built from. */
 const HASH_LABEL = 'serene.host.hash';
@@ -172,7 +175,8 @@ async function localBase() {
     .update(ca ?? '')
     .digest('hex')
     .slice(0, 12);
-  const tag = `serene-host-base:${process.version.slice(1)}-${key}`;
+  // named after this clone: it removes only its own old bases (another clone's may still be in use)
+  const tag = `serene-host-base:${CLONE_ID}-${process.version.slice(1)}-${key}`;
   if (imageId(tag) !== '') return tag;
 
   await fs.mkdir(args.cache, { recursive: true });
@@ -213,7 +217,7 @@ async function localBase() {
   // older local bases are left without a use: remove them (not while an image still builds on them)
   for (const old of probe('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}', 'serene-host-base'])
     .stdout.split('\n')
-    .filter((line) => line !== '' && line !== tag)) {
+    .filter((line) => line.startsWith(`serene-host-base:${CLONE_ID}-`) && line !== tag)) {
     probe('docker', ['image', 'rm', old]);
   }
   return tag;
@@ -269,7 +273,23 @@ if (!args.force) {
   }
 }
 
+/** The untagged build-stage images on the engine, newest first. */
+function danglingStages() {
+  return probe('docker', [
+    'images',
+    '--filter',
+    'dangling=true',
+    '--filter',
+    'label=serene.host.stage=build',
+    '--format',
+    '{{.ID}}',
+  ])
+    .stdout.split('\n')
+    .filter((id) => id !== '');
+}
+
 const previous = imageId(args.tag);
+const stagesBefore = danglingStages();
 const started = Date.now();
 say(`docker build ${args.tag} on ${base}`);
 sh(
@@ -295,15 +315,15 @@ sh(
 const current = imageId(args.tag);
 if (previous !== '' && previous !== current) probe('docker', ['image', 'rm', previous]);
 // the classic builder keeps each build's first stage as an untagged image; the newest is the cache of
-// the next build, older ones only take space (their shared layers stay with the newest)
-const stages = probe('docker', [
-  'images',
-  '--filter',
-  'dangling=true',
-  '--filter',
-  'label=serene.host.stage=build',
-  '--format',
-  '{{.ID}}',
-]).stdout.split('\n');
-for (const old of stages.filter((id) => id !== '').slice(1)) probe('docker', ['image', 'rm', old]);
+// the next build, older ones only take space. This clone removes only the one its previous build left
+// (recorded in .cache/): another clone's may be the cache of that clone's next build.
+const stagesAfter = danglingStages();
+const ours = stagesAfter.filter((id) => !stagesBefore.includes(id));
+const stageFile = path.join(args.cache, STAGE_FILE);
+const recorded = existsSync(stageFile) ? readFileSync(stageFile, 'utf8').trim() : '';
+if (ours.length > 0) {
+  if (recorded !== '' && !ours.includes(recorded) && stagesAfter.includes(recorded))
+    probe('docker', ['image', 'rm', recorded]);
+  writeFileSync(stageFile, `${ours[0]}\n`);
+}
 say(`built ${args.tag} (${inputHash}) in ${Math.round((Date.now() - started) / 1000)} s`);

@@ -1,28 +1,30 @@
 #!/usr/bin/env node
-// Prepares this machine for the DockerRunner tests: installs Debian's docker.io when the docker
-// program is missing, starts `dockerd --bridge=none --iptables=false` when no engine answers, and
-// builds the local runner image `serene-runner:local` (quick when it is up to date; the debootstrap
-// root is cached under .cache/). Idempotent. Where it cannot do a step (not root, no apt, no
-// debootstrap mirror), it says so and exits 0: the engine tests then skip with that reason.
+// Prepares this machine for the Docker Engine tests: installs Debian's docker.io when `dockerd` is
+// missing (the docker client alone cannot start an engine), starts `dockerd --bridge=none
+// --iptables=false` when no engine answers, and builds this clone's runner image (TEST_RUNNER_IMAGE
+// of scripts/clone.mjs; quick when it is up to date; the debootstrap root is cached under .cache/).
+// Idempotent. One line per step on the terminal, the rest in .cache/setup.log.
+//
+// Where it cannot do a step (not root, no apt, no debootstrap mirror), it says why, writes the reason
+// to .cache/docker-unavailable and exits 0: the engine tests then skip with that reason, or fail
+// with it under CI=true.
 //
 //   node scripts/setup-docker.mjs           # everything
 //   node scripts/setup-docker.mjs --no-image
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { CACHE, REPO, TEST_RUNNER_IMAGE } from './clone.mjs';
+import { LOG, logged, say as sayTo } from './setup-log.mjs';
 
-const REPO = path.resolve(import.meta.dirname, '..');
-const CACHE = path.join(REPO, '.cache');
-const IMAGE = 'serene-runner:local';
+const REASON_FILE = path.join(CACHE, 'docker-unavailable');
 
 const { values: args } = parseArgs({
   options: { 'no-image': { type: 'boolean', default: false } },
 });
 
-function say(message) {
-  process.stderr.write(`setup-docker: ${message}\n`);
-}
+const say = (message) => sayTo('setup-docker', message);
 
 function has(program) {
   return (process.env.PATH ?? '/usr/bin:/bin')
@@ -38,59 +40,74 @@ function engineAnswers() {
   return result.status === 0;
 }
 
-function done(message) {
-  say(message);
+/** Gives up on the engine tests: the reason goes to the terminal and to .cache/docker-unavailable. */
+function unavailable(reason) {
+  say(`${reason}; the Docker Engine tests will skip (fail under CI=true)`);
+  mkdirSync(CACHE, { recursive: true });
+  writeFileSync(REASON_FILE, `${reason}\n`);
   process.exit(0);
 }
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+mkdirSync(CACHE, { recursive: true });
+rmSync(REASON_FILE, { force: true });
 
-// --- docker.io and debootstrap ---
+// --- docker.io (dockerd and the client) and debootstrap ---
 
+/** program -> Debian package */
+// dockerd only when no engine answers already (one on another host, through DOCKER_HOST, needs none)
 const wanted = [
+  ...(engineAnswers() ? [] : [['dockerd', 'docker.io']]),
   ['docker', 'docker.io'],
   ['debootstrap', 'debootstrap'],
 ].filter(([program]) => !has(program));
 if (wanted.length > 0) {
-  const packages = wanted.map(([, pkg]) => pkg);
-  if (!isRoot || !has('apt-get')) {
-    if (!has('docker'))
-      done(`docker is not installed (apt-get install docker.io as root); engine tests will skip`);
-    say(`missing ${packages.join(', ')}; the runner image cannot be built here`);
-  } else {
-    say(`installing ${packages.join(' ')}`);
+  const packages = [...new Set(wanted.map(([, pkg]) => pkg))];
+  const programs = wanted.map(([program]) => program).join(', ');
+  if (isRoot && has('apt-get')) {
+    say(`installing ${packages.join(' ')} (missing ${programs}; apt output in ${LOG})`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-    const install = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], {
-      stdio: 'inherit',
+    logged('apt-get', ['update', '-qq'], { env });
+    const install = logged('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], {
       env,
     });
-    if (install.status !== 0 && !has('docker')) done('could not install docker.io; engine tests will skip');
+    if (install.status !== 0)
+      say(`apt-get install ${packages.join(' ')} failed (exit ${install.status}; see ${LOG})`);
+  } else {
+    say(`missing ${programs} (as root on Debian: apt-get install ${packages.join(' ')})`);
   }
 }
 
 // --- the engine ---
 
 if (!engineAnswers()) {
-  if (!isRoot) done('no Docker Engine answers and starting one needs root; engine tests will skip');
+  if (!has('docker')) unavailable('no docker client (apt-get install docker.io)');
+  if (process.env.DOCKER_HOST)
+    unavailable(`no Docker Engine answers at DOCKER_HOST=${process.env.DOCKER_HOST}`);
   const running = spawnSync('pgrep', ['-x', 'dockerd'], { stdio: 'ignore' }).status === 0;
+  if (running && !isRoot) {
+    unavailable('a dockerd runs but does not answer this user (no permission for /var/run/docker.sock?)');
+  }
   if (!running) {
-    mkdirSync(CACHE, { recursive: true });
-    const log = openSync(path.join(CACHE, 'dockerd.log'), 'a');
-    say(
-      `starting dockerd --bridge=none --iptables=false (log: ${path.relative(REPO, path.join(CACHE, 'dockerd.log'))})`,
-    );
+    if (!has('dockerd'))
+      unavailable('no Docker Engine answers and dockerd is not installed (apt-get install docker.io)');
+    if (!isRoot) unavailable('no Docker Engine answers and starting dockerd needs root');
+    const log = path.join(CACHE, 'dockerd.log');
+    say(`starting dockerd --bridge=none --iptables=false (log: ${path.relative(REPO, log)})`);
+    const fd = openSync(log, 'a');
     const daemon = spawn('dockerd', ['--bridge=none', '--iptables=false'], {
       detached: true,
-      stdio: ['ignore', log, log],
+      stdio: ['ignore', fd, fd],
     });
+    daemon.on('error', (error) => unavailable(`dockerd could not start: ${error.message}`));
     daemon.unref();
   } else {
     say('dockerd is running but not answering yet; waiting');
   }
   const deadline = Date.now() + 60_000;
   while (!engineAnswers()) {
-    if (Date.now() > deadline) done('the Docker Engine did not come up within 60 s; engine tests will skip');
+    if (Date.now() > deadline)
+      unavailable('the Docker Engine did not answer within 60 s (see .cache/dockerd.log)');
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
   say('the Docker Engine is up');
@@ -98,11 +115,17 @@ if (!engineAnswers()) {
 
 // --- the runner image ---
 
-if (args['no-image']) done('engine ready (image step skipped)');
-const build = spawnSync(
-  process.execPath,
-  [path.join(REPO, 'packages/plugin-docker/runner/build-local-image.mjs'), '--tag', IMAGE, '--cache', CACHE],
-  { stdio: 'inherit' },
-);
-if (build.status !== 0) done(`could not build ${IMAGE}; engine tests will skip`);
-done(`engine and ${IMAGE} ready`);
+if (args['no-image']) {
+  say('the Docker Engine answers (image step skipped)');
+  process.exit(0);
+}
+say(`runner image ${TEST_RUNNER_IMAGE} (first time: debootstrap, a few minutes; output in ${LOG})`);
+const build = logged(process.execPath, [
+  path.join(REPO, 'packages/plugin-docker/runner/build-local-image.mjs'),
+  '--tag',
+  TEST_RUNNER_IMAGE,
+  '--cache',
+  CACHE,
+]);
+if (build.status !== 0) unavailable(`could not build ${TEST_RUNNER_IMAGE} (see ${LOG})`);
+say(`the Docker Engine and ${TEST_RUNNER_IMAGE} are ready`);

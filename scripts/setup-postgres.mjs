@@ -4,12 +4,15 @@
 //
 // As root on Debian it installs `postgresql` with apt when it is missing. It never touches the
 // system's clusters: it runs its own throw-away cluster (initdb + pg_ctl, as the `postgres` user
-// when run as root) in $SERENE_TEST_POSTGRES_DIR (default: <tmp>/serene-test-postgres), listening on
-// 127.0.0.1 only, on a free port, with fsync off. A running cluster is reused. The tests connect as
+// when run as root) in this clone's folder (TEST_POSTGRES_DIR of scripts/clone.mjs:
+// <tmp>/serene-test-postgres-<clone id>, or $SERENE_TEST_POSTGRES_DIR), listening on 127.0.0.1 only, on
+// a free port, with fsync off; the password is this clone's (.cache/postgres-password), so two clones
+// never reset each other's. A running cluster is reused. The tests connect as
 // role `serene_test` (LOGIN CREATEDB, password auth) and create one database per test.
 //
-// When it cannot, it says why, writes the reason to .cache/postgres-unavailable and exits 0; the
-// PostgreSQL tests then skip with that reason. With SERENE_TEST_POSTGRES_URL set (a server of your
+// It prints one line per step, never the URL or the password (apt and initdb output go to
+// .cache/setup.log). When it cannot, it says why, writes the reason to .cache/postgres-unavailable and
+// exits 0; the PostgreSQL tests then skip with that reason (fail with it under CI=true). With SERENE_TEST_POSTGRES_URL set (a server of your
 // own, e.g. a CI service; the role needs CREATEDB) it only records that URL.
 //
 // Usage: node scripts/setup-postgres.mjs [--stop]
@@ -17,25 +20,21 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CACHE, TEST_POSTGRES_DIR } from './clone.mjs';
+import { logged, say as sayTo } from './setup-log.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CACHE = path.join(ROOT, '.cache');
 const URL_FILE = path.join(CACHE, 'postgres-url');
 const REASON_FILE = path.join(CACHE, 'postgres-unavailable');
 const PASSWORD_FILE = path.join(CACHE, 'postgres-password');
-const DATA = process.env.SERENE_TEST_POSTGRES_DIR ?? path.join(os.tmpdir(), 'serene-test-postgres');
+const DATA = TEST_POSTGRES_DIR;
 const ROLE = 'serene_test';
 const DATABASE = 'serene_test';
 const SERVER_USER = 'postgres';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
-function say(message) {
-  process.stderr.write(`setup-postgres: ${message}\n`);
-}
+const say = (message) => sayTo('setup-postgres', message);
 
 class Unavailable extends Error {}
 
@@ -78,11 +77,10 @@ function install() {
   }
   say('installing postgresql with apt');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const update = run('apt-get', ['update', '-qq'], { env, stdio: 'inherit' });
+  const update = logged('apt-get', ['update', '-qq'], { env });
   if (update.status !== 0) say('apt-get update failed; trying the install anyway');
-  const result = run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'postgresql'], {
+  const result = logged('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'postgresql'], {
     env,
-    stdio: 'inherit',
   });
   if (result.status !== 0) throw new Unavailable(`apt-get install postgresql failed (exit ${result.status})`);
 }
@@ -246,7 +244,8 @@ function check(bin, url) {
 function record(url) {
   writeFileSync(URL_FILE, `${url}\n`, { mode: 0o600 });
   rmSync(REASON_FILE, { force: true });
-  process.stdout.write(`${url}\n`);
+  const { host } = new URL(url);
+  say(`PostgreSQL ready on ${host} (its URL, with the password: .cache/postgres-url)`);
 }
 
 async function main() {
@@ -293,5 +292,5 @@ main().catch((error) => {
   } catch {
     // nothing more to do; the tests then skip with a generic reason
   }
-  say(`${reason}; the PostgreSQL store tests will skip`);
+  say(`${reason}; the PostgreSQL store tests will skip (fail under CI=true)`);
 });

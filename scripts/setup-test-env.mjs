@@ -1,11 +1,15 @@
 #!/usr/bin/env node
-// Prepares this machine for `npm test`: installs the system packages the tests use when they are
-// missing (as root, on a Debian-like system) and creates the unprivileged user makepkg runs as.
-// Where it cannot (not root, no apt), it says what is missing; tests that need it then skip with
-// that reason.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+// Prepares this machine for `npm test`, one line per step (details in .cache/setup.log): installs
+// the system packages the tests use when they are missing (as root, on a Debian-like system),
+// creates the unprivileged user makepkg runs as, then runs this clone's PostgreSQL
+// (setup-postgres.mjs), the Docker Engine and runner image (setup-docker.mjs) and the server image
+// (build-host-image.mjs). Where a step cannot be done (not root, no apt), it says what is missing;
+// the tests that need it skip with that reason, or fail with it under CI=true.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { CACHE, CLONE_ID, REPO, TEST_HOST_IMAGE } from './clone.mjs';
+import { LOG, logged, say as sayTo, startLog } from './setup-log.mjs';
 
 /** program -> Debian package that provides it */
 const PROGRAMS = {
@@ -24,33 +28,47 @@ const PROGRAMS = {
 };
 
 const BUILD_USER = 'serene-build';
+const HOST_IMAGE_REASON = path.join(CACHE, 'host-image-unavailable');
 
 function has(program) {
-  return (process.env.PATH ?? '/usr/bin:/bin').split(':').some((dir) => dir && existsSync(path.join(dir, program)));
+  return (process.env.PATH ?? '/usr/bin:/bin')
+    .split(':')
+    .some((dir) => dir && existsSync(path.join(dir, program)));
 }
 
-function say(message) {
-  process.stderr.write(`setup: ${message}\n`);
-}
-
+const say = (message) => sayTo('setup', message);
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const missing = [...new Set(Object.entries(PROGRAMS).filter(([program]) => !has(program)).map(([, pkg]) => pkg))];
 
+startLog();
+say(
+  `this clone's test resources carry the id ${CLONE_ID} (node scripts/clone.mjs lists them); details in ${LOG}`,
+);
+
+const missing = [
+  ...new Set(
+    Object.entries(PROGRAMS)
+      .filter(([program]) => !has(program))
+      .map(([, pkg]) => pkg),
+  ),
+];
 if (missing.length > 0) {
   if (isRoot && has('apt-get')) {
     say(`installing ${missing.join(' ')}`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-    if (update.status !== 0) say('apt-get update failed; trying the install anyway');
-    const install = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
-      stdio: 'inherit',
+    const update = logged('apt-get', ['update', '-qq'], { env });
+    if (update.status !== 0) say(`apt-get update failed (see ${LOG}); trying the install anyway`);
+    const install = logged('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
       env,
     });
     if (install.status !== 0) {
-      say(`apt-get install failed (exit ${install.status}); tests that need ${missing.join(', ')} will skip`);
+      say(
+        `apt-get install failed (exit ${install.status}, see ${LOG}); tests that need ${missing.join(', ')} will skip`,
+      );
     }
   } else {
-    say(`missing ${missing.join(', ')} (run as root on Debian to install them); tests that need them will skip`);
+    say(
+      `missing ${missing.join(', ')} (run as root on Debian to install them); tests that need them will skip`,
+    );
   }
 }
 
@@ -58,16 +76,32 @@ if (isRoot && has('useradd')) {
   const known = spawnSync('id', ['-u', BUILD_USER], { stdio: 'ignore' });
   if (known.status !== 0) {
     say(`creating user ${BUILD_USER} for makepkg`);
-    execFileSync('useradd', ['--system', '--create-home', '--shell', '/bin/bash', BUILD_USER], { stdio: 'inherit' });
+    logged('useradd', ['--system', '--create-home', '--shell', '/bin/bash', BUILD_USER]);
   }
 }
 
 // PostgreSQL for the store's conformance suite (writes .cache/postgres-url, or the reason it could not)
-spawnSync(process.execPath, [new URL('./setup-postgres.mjs', import.meta.url).pathname], { stdio: 'inherit' });
+spawnSync(process.execPath, [path.join(REPO, 'scripts/setup-postgres.mjs')], {
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
 
-// A Docker Engine and the local runner image for the DockerRunner tests (idempotent; the debootstrap
-// root is cached under .cache/, so only the first run takes minutes)
-spawnSync(process.execPath, [new URL('./setup-docker.mjs', import.meta.url).pathname], { stdio: 'inherit' });
+// A Docker Engine and the runner image for the DockerRunner and end-to-end tests (idempotent; the
+// debootstrap root is cached under .cache/, so only the first run takes minutes)
+spawnSync(process.execPath, [path.join(REPO, 'scripts/setup-docker.mjs')], { stdio: 'inherit' });
 
-// The server image serene:local for test/e2e/host-image.test.ts (reused when its inputs are unchanged)
-spawnSync(process.execPath, [new URL('./build-host-image.mjs', import.meta.url).pathname], { stdio: 'inherit' });
+// The server image for test/e2e/host-image.test.ts (reused when its inputs are unchanged)
+say(`server image ${TEST_HOST_IMAGE} (first time about 10 minutes; output in ${LOG})`);
+rmSync(HOST_IMAGE_REASON, { force: true });
+const host = logged(process.execPath, [
+  path.join(REPO, 'scripts/build-host-image.mjs'),
+  '--tag',
+  TEST_HOST_IMAGE,
+]);
+if (host.status === 0) say(`${TEST_HOST_IMAGE} is ready`);
+else {
+  const reason = `could not build ${TEST_HOST_IMAGE} (see ${LOG})`;
+  mkdirSync(CACHE, { recursive: true });
+  writeFileSync(HOST_IMAGE_REASON, `${reason}\n`);
+  say(`${reason}; the host image test will skip (fail under CI=true)`);
+}
+say('done');

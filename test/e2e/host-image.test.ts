@@ -7,18 +7,21 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { skipOrFail } from '@serene/core/testing';
 import { secretToken } from '@serene/plugin-repo-http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../packages/host/src/testing/host-harness.js';
+import { setupReason, TEST_HOST_IMAGE, TEST_PREFIX, TEST_RUNNER_IMAGE } from '../../scripts/clone.mjs';
 import { type AurEmulator, startAurEmulator } from '../fixtures/aur/index.js';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
-const IMAGE = 'serene:local';
-const NAME = `serene-image-test-${process.pid}`;
+// this clone's images and names (scripts/clone.mjs): two clones on one engine never touch each other's
+const IMAGE = TEST_HOST_IMAGE;
+const NAME = `${TEST_PREFIX}image-${process.pid}`;
 const SOCKET = '/var/run/docker.sock';
 const SECRET = 'image-test-secret';
-const RUNNER_IMAGE = 'serene-runner:local';
-const RUNNER_PREFIX = `serene-image-test-${process.pid}-`;
+const RUNNER_IMAGE = TEST_RUNNER_IMAGE;
+const RUNNER_PREFIX = `${TEST_PREFIX}image-${process.pid}-`;
 let aur: AurEmulator | undefined;
 
 /** Why the tests skip; undefined once the container serves. */
@@ -71,13 +74,13 @@ async function serving(url: string, deadline: number): Promise<void> {
 
 beforeAll(async () => {
   if (docker(['version', '--format', '{{.Server.Version}}']).code !== 0) {
-    skipReason = 'no Docker Engine answers (node scripts/setup-docker.mjs --no-image)';
+    skipReason = `no Docker Engine answers: ${setupReason('docker') ?? 'run node scripts/setup-docker.mjs --no-image'}`;
     return;
   }
   const build = await buildImage();
   if (build.code !== 0) {
     const last = build.tail.split('\n').at(-1) ?? '';
-    skipReason = `${IMAGE} could not be built (npm run host-image): ${last}`;
+    skipReason = `${IMAGE} could not be built (node scripts/build-host-image.mjs --tag ${IMAGE}): ${last}`;
     console.warn(`${skipReason}\n${build.tail}`);
     return;
   }
@@ -156,7 +159,7 @@ afterAll(async () => {
 
 describe('the server image', () => {
   it('answers GET / with its SereneInfo', async (ctx) => {
-    if (skipReason) ctx.skip(skipReason);
+    if (skipReason) skipOrFail(ctx, skipReason);
     const reply = await fetch(`${base}/`);
     expect(reply.status).toBe(200);
     const info = (await reply.json()) as Record<string, unknown>;
@@ -183,7 +186,7 @@ describe('the server image', () => {
   });
 
   it('serves the (empty) repository database as a gzip', async (ctx) => {
-    if (skipReason) ctx.skip(skipReason);
+    if (skipReason) skipOrFail(ctx, skipReason);
     const info = (await (await fetch(`${base}/`)).json()) as { architecture: string };
     const reply = await fetch(`${base}/${info.architecture}/serene.db`);
     expect(reply.status).toBe(200);
@@ -192,7 +195,7 @@ describe('the server image', () => {
   });
 
   it('lists packages for the secret in the mounted authorized_secrets, and refuses others', async (ctx) => {
-    if (skipReason) ctx.skip(skipReason);
+    if (skipReason) skipOrFail(ctx, skipReason);
     expect((await fetch(`${base}/package/list`)).status).toBe(401);
     expect((await fetch(`${base}/package/list`, { headers: { authorization: 'wrong' } })).status).toBe(403);
     const reply = await fetch(`${base}/package/list`, { headers: { authorization: SECRET } });
@@ -201,7 +204,7 @@ describe('the server image', () => {
   });
 
   it('serves /metrics and passes its own health check', async (ctx) => {
-    if (skipReason) ctx.skip(skipReason);
+    if (skipReason) skipOrFail(ctx, skipReason);
     const metrics = await fetch(`${base}/metrics`);
     expect(metrics.status).toBe(200);
     expect(await metrics.text()).toContain('serene_http_requests_total');
@@ -218,9 +221,12 @@ describe('the server image', () => {
   it(
     'builds an AUR package in a runner container through the mounted engine, and serves it',
     async (ctx) => {
-      if (skipReason) ctx.skip(skipReason);
+      if (skipReason) skipOrFail(ctx, skipReason);
       if (docker(['image', 'inspect', RUNNER_IMAGE]).code !== 0) {
-        ctx.skip(`no ${RUNNER_IMAGE} (node scripts/setup-docker.mjs)`);
+        skipOrFail(
+          ctx,
+          `no ${RUNNER_IMAGE}: ${setupReason('docker') ?? 'run node scripts/setup-docker.mjs'}`,
+        );
       }
       const auth = { authorization: SECRET, 'content-type': 'application/json' };
       const added = await fetch(`${base}/package/add`, {
@@ -247,7 +253,7 @@ describe('the server image', () => {
   );
 
   it('stops on SIGTERM within seconds, exit code 0, leaving its data in /app owned by its user', async (ctx) => {
-    if (skipReason) ctx.skip(skipReason);
+    if (skipReason) skipOrFail(ctx, skipReason);
     expect(docker(['image', 'inspect', '--format', '{{.Config.StopSignal}}', IMAGE]).stdout).toBe('SIGTERM');
     const started = Date.now();
     const stop = docker(['stop', '--time', '20', NAME]);

@@ -7,7 +7,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { createKnexStore, RESTART_MESSAGE } from '@serene/core';
-import { createPacmanSandbox, hasProgram, type PacmanSandbox } from '@serene/core/testing';
+import { createPacmanSandbox, hasProgram, type PacmanSandbox, setupMissing } from '@serene/core/testing';
 import { exportPublicKey, loadOpenPgpSigner } from '@serene/plugin-signing';
 import Docker from 'dockerode';
 import * as openpgp from 'openpgp';
@@ -20,11 +20,13 @@ import {
   testEnv,
   until,
 } from '../../packages/host/src/testing/host-harness.js';
+import { setupReason, TEST_PREFIX, TEST_RUNNER_IMAGE } from '../../scripts/clone.mjs';
 import { type AurEmulator, startAurEmulator } from '../fixtures/aur/index.js';
 import { type GitServer, startGitServer } from '../fixtures/git/index.js';
 
-const IMAGE = 'serene-runner:local';
-const PREFIX = `serene-e2e-${process.pid}-`;
+// this clone's runner image and container names (scripts/clone.mjs)
+const IMAGE = TEST_RUNNER_IMAGE;
+const PREFIX = `${TEST_PREFIX}e2e-${process.pid}-`;
 const MAIN = path.resolve(import.meta.dirname, '../../packages/host/src/main.ts');
 const CLI = path.resolve(import.meta.dirname, '../../packages/cli/src/main.ts');
 const STRICT = 'Required DatabaseRequired';
@@ -32,7 +34,7 @@ const STRICT = 'Required DatabaseRequired';
 const missing = [
   spawnSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' }).status === 0
     ? undefined
-    : `a Docker Engine with ${IMAGE} (node scripts/setup-docker.mjs)`,
+    : `a Docker Engine with ${IMAGE}: ${setupReason('docker') ?? 'run node scripts/setup-docker.mjs'}`,
   ...['pacman', 'pacman-key', 'gpg'].filter((tool) => !hasProgram(tool)),
 ].filter((item) => item !== undefined);
 
@@ -84,7 +86,9 @@ package() {
 }
 `;
 
-describe.skipIf(missing.length > 0)(`serene end to end (missing: ${missing.join(', ') || 'none'})`, () => {
+const SUITE = `serene end to end (missing: ${missing.join(', ') || 'none'})`;
+
+describe.skipIf(setupMissing(SUITE, missing))(SUITE, () => {
   let aur: AurEmulator;
   let git: GitServer;
   let data: Awaited<ReturnType<typeof createDataDir>>;

@@ -106,3 +106,20 @@ export function formatErrorChain(error: unknown): string {
   }
   return parts.join(': ');
 }
+
+/**
+ * The innermost message of an error's cause chain: what a failed `fetch` says beyond `fetch failed`
+ * (`connect ECONNREFUSED 127.0.0.1:1`, `getaddrinfo ENOTFOUND host`).
+ */
+export function innermostMessage(error: unknown): string {
+  let message = error instanceof Error ? error.message : String(error);
+  let current: unknown = error;
+  const seen = new Set<unknown>();
+  while (current instanceof Error && current.cause !== undefined && !seen.has(current)) {
+    seen.add(current);
+    current = current.cause;
+    if (!(current instanceof Error)) message = String(current);
+    else if (current.message) message = current.message;
+  }
+  return message;
+}

@@ -54,6 +54,18 @@ async function latest(server: SereneServer, base: string): Promise<BuildRecord |
 }
 
 describe('the host', () => {
+  it('refuses to start when authorized_secrets is a directory, naming it and the fix', async () => {
+    const data = await createDataDir();
+    cleanups.push(data.cleanup);
+    // what `docker run -v ./authorized_secrets:/app/authorized_secrets` makes when the file is missing
+    const file = path.join(data.dataDir, 'authorized_secrets');
+    await fs.rm(file, { force: true });
+    await fs.mkdir(file);
+    await expect(start(data.dataDir)).rejects.toThrow(
+      `the authorized secrets file ${file} is a directory: remove it`,
+    );
+  });
+
   it('starts on an empty data folder: signed empty database, API, repository files, metrics', async () => {
     const { privateKey } = await openpgp.generateKey({
       type: 'ecc',

@@ -19,7 +19,13 @@ import {
   type SereneParts,
 } from '@serene/core';
 import { createDockerRunner } from '@serene/plugin-docker';
-import { createHttpListener, createRepoHttp, type HttpPlugin, type RepoHttp } from '@serene/plugin-repo-http';
+import {
+  checkAuthorizedSecretsFile,
+  createHttpListener,
+  createRepoHttp,
+  type HttpPlugin,
+  type RepoHttp,
+} from '@serene/plugin-repo-http';
 import { loadSigner } from '@serene/plugin-signing';
 import { CLI_SOURCE_TYPE, cliPackagePart, cliSourceKind } from './cli-package.js';
 import { type HostConfig, SERVER_VERSION } from './config.js';
@@ -160,6 +166,8 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
     options.parts?.logger ?? createHostLogger({ level: config.logLevel, format: config.logFormat });
   const started = new Date();
   await fs.mkdir(config.dataDir, { recursive: true });
+  // a directory or an unreadable file stops the start here, rather than every request answering 500
+  await checkAuthorizedSecretsFile(config.authorizedSecretsFile);
 
   const serene = createSerene(await createParts(config, logger, options.parts), config);
   const plugins = httpPlugins(serene, config);

@@ -548,3 +548,22 @@ describe('health checks', () => {
     }
   });
 });
+
+describe('an unreachable AUR', () => {
+  it('answers 502 (a bad gateway) with one message naming the AUR and the cause', async () => {
+    const h = await startHarness();
+    try {
+      // the AUR emulation stops: its port refuses connections, as an AUR behind a dead network would
+      await h.aur.close();
+      const reply = await add(h, 'app');
+      expect(reply.status).toBe(502);
+      expect(reply.text).toBe(
+        `the AUR at ${h.aur.url} cannot be reached: connect ECONNREFUSED ${new URL(h.aur.url).host}`,
+      );
+      // nothing was added
+      expect((await h.ask('/package/list')).json).toEqual([]);
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -5,8 +5,10 @@ import { createMemoryLogger, type LogRecord } from '@serene/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   AuthorizedSecrets,
+  AuthorizedSecretsError,
   authorize,
   authorizeWebhook,
+  checkAuthorizedSecretsFile,
   parseAuthorizedSecrets,
   secretOf,
   secretToken,
@@ -102,5 +104,26 @@ describe('AuthorizedSecrets', () => {
       "webhooks aren't enabled",
     );
     secrets.close();
+  });
+});
+
+describe('checkAuthorizedSecretsFile (at start)', () => {
+  it('accepts a missing file (nobody authorized yet) and a readable file', async () => {
+    const missing = await secretsIn(undefined);
+    await expect(checkAuthorizedSecretsFile(missing.file)).resolves.toBeUndefined();
+    const present = await secretsIn('abc= me\n');
+    await expect(checkAuthorizedSecretsFile(present.file)).resolves.toBeUndefined();
+  });
+
+  it('refuses a directory (what a bind mount of a missing file makes) naming the path and the fix', async () => {
+    const { file } = await secretsIn(undefined);
+    await fs.mkdir(file);
+    const error = await checkAuthorizedSecretsFile(file).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AuthorizedSecretsError);
+    expect((error as AuthorizedSecretsError).code).toBe('SERENE_ERR_AUTHORIZED_SECRETS');
+    expect((error as Error).message).toMatch(
+      new RegExp(`^the authorized secrets file ${file.replaceAll('/', '\\/')} is a directory: `),
+    );
+    expect((error as Error).message).toContain('mount the folder instead');
   });
 });

@@ -10,7 +10,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AuthenticationError, type Logger, NotAllowedError, UnavailableError } from '@serene/core';
+import {
+  AuthenticationError,
+  InputError,
+  type Logger,
+  NotAllowedError,
+  UnavailableError,
+} from '@serene/core';
 
 /** What the file looked like when it was last read. */
 interface Stamp {
@@ -274,5 +280,50 @@ export async function authorizeWebhook(
   }
   if (serverSecret === undefined || (await secrets.matchWebhook(given, base, serverSecret)) === undefined) {
     throw new NotAllowedError('no signing secret found');
+  }
+}
+
+/** The `authorized_secrets` path exists but is no readable file (a directory, no permission). */
+export class AuthorizedSecretsError extends InputError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'SERENE_ERR_AUTHORIZED_SECRETS' });
+  }
+}
+
+/**
+ * Checked once at start: the `authorized_secrets` file is missing (nobody is authorized yet, which is
+ * allowed) or a file this process can read. A directory (what `docker run -v` makes of a file that
+ * did not exist) or an unreadable file is an {@link AuthorizedSecretsError} naming the path and what
+ * to do, instead of every request answering 500 later.
+ */
+export async function checkAuthorizedSecretsFile(file: string): Promise<void> {
+  const resolved = path.resolve(file);
+  let stat: fs.Stats;
+  try {
+    stat = await fs.promises.stat(resolved);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new AuthorizedSecretsError(
+      `cannot read the authorized secrets file ${resolved}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  if (stat.isDirectory()) {
+    throw new AuthorizedSecretsError(
+      `the authorized secrets file ${resolved} is a directory: remove it and write the secret hashes to a file of that name (a Docker bind mount of a file that did not exist creates a directory: mount the folder instead)`,
+    );
+  }
+  if (!stat.isFile()) {
+    throw new AuthorizedSecretsError(`the authorized secrets file ${resolved} is not a regular file`);
+  }
+  try {
+    await (await fs.promises.open(resolved, 'r')).close();
+  } catch (error) {
+    throw new AuthorizedSecretsError(
+      `cannot read the authorized secrets file ${resolved}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (the server needs to read it)`,
+      { cause: error },
+    );
   }
 }

@@ -28,6 +28,10 @@ const STATUS_BY_NAME: Readonly<Record<string, number>> = {
   // no Docker Engine answers (`@serene/plugin-docker`): the server cannot serve this now, and will
   // as soon as the engine is back
   DockerUnreachableError: 503,
+  // the AUR did not answer, or answered wrong: a bad gateway, not our own failure (before `status`,
+  // which on these errors is the AUR's answer, not ours)
+  AurUnreachableError: 502,
+  AurRpcError: 502,
   // the original answers a locked package ("cannot build now, X is currently in a running build
   // session") and a failed dependency resolution with 500
   ConflictError: 500,
@@ -61,7 +65,9 @@ export function statusOf(error: unknown): number {
   const own = ownStatusOf(error);
   if (own !== 500) return own;
   for (let cause = (error as Error)?.cause, depth = 0; cause !== undefined && depth < 16; depth++) {
-    if (ownStatusOf(cause) === 503) return 503;
+    const status = ownStatusOf(cause);
+    // caused by an unavailability (503) or by the AUR failing (502): that status, with the chain
+    if (status === 503 || status === 502) return status;
     cause = (cause as Error)?.cause;
   }
   return own;
@@ -89,8 +95,9 @@ function ownStatusOf(error: unknown): number {
 
 /**
  * The error middleware, first in the chain: answers with the status of the error and a plain-text
- * body, the message for 4xx and 503, the whole cause chain for 500 (as the original). Logs 5xx only;
- * messages never hold secrets (auth errors do not repeat what was sent).
+ * body, the whole cause chain for 500 (as the original), else the message (a named error names its
+ * cause once). Logs 5xx only, with the chain; messages never hold secrets (auth errors do not repeat
+ * what was sent).
  */
 export function errorMiddleware(logger: Logger): Middleware {
   return async (ctx, next) => {
@@ -98,9 +105,10 @@ export function errorMiddleware(logger: Logger): Middleware {
       await next();
     } catch (error) {
       const status = statusOf(error);
-      // 4xx and the server's own 503 say their message; other failures their whole cause chain
+      // 4xx, the server's own 503 and a gateway's 502 say their message; other failures their whole
+      // cause chain
       const message =
-        status >= 500 && ownStatusOf(error) !== 503
+        status >= 500 && ownStatusOf(error) !== 503 && ownStatusOf(error) !== 502
           ? formatErrorChain(error)
           : error instanceof Error
             ? error.message

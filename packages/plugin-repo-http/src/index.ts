@@ -7,7 +7,9 @@
 export { createRepoHttp, NO_SIGNING_KEY_MESSAGE, type RepoHttp } from './app.js';
 export {
   AuthorizedSecrets,
+  AuthorizedSecretsError,
   type AuthorizedSecretsOptions,
+  checkAuthorizedSecretsFile,
   parseAuthorizedSecrets,
   secretToken,
   webhookSecret,

@@ -13,7 +13,7 @@ import { formatErrorChain, InputError } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import { type BuildEvents, EventBus } from '../orchestration/events.js';
 import { BuildOrchestrator } from '../orchestration/orchestrator.js';
-import type { SyncDatabases } from '../orchestration/sync-databases.js';
+import { type SyncDatabases, syncProvidersOf } from '../orchestration/sync-databases.js';
 import { type PackageScheduling, PackageService } from '../packages/service.js';
 import { parseCron } from '../schedule/cron.js';
 import {
@@ -136,22 +136,10 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
   const { store, runner, publisher, sources, signer } = parts;
   const lifecycle = createLifecycle({ logger });
 
-  // the sync databases are fetched again at most every SYNC_REFRESH_MS, when a build or an add asks
-  let syncedAt = Number.NEGATIVE_INFINITY;
+  // the sync databases are fetched again at most every SYNC_REFRESH_MS, in the background; a
+  // resolution waits only for the first fetch (started with the server), never for a mirror that is down
   const sync = parts.syncDatabases;
-  const syncProviders = sync
-    ? async () => {
-        if (Date.now() - syncedAt > SYNC_REFRESH_MS) {
-          syncedAt = Date.now();
-          await sync
-            .refresh()
-            .catch((error) =>
-              logger.warn('could not refresh the sync databases', { error: formatErrorChain(error) }),
-            );
-        }
-        return sync.providers();
-      }
-    : undefined;
+  const syncProviders = sync ? syncProvidersOf(sync, { refreshMs: SYNC_REFRESH_MS, logger }) : undefined;
 
   const bus = new EventBus<BuildEvents>((error) =>
     logger.error('a build event handler failed', { error: formatErrorChain(error) }),
@@ -236,6 +224,15 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
     lifecycle.add(createRetention(store, settings.logsDir, settings.buildRetentionMs, logger));
   }
   lifecycle.add({ name: 'scheduler', start: () => scheduler.start(), stop: () => scheduler.stop() });
+  if (syncProviders) {
+    // the first fetch begins with the server, not with the first add
+    lifecycle.add({
+      name: 'sync databases',
+      start: () => {
+        void syncProviders();
+      },
+    });
+  }
 
   return {
     settings,

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createMemoryLogger } from '../logger.js';
 import { RepoDatabase } from '../pacman/database.js';
 import { writeSyntheticPackage } from '../testing/synthetic-package.js';
-import { createSyncDatabases, parseSyncDatabase } from './sync-databases.js';
+import { createSyncDatabases, parseSyncDatabase, syncProvidersOf } from './sync-databases.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -93,5 +93,50 @@ describe('sync databases', () => {
 
   it('refuses garbage with an error instead of an empty list', async () => {
     await expect(parseSyncDatabase(new Uint8Array([0x1f, 0x8b, 1, 2, 3]))).rejects.toThrow();
+  });
+});
+
+describe('sync databases on a mirror that cannot be reached', () => {
+  it('waits only for the first refresh, and says what a failure means when there is no copy', async () => {
+    // a mirror that refuses the first requests, then takes every later one and never answers
+    const held: http.ServerResponse[] = [];
+    let refusing = true;
+    const server = http.createServer((request, response) => {
+      if (refusing) request.socket.destroy();
+      else held.push(response);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(async () => {
+      for (const response of held) response.destroy();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(() => resolve(undefined)));
+    });
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const logger = createMemoryLogger();
+    const sync = createSyncDatabases({
+      mirror: `${base}/{repo}/os/{arch}`,
+      repositories: ['core'],
+      arch: 'x86_64',
+      logger,
+    });
+    // refreshMs 0: every resolution starts a refresh
+    const current = syncProvidersOf(sync, { refreshMs: 0, logger });
+
+    // the first resolution waits for the first refresh, which fails
+    expect(await current()).toEqual([]);
+    const warnings = logger.records.filter((r) => r.level === 'warn');
+    expect(warnings.map((r) => r.message)).toEqual([
+      'could not sync database: dependencies are resolved without its packages',
+    ]);
+    expect(warnings[0]?.meta).toMatchObject({ repo: 'core', url: `${base}/core/os/x86_64/core.db` });
+    expect(String(warnings[0]?.meta?.error)).not.toBe('fetch failed');
+    expect(JSON.stringify(logger.records)).not.toContain('keeping the last copy');
+
+    // a later resolution starts a refresh (refreshMs 0) but does not wait for it: it is still unanswered
+    refusing = false;
+    expect(await current()).toEqual([]);
+    while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(held.length).toBe(1);
+    expect(held[0]?.writableEnded).toBe(false);
   });
 });

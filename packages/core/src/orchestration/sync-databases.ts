@@ -1,6 +1,7 @@
 import * as zlib from 'node:zlib';
 import { decompress as zstdDecompress } from 'fzstd';
 import { extract } from 'tar-stream';
+import { innermostMessage } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import type { Provider } from '../pacman/depend.js';
 import { parseDesc } from '../pacman/desc.js';
@@ -79,12 +80,12 @@ export function createSyncDatabases(options: SyncDatabasesOptions): SyncDatabase
   const repositories = options.repositories ?? SYNC_REPOSITORIES;
   const logger = options.logger ?? createNoopLogger();
   const fetchImpl = options.fetch ?? globalThis.fetch;
-  const cache = new Map<string, { modified: string | null; providers: Provider[] }>();
+  const cache = new Map<string, { modified: string | null; providers: Provider[]; fetched: Date }>();
 
   const url = (repo: string) =>
     `${mirror.replaceAll('{repo}', repo).replaceAll('{arch}', options.arch).replace(/\/+$/, '')}/${repo}.db`;
 
-  return {
+  const sync: SyncDatabases = {
     async refresh() {
       await Promise.all(
         repositories.map(async (repo) => {
@@ -97,13 +98,22 @@ export function createSyncDatabases(options: SyncDatabasesOptions): SyncDatabase
             if (response.status === 304 && known) return;
             if (!response.ok) throw new Error(`HTTP ${response.status}`);
             const providers = await parseSyncDatabase(new Uint8Array(await response.arrayBuffer()));
-            cache.set(repo, { modified: response.headers.get('last-modified'), providers });
-          } catch (error) {
-            logger.warn('could not sync database, keeping the last copy', {
-              repo,
-              url: url(repo),
-              error: error instanceof Error ? error.message : String(error),
+            cache.set(repo, {
+              modified: response.headers.get('last-modified'),
+              providers,
+              fetched: new Date(),
             });
+          } catch (error) {
+            // the cause once (`getaddrinfo ENOTFOUND ...`, not `fetch failed`), and what it means now
+            const meta = { repo, url: url(repo), error: innermostMessage(error) };
+            if (known) {
+              logger.warn('could not sync database, keeping the last copy', {
+                ...meta,
+                copyFrom: known.fetched.toISOString(),
+              });
+            } else {
+              logger.warn('could not sync database: dependencies are resolved without its packages', meta);
+            }
           }
         }),
       );
@@ -111,5 +121,34 @@ export function createSyncDatabases(options: SyncDatabasesOptions): SyncDatabase
     providers() {
       return repositories.flatMap((repo) => cache.get(repo)?.providers ?? []);
     },
+  };
+  return sync;
+}
+
+/**
+ * The providers for dependency resolution (the orchestrator's and the package service's
+ * `syncProviders`): starts a refresh of `sync` in the background when the last one began more than
+ * `refreshMs` ago, and waits only for the first one while nothing has been fetched. A mirror that
+ * cannot be reached thus costs at most that one wait, never one per add or build.
+ */
+export function syncProvidersOf(
+  sync: SyncDatabases,
+  options: { refreshMs: number; logger?: Logger },
+): () => Promise<Provider[]> {
+  const logger = options.logger ?? createNoopLogger();
+  let startedAt = Number.NEGATIVE_INFINITY;
+  let first: Promise<void> | undefined;
+  return async () => {
+    if (Date.now() - startedAt > options.refreshMs) {
+      startedAt = Date.now();
+      const refresh = sync
+        .refresh()
+        .catch((error) =>
+          logger.warn('could not refresh the sync databases', { error: innermostMessage(error) }),
+        );
+      first ??= refresh;
+    }
+    if (sync.providers().length === 0) await first;
+    return sync.providers();
   };
 }

@@ -1,7 +1,7 @@
+import * as net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type AurEmulator, startAurEmulator } from '../../../../test/fixtures/aur/index.js';
-import { TimeoutError } from '../errors.js';
-import { AurRpcError, createAurClient } from './aur-client.js';
+import { AurRpcError, AurUnreachableError, createAurClient } from './aur-client.js';
 
 let aur: AurEmulator;
 const NAMES = Array.from({ length: 450 }, (_, i) => `pkg-${String(i).padStart(3, '0')}`);
@@ -117,7 +117,9 @@ describe('AUR client failures', () => {
   it('times out a slow answer (AUR_REQUEST_TIMEOUT) and retries it', async () => {
     aur.rpcDelayMs = 300;
     const client = createAurClient({ baseUrl: aur.url, timeoutMs: 50, retries: 1, retryDelayMs: 1 });
-    await expect(client.info(['pkg-001'])).rejects.toBeInstanceOf(TimeoutError);
+    const error = await client.info(['pkg-001']).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AurUnreachableError);
+    expect((error as Error).message).toBe(`the AUR at ${aur.url} did not answer within 50 ms`);
     expect(client.stats().requests).toBe(2);
   });
 
@@ -129,9 +131,22 @@ describe('AUR client failures', () => {
     expect(aur.stats.rpcRequests).toBe(1);
   });
 
-  it('fails with an AurRpcError when nothing listens', async () => {
-    const client = createAurClient({ baseUrl: 'http://127.0.0.1:9', retries: 0 });
-    await expect(client.info(['x'])).rejects.toBeInstanceOf(AurRpcError);
+  it('fails with an AurUnreachableError naming the cause once when nothing listens', async () => {
+    // a port that was free a moment ago: connections are refused
+    const port = await new Promise<number>((resolve) => {
+      const server = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const client = createAurClient({ baseUrl: `http://127.0.0.1:${port}`, retries: 0 });
+    const error = await client.info(['x']).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AurUnreachableError);
+    expect(error).toBeInstanceOf(AurRpcError);
+    expect((error as AurUnreachableError).code).toBe('SERENE_ERR_AUR_UNREACHABLE');
+    expect((error as Error).message).toBe(
+      `the AUR at http://127.0.0.1:${port} cannot be reached: connect ECONNREFUSED 127.0.0.1:${port}`,
+    );
   });
 });
 

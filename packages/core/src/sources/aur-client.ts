@@ -8,7 +8,7 @@
  */
 
 import type { SourceOperationOptions } from '../contracts/source.js';
-import { SereneError, TimeoutError } from '../errors.js';
+import { innermostMessage, SereneError } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import { createLimiter } from './limit.js';
 
@@ -55,9 +55,20 @@ export class AurRpcError extends SereneError {
   /** HTTP status of the last attempt, when there was an answer */
   readonly status?: number;
 
-  constructor(message: string, options?: { cause?: unknown; status?: number }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+  constructor(message: string, options?: { cause?: unknown; status?: number; code?: string }) {
+    super(message, { cause: options?.cause, code: options?.code });
     if (options?.status !== undefined) this.status = options.status;
+  }
+}
+
+/**
+ * The AUR could not be reached: no connection, or no answer within `AUR_REQUEST_TIMEOUT`, after all
+ * attempts. The message names the AUR's URL and the cause once (`connect ECONNREFUSED ...`, not
+ * `fetch failed`). The HTTP edge answers 502.
+ */
+export class AurUnreachableError extends AurRpcError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'SERENE_ERR_AUR_UNREACHABLE' });
   }
 }
 
@@ -191,8 +202,12 @@ export function createAurClient(options: AurClientOptions = {}): AurClient {
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       if (timeout.aborted)
-        throw new TimeoutError(`AUR request timed out after ${timeoutMs} ms`, { cause: error });
-      throw new AurRpcError(`AUR request failed: ${(error as Error).message}`, { cause: error });
+        throw new AurUnreachableError(`the AUR at ${baseUrl} did not answer within ${timeoutMs} ms`, {
+          cause: error,
+        });
+      throw new AurUnreachableError(`the AUR at ${baseUrl} cannot be reached: ${innermostMessage(error)}`, {
+        cause: error,
+      });
     }
     let text: string;
     try {
@@ -200,8 +215,12 @@ export function createAurClient(options: AurClientOptions = {}): AurClient {
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       if (timeout.aborted)
-        throw new TimeoutError(`AUR request timed out after ${timeoutMs} ms`, { cause: error });
-      throw new AurRpcError(`AUR answer could not be read: ${(error as Error).message}`, { cause: error });
+        throw new AurUnreachableError(`the AUR at ${baseUrl} did not answer within ${timeoutMs} ms`, {
+          cause: error,
+        });
+      throw new AurUnreachableError(`the AUR's answer could not be read: ${innermostMessage(error)}`, {
+        cause: error,
+      });
     }
     if (!response.ok) {
       throw new AurRpcError(`AUR answered ${response.status} ${response.statusText}`.trim(), {
@@ -219,7 +238,6 @@ export function createAurClient(options: AurClientOptions = {}): AurClient {
   }
 
   function retryable(error: unknown): boolean {
-    if (error instanceof TimeoutError) return true;
     if (!(error instanceof AurRpcError)) return false;
     const status = error.status;
     return status === undefined || status >= 500 || status === 429 || status === 408;

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import knex, { type Knex } from 'knex';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createMemoryLogger } from '../logger.js';
+import { setupMissing } from '../testing/setup.js';
 import { sampleBuild, samplePackage, testStore } from '../testing/store-suite.js';
 import { createKnexStore } from './knex-store.js';
 import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations.js';
@@ -326,7 +327,9 @@ if ('url' in postgres) {
     });
   });
 } else {
-  describe.skip(`knex store on PostgreSQL (skipped: ${postgres.reason})`, () => {
+  // skipped where the set-up cannot run PostgreSQL; under CI=true a failing test says why instead
+  const suite = `knex store on PostgreSQL (skipped: ${postgres.reason})`;
+  describe.skipIf(setupMissing(suite, [postgres.reason]))(suite, () => {
     it('conformance', () => {});
   });
 }
