@@ -61,14 +61,7 @@ async function harness(
   const clock = { now: Date.parse('2026-06-01T12:00:00Z') };
   const sourcesDir = path.join(root, 'sources');
   const events: BuildEvents['gate'][] = [];
-  const orchestratorBus = new BuildOrchestrator({
-    store,
-    sources,
-    runner,
-    publisher,
-    sourcesDir,
-    workDir: root,
-  }).bus;
+  const orchestratorBus = new EventBus<BuildEvents>();
   const gate = new UpdateGate({
     store,
     git,
