@@ -363,6 +363,28 @@ describe('update gate', { timeout: 240_000 }, () => {
     expect((await h.store.listPackages()).map((record) => record.base)).toEqual(['victim']);
   });
 
+  it('fails closed when the accepted revision is not in the history: held, and not built even by a forced build', async () => {
+    const h = await harness([{ base: 'moved', pkgver: '1.0' }], { defaults: { review: 'diff' } });
+    await add(h, 'moved');
+    // as after a switch to the GitHub mirror: the recorded revision is unknown to the checkout
+    const record = (await h.store.getGate('moved'))!;
+    await h.store.putGate({ ...record, accepted: 'f'.repeat(40) });
+    await h.aur.bump('moved', { pkgver: '1.1' });
+    await check(h, 'moved');
+    const [held] = await h.service.heldUpdates();
+    expect(held?.held.reasons[0]?.message).toContain("is not in the package's history");
+    expect(held?.held.baseRevision).toBeNull();
+    const { done } = await h.orchestrator.start(['moved'], {
+      reason: 'manual',
+      resolve: true,
+      clean: false,
+      force: true,
+    });
+    await done;
+    expect(await published(h, 'moved')).toBe('1.0-1');
+    expect(await h.service.builds('moved')).toHaveLength(1);
+  });
+
   it('answers bad review input with named errors: unknown package, nothing held, stale and malformed revisions', async () => {
     const h = await harness([{ base: 'pkg', pkgver: '1.0', functions: PLAIN_BUILD }], {
       defaults: { review: 'all' },

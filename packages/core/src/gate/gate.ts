@@ -47,10 +47,10 @@ export interface UpdateGateOptions {
 export type GateDecision =
   /** nothing holds the update: build it */
   | { action: 'build' }
-  /** the update is held (the checkout was put back at the accepted revision) */
-  | { action: 'hold'; held: HeldUpdate }
+  /** the update is held; `restored`: the checkout is back at the accepted revision (else nothing may build it) */
+  | { action: 'hold'; held: HeldUpdate; restored: boolean }
   /** the update is the revision a reviewer rejected (the checkout was put back) */
-  | { action: 'skip' };
+  | { action: 'skip'; restored: boolean };
 
 /** The policy of a package, as the API shows it. */
 export interface GatePolicyView {
@@ -227,9 +227,9 @@ export class UpdateGate {
       if (head === undefined) throw new InputError('the checkout has no HEAD commit');
       if (head === record.accepted) return { action: 'build' };
       if (head === record.rejected) {
-        await this.putBack(dir, record);
+        const restored = await this.putBack(dir, record);
         this.logger.info('update was rejected before, not building it', { base, revision: head });
-        return { action: 'skip' };
+        return { action: 'skip', restored };
       }
       const held = await this.evaluate(base, source, dir, record, effective, head);
       if (held.reasons.length === 0) {
@@ -252,7 +252,11 @@ export class UpdateGate {
         trust: record.trust ?? { coMaintainers: [], packagers: [] },
         files: [],
       };
-      return this.hold(base, dir, record, held).catch(() => ({ action: 'hold' as const, held }));
+      return this.hold(base, dir, record, held).catch(() => ({
+        action: 'hold' as const,
+        held,
+        restored: false,
+      }));
     }
   }
 
@@ -378,13 +382,17 @@ export class UpdateGate {
     const now = this.now();
     const srcinfo = await source.srcinfo(dir);
     const version = fullVersion(parseSrcinfo(srcinfo));
-    const trust = await this.observe(source, dir, record.accepted ?? undefined);
+    // a replaced source or a switch to or from the GitHub mirror leaves a history without it
+    const known =
+      record.accepted !== null && (await this.git.resolveCommit(dir, record.accepted)) !== undefined;
+    const accepted = known ? record.accepted : null;
+    const trust = await this.observe(source, dir, accepted ?? undefined);
     const info = source.inner.aurInfo?.();
     const modified =
       info?.LastModified !== undefined
         ? new Date(info.LastModified * 1000)
         : (await this.git.commitInfo(dir, head)).committed;
-    const files = record.accepted ? await this.git.changedFiles(dir, record.accepted, head) : [];
+    const files = accepted ? await this.git.changedFiles(dir, accepted, head) : [];
     const reasons: HoldReason[] = [];
 
     // block lists: always
@@ -414,14 +422,19 @@ export class UpdateGate {
     if (policy.review === 'all') {
       reasons.push({ kind: 'review', message: 'every update of this package is reviewed' });
     } else if (policy.review === 'diff') {
-      if (!record.accepted) {
-        reasons.push({ kind: 'diff', message: 'no accepted revision to compare the update with' });
+      if (!accepted) {
+        reasons.push({
+          kind: 'diff',
+          message: record.accepted
+            ? `the accepted revision ${record.accepted} is not in the package's history (its source was replaced, or AUR_GITHUB_MIRROR changed): review the whole package`
+            : 'no accepted revision to compare the update with',
+        });
       } else {
         const findings = reviewChanges({
           changed: files,
-          oldPkgbuild: await this.git.showFile(dir, record.accepted, 'PKGBUILD'),
+          oldPkgbuild: await this.git.showFile(dir, accepted, 'PKGBUILD'),
           newPkgbuild: await this.git.showFile(dir, head, 'PKGBUILD'),
-          oldSrcinfo: await this.git.showFile(dir, record.accepted, '.SRCINFO'),
+          oldSrcinfo: await this.git.showFile(dir, accepted, '.SRCINFO'),
           newSrcinfo: await this.git.showFile(dir, head, '.SRCINFO'),
         });
         if (!isVersionBump(findings)) {
@@ -439,7 +452,7 @@ export class UpdateGate {
       revision: head,
       state: source.state(),
       version,
-      baseRevision: record.accepted,
+      baseRevision: accepted,
       reasons,
       detected,
       modified,
@@ -452,7 +465,7 @@ export class UpdateGate {
   private async hold(base: string, dir: string, record: GateRecord, held: HeldUpdate): Promise<GateDecision> {
     const before = record.held;
     await this.store.putGate({ ...record, held });
-    await this.putBack(dir, record);
+    const restored = await this.putBack(dir, record);
     const fresh =
       before?.revision !== held.revision ||
       before.reasons.map((reason) => reason.kind).join() !== held.reasons.map((reason) => reason.kind).join();
@@ -470,12 +483,21 @@ export class UpdateGate {
         held,
       );
     }
-    return { action: 'hold', held };
+    return { action: 'hold', held, restored };
   }
 
   /** Puts the checkout back at the accepted revision (the next pull fast-forwards it again). */
-  private async putBack(dir: string, record: GateRecord): Promise<void> {
-    if (record.accepted) await this.git.resetHard(dir, record.accepted);
+  private async putBack(dir: string, record: GateRecord): Promise<boolean> {
+    if (!record.accepted) return false;
+    if ((await this.git.resolveCommit(dir, record.accepted)) === undefined) {
+      this.logger.warn('the accepted revision is not in the checkout, it stays at the held one', {
+        dir,
+        accepted: record.accepted,
+      });
+      return false;
+    }
+    await this.git.resetHard(dir, record.accepted);
+    return true;
   }
 
   /** Who is responsible for the checkout's revision: the AUR's answer, and the authors since `from`. */

@@ -263,8 +263,13 @@ export class BuildOrchestrator {
             await source.update(dir);
             if (this.gate && source.state() !== record.builtState) {
               const decision = await this.gate.check(base, source, dir);
-              // held or rejected: the checkout is back at the accepted revision, the stored source stays
-              if (decision.action !== 'build') return { record, source: this.sources.restore(record.source) };
+              // held or rejected: the checkout is back at the accepted revision, the stored source stays;
+              // a checkout that could not be put back is not built at all, not even by a forced build
+              if (decision.action !== 'build') {
+                return decision.restored
+                  ? { record, source: this.sources.restore(record.source) }
+                  : undefined;
+              }
             }
           }
           const json = source.toJSON();
