@@ -184,6 +184,13 @@ describe('review API', { timeout: 240_000 }, () => {
       effective: { cool_off: '36h', trust: false, review: 'all' },
       overrides: { cool_off: '36h', trust: false, review: 'all' },
       inherits_from: null,
+      accepted_revision: await h.aur.materialize('owned'),
+      trust: {
+        maintainer: 'alice',
+        co_maintainers: [],
+        submitter: 'alice',
+        packagers: ['Serene Test <test@serene.invalid>'],
+      },
     });
     expect((await set({ key: 'cooloff', value: 'tomorrow' })).status).toBe(400);
     expect((await set({ key: 'review', value: 'sometimes' })).status).toBe(400);

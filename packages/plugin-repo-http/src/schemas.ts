@@ -219,16 +219,6 @@ export const GatePolicySchema = z.object({
   review: z.enum(['off', 'diff', 'all']),
 });
 
-/** `GET /package/{name}/policy`. */
-export const PackagePolicySchema = z.object({
-  effective: GatePolicySchema.meta({ description: 'what applies to the package' }),
-  overrides: GatePolicySchema.partial().meta({ description: "the package's own settings" }),
-  inherits_from: z
-    .string()
-    .nullable()
-    .meta({ description: 'the package this one was added as a dependency of; its overrides apply too' }),
-});
-
 const TrustSchema = z.object({
   maintainer: z
     .string()
@@ -238,6 +228,23 @@ const TrustSchema = z.object({
   co_maintainers: z.array(z.string()),
   submitter: z.string().nullable().optional(),
   packagers: z.array(z.string()).meta({ description: '`Name <email>` of the commit authors' }),
+});
+
+/** `GET /package/{name}/policy`. */
+export const PackagePolicySchema = z.object({
+  effective: GatePolicySchema.meta({ description: 'what applies to the package' }),
+  overrides: GatePolicySchema.partial().meta({ description: "the package's own settings" }),
+  inherits_from: z
+    .string()
+    .nullable()
+    .meta({ description: 'the package this one was added as a dependency of; its overrides apply too' }),
+  accepted_revision: z
+    .string()
+    .nullable()
+    .meta({ description: "the last built, approved or added revision of the package's repository" }),
+  trust: TrustSchema.nullable().meta({
+    description: 'who is trusted: recorded at add, extended by approvals',
+  }),
 });
 
 /** A held update (`GET /review`). */

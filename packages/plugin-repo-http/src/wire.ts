@@ -98,7 +98,13 @@ export function packagePolicy(view: GatePolicyView): PackagePolicy {
   if (view.overrides.coolOffMs !== undefined) overrides.cool_off = formatCoolOff(view.overrides.coolOffMs);
   if (view.overrides.trust !== undefined) overrides.trust = view.overrides.trust;
   if (view.overrides.review !== undefined) overrides.review = view.overrides.review;
-  return { effective: gatePolicy(view.effective), overrides, inherits_from: view.inheritsFrom };
+  return {
+    effective: gatePolicy(view.effective),
+    overrides,
+    inherits_from: view.inheritsFrom,
+    accepted_revision: view.accepted,
+    trust: view.trust === null ? null : trustJson(view.trust),
+  };
 }
 
 function trustJson(trust: TrustRecord): HeldUpdateJson['trust'] {

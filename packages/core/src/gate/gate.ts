@@ -60,6 +60,10 @@ export interface GatePolicyView {
   overrides: GatePolicyOverrides;
   /** the package whose overrides this one inherits (added as its dependency) */
   inheritsFrom: string | null;
+  /** the last accepted (built, approved, or seen at add) revision of the package's repository */
+  accepted: string | null;
+  /** who is trusted: recorded at add, extended by approvals */
+  trust: TrustRecord | null;
 }
 
 /** A held update with its package, as listed for review. */
@@ -123,6 +127,8 @@ export class UpdateGate {
       effective: effectivePolicy(this.defaults, chain),
       overrides: own.policy,
       inheritsFrom: own.inheritsFrom,
+      accepted: own.accepted,
+      trust: own.trust,
     };
   }
 
