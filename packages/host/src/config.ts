@@ -141,11 +141,13 @@ const oneOf = <T extends string>(accepted: readonly T[]) =>
 
 /** A comma-separated list; blanks around entries are dropped, as are empty entries. */
 const list = () =>
-  accepts('a comma-separated list', (t) =>
-    t
-      .split(',')
-      .map((entry) => entry.trim())
-      .filter((entry) => entry !== ''),
+  accepts('a comma-separated list of names, without control characters', (t) =>
+    /[\u0000-\u001f\u007f]/.test(t)
+      ? undefined
+      : t
+          .split(',')
+          .map((entry) => entry.trim())
+          .filter((entry) => entry !== ''),
   );
 
 /** A cool-off: `0` (off), seconds, or a number with ms, s, m, h, d or w. */

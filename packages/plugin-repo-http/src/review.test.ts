@@ -179,7 +179,9 @@ describe('review API', { timeout: 240_000 }, () => {
     expect((await set({ key: 'cooloff', value: '36h' })).status).toBe(200);
     expect((await set({ key: 'review', value: 'all' })).status).toBe(200);
     expect((await set({ key: 'trust', value: false })).status).toBe(200);
-    const policy = (await h.ask('/package/owned/policy')).json as PackagePolicy;
+    const policyReply = await h.ask('/package/owned/policy');
+    expect(policyReply.status, policyReply.text).toBe(200);
+    const policy = policyReply.json as PackagePolicy;
     expect(policy).toEqual({
       effective: { cool_off: '36h', trust: false, review: 'all' },
       overrides: { cool_off: '36h', trust: false, review: 'all' },
