@@ -441,8 +441,12 @@ describe('update gate', { timeout: 240_000 }, () => {
     expect((await h.service.heldUpdates()).map((view) => view.base)).toEqual(['libdep']);
     expect(await published(h, 'other')).toBe('1.1-1');
 
-    // null takes the override away: the default (nothing held) applies again
+    // null takes the override away: the default (nothing held) applies again, and the held update goes through
     await h.service.set('app', { key: 'review', value: null });
     expect((await h.service.gatePolicy('libdep')).effective.review).toBe('off');
+    await check(h, 'libdep');
+    expect(await h.service.heldUpdates()).toEqual([]);
+    expect(await published(h, 'libdep')).toBe('1.1-1');
+    expect(h.events.map((event) => event.action)).toEqual(['held', 'released']);
   });
 });

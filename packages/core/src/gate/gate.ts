@@ -225,6 +225,15 @@ export class UpdateGate {
     const record = await this.record(base);
     const { effective } = await this.policy(base, record);
     if (!policyHolds(effective) && this.blockedAccounts.size === 0 && this.blockedPackages.size === 0) {
+      // nothing holds updates of this package (any more): an update held before goes through
+      if (record.held) {
+        await this.store.putGate({ ...record, held: null });
+        this.emit(
+          base,
+          'released',
+          `update to ${record.held.version} is no longer held (the policy holds nothing)`,
+        );
+      }
       return { action: 'build' };
     }
     let head: string | undefined;
