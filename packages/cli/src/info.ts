@@ -296,6 +296,9 @@ export const SETTING_KEYS: readonly string[] = [
   'schedule',
   'prepare',
   'flags',
+  'cooloff',
+  'trust',
+  'review',
 ];
 
 /** The settings request of `set <key> <values...>`; a wrong key or value is a usage error. */
