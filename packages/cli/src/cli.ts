@@ -8,6 +8,7 @@ import { registerInfoCommand } from './info.js';
 import { type CliIo, EXIT_OK, EXIT_USAGE, processIo } from './io.js';
 import { registerPackageCommands } from './packages.js';
 import { registerRepoCommand } from './repo.js';
+import { registerReviewCommands } from './review.js';
 import { registerServerCommands } from './server.js';
 import { VERSION } from './version.js';
 
@@ -46,6 +47,7 @@ export function createProgram(
   registerInfoCommand(program, io, setExitCode);
   registerServerCommands(program, io, setExitCode);
   registerRepoCommand(program, io, setExitCode);
+  registerReviewCommands(program, io, setExitCode);
   // completions reads the whole program when it runs: commands registered anywhere are in it
   registerCompletionsCommand(program, io, setExitCode, (error) => reportClientError(error, io));
   return program;

@@ -68,7 +68,7 @@ describe('serene completions', () => {
     });
 
     it('completes commands, subcommands, options, package names and files', async () => {
-      expect(await complete('serene re')).toEqual(['remove', 'repo']);
+      expect(await complete('serene re')).toEqual(['reject', 'remove', 'repo', 'review']);
       expect(await complete('serene ')).toEqual(
         expect.arrayContaining(['add', 'build', 'completions', 'host', 'info', 'list', 'repo', 'server']),
       );
@@ -89,6 +89,8 @@ describe('serene completions', () => {
       // add -s is --skipbuild (no value): the argument after it is the package
       expect(await complete('serene add -s --')).toContain('--skipbuild');
       expect(await complete('serene completions ')).toEqual(['bash', 'fish', 'zsh']);
+      expect(await complete('serene approve a')).toEqual(['alpha']);
+      expect(await complete('serene info alpha set c')).toEqual(['clean', 'cooloff']);
     });
   });
 
@@ -130,7 +132,7 @@ describe('serene completions', () => {
 
     it('parses, and completes with fish itself', async () => {
       expect((await run('fish', ['--no-execute', scripts.fish!], { env })).code).toBe(0);
-      expect(await complete('serene re')).toEqual(['remove', 'repo']);
+      expect(await complete('serene re')).toEqual(['reject', 'remove', 'repo', 'review']);
       expect(await complete('serene repo ')).toEqual(['add', 'remove', 'sign']);
       // `add` under repo is not the top-level add: no --skipbuild there
       expect(await complete('serene repo add --s')).toEqual(['--sign']);

@@ -61,6 +61,9 @@ Subcommands (after the name):
                                schedule "<cron with seconds>" ("" for the default)
                                prepare "<shell commands>" ("" for none)
                                flags <makepkg flag...> (e.g. nocheck skippgpcheck; none to clear)
+                               cooloff 2d|36h|0|default       update gate: cool-off of updates
+                               trust true|false|default       hold updates after maintainer changes
+                               review off|diff|all|default    hold updates beyond a version bump
 
 Build ids count from the oldest build (0000); 'latest' is the newest.`;
 
@@ -293,6 +296,9 @@ export const SETTING_KEYS: readonly string[] = [
   'schedule',
   'prepare',
   'flags',
+  'cooloff',
+  'trust',
+  'review',
 ];
 
 /** The settings request of `set <key> <values...>`; a wrong key or value is a usage error. */
@@ -309,6 +315,22 @@ export function settingsRequest(key: string, values: readonly string[]): Package
     const text = values.join(' ');
     return { key, value: text.trim() === '' ? null : text };
   }
+  if (key === 'cooloff' || key === 'cool-off' || key === 'trust' || key === 'review') {
+    const [value, ...rest] = values;
+    if (value === undefined || rest.length > 0) throw new UsageError(`${key} takes one value (or default)`);
+    if (value === 'default') return { key: key === 'cool-off' ? 'cooloff' : key, value: null };
+    if (key === 'trust') {
+      if (value !== 'true' && value !== 'false') throw new UsageError('trust takes true, false or default');
+      return { key, value: value === 'true' };
+    }
+    if (key === 'review') {
+      if (value !== 'off' && value !== 'diff' && value !== 'all') {
+        throw new UsageError('review takes off, diff, all or default');
+      }
+      return { key, value };
+    }
+    return { key: 'cooloff', value };
+  }
   if (key === 'flags') {
     const flags = values.map((flag) => flag.replace(/^-+/, ''));
     const unknown = flags.filter((flag) => !(MAKEPKG_FLAGS as readonly string[]).includes(flag));
@@ -320,7 +342,7 @@ export function settingsRequest(key: string, values: readonly string[]): Package
     return { key, value: flags };
   }
   throw new UsageError(
-    `unknown setting '${key}'; known are ${[...Object.keys(BOOLEAN_KEYS).filter((k) => k !== 'enabled'), 'schedule', 'prepare', 'flags'].join(', ')}`,
+    `unknown setting '${key}'; known are ${[...Object.keys(BOOLEAN_KEYS).filter((k) => k !== 'enabled'), 'schedule', 'prepare', 'flags', 'cooloff', 'trust', 'review'].join(', ')}`,
   );
 }
 
@@ -419,7 +441,7 @@ function createInfoProgram(
     .description('change a setting')
     .argument(
       '<key>',
-      'clean, private, enable, dependency, devel, srcinfo-override, schedule, prepare, flags',
+      'clean, private, enable, dependency, devel, srcinfo-override, schedule, prepare, flags, cooloff, trust, review',
     )
     .argument('[value...]', 'the new value')
     .allowUnknownOption()

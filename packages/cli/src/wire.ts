@@ -95,7 +95,42 @@ export interface PackageBuildRequest {
 export type PackageSettingsRequest =
   | { key: 'clean' | 'private' | 'enabled' | 'dependency' | 'devel' | 'srcinfooverride'; value: boolean }
   | { key: 'schedule' | 'prepare'; value: string | null }
-  | { key: 'flags'; value: string[] };
+  | { key: 'flags'; value: string[] }
+  // the update gate (docs/update-gate.md); null: the server default applies again
+  | { key: 'cooloff'; value: string | null }
+  | { key: 'trust'; value: boolean | null }
+  | { key: 'review'; value: 'off' | 'diff' | 'all' | null };
+
+/** A policy of the update gate. */
+export interface GatePolicyJson {
+  cool_off: string;
+  trust: boolean;
+  review: 'off' | 'diff' | 'all';
+}
+
+/** A held update (`GET /review`). */
+export interface HeldUpdateJson {
+  base: string;
+  revision: string;
+  version: string;
+  base_revision: string | null;
+  reasons: { kind: string; message: string; until?: string }[];
+  detected: string;
+  modified: string;
+  trust: {
+    maintainer?: string | null;
+    co_maintainers: string[];
+    submitter?: string | null;
+    packagers: string[];
+  };
+  files: { status: string; path: string }[];
+  policy: GatePolicyJson;
+}
+
+/** `GET /review/{name}`. */
+export interface HeldUpdateReview extends HeldUpdateJson {
+  diff: string;
+}
 
 /** The makepkg flags the server accepts (`MakepkgFlag`). */
 export const MAKEPKG_FLAGS = [

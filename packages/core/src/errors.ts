@@ -123,3 +123,20 @@ export function innermostMessage(error: unknown): string {
   }
   return message;
 }
+
+/**
+ * An approval or rejection names a revision that is no longer the held one: the package moved on (or
+ * was approved, rejected or built) since the reviewer looked. Maps to 409.
+ */
+export class StaleRevisionError extends ConflictError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'SERENE_ERR_STALE_REVISION' });
+  }
+}
+
+/** A package or an account of it is on the server's block list (`GATE_BLOCKED_*`). Maps to 403. */
+export class BlockedError extends SereneError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'SERENE_ERR_BLOCKED' });
+  }
+}

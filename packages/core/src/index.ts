@@ -4,6 +4,7 @@
 import 'reflect-metadata';
 
 export * from './composition/index.js';
+export * from './contracts/gate.js';
 export * from './contracts/publisher.js';
 export * from './contracts/runner.js';
 export * from './contracts/signer.js';
@@ -11,6 +12,7 @@ export * from './contracts/source.js';
 export * from './contracts/store.js';
 export * from './durable.js';
 export * from './errors.js';
+export * from './gate/index.js';
 export * from './logger.js';
 export * from './orchestration/index.js';
 export * from './packages/service.js';

@@ -17,7 +17,10 @@ import {
   DEFAULT_SYNC_MIRROR,
   InputError,
   type LogLevel,
+  OPEN_GATE_POLICY,
+  parseCoolOff,
   parseCron,
+  REVIEW_MODES,
 } from '@serene/core';
 import { DOCKER_RUNNER_DEFAULTS } from '@serene/plugin-docker';
 import { z } from 'zod';
@@ -131,6 +134,21 @@ const url = (protocols: readonly string[]) =>
 
 const oneOf = <T extends string>(accepted: readonly T[]) =>
   accepts(accepted.map((a) => `\`${a}\``).join(', '), (t) => accepted.find((a) => a === t));
+
+/** A comma-separated list; blanks around entries are dropped, as are empty entries. */
+const list = () =>
+  accepts('a comma-separated list of names, without control characters', (t) =>
+    /[\u0000-\u001f\u007f]/.test(t)
+      ? undefined
+      : t
+          .split(',')
+          .map((entry) => entry.trim())
+          .filter((entry) => entry !== ''),
+  );
+
+/** A cool-off: `0` (off), seconds, or a number with ms, s, m, h, d or w. */
+const coolOff = () =>
+  accepts('`0`, seconds, or a number with s, m, h, d or w (`2d`), at most 366d', (t) => parseCoolOff(t));
 
 const pattern = (re: RegExp, expected: string) => accepts(expected, (t) => (re.test(t) ? t : undefined));
 
@@ -303,6 +321,31 @@ export const SETTINGS = {
   }),
   edgeCli: setting('EDGE_CLI', bool(), false, {
     meaning: "no effect (warned about): serene-cli is always this server's own CLI",
+  }),
+
+  // --- update gate (docs/update-gate.md) ---
+  gateCoolOffMs: setting('GATE_COOL_OFF', coolOff(), OPEN_GATE_POLICY.coolOffMs, {
+    doc: '0 (off)',
+    meaning: 'an update is built only once the package was unchanged upstream this long (e.g. 2d)',
+    ours: true,
+  }),
+  gateTrust: setting('GATE_TRUST', bool(), OPEN_GATE_POLICY.trust, {
+    meaning: 'a new maintainer, co-maintainer or packager holds an update for review',
+    ours: true,
+  }),
+  gateReview: setting('GATE_REVIEW', oneOf(REVIEW_MODES), OPEN_GATE_POLICY.review, {
+    meaning: '`diff`: anything beyond a pkgver/pkgrel/checksum bump is held; `all`: every update',
+    ours: true,
+  }),
+  gateBlockedAccounts: setting('GATE_BLOCKED_ACCOUNTS', list(), [] as string[], {
+    doc: 'none',
+    meaning: 'comma-separated AUR accounts and packagers (name or email) whose updates are held',
+    ours: true,
+  }),
+  gateBlockedPackages: setting('GATE_BLOCKED_PACKAGES', list(), [] as string[], {
+    doc: 'none',
+    meaning: 'comma-separated packages that cannot be added and whose updates are held',
+    ours: true,
   }),
 
   // --- schedules ---

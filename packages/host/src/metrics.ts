@@ -16,7 +16,7 @@ const DONE = new Set(['success', 'failure', 'fatal', 'cancelled']);
 export interface MetricsOptions {
   bus: EventBus<BuildEvents>;
   orchestrator: Pick<BuildOrchestrator, 'queue'>;
-  store: Pick<Store, 'listLatestBuilds' | 'listPackages'>;
+  store: Pick<Store, 'listLatestBuilds' | 'listPackages' | 'listGates'>;
   /** `ARCH`: requests below `/<arch>/` are counted as `repository` */
   arch: string;
   /** the clock @default Date.now */
@@ -94,6 +94,59 @@ export function createMetrics(options: MetricsOptions): Metrics {
       for (const [state, count] of counts) this.set({ state }, count);
     },
   });
+  // the update gate (docs/update-gate.md): what is held now, and what happened at the gate
+  new Gauge({
+    name: 'serene_gate_held_updates',
+    help: 'Updates the update gate holds, by reason (an update held for several reasons counts once in each)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+    async collect() {
+      const counts = new Map<string, number>(
+        [
+          'cool-off',
+          'maintainer',
+          'orphaned',
+          'adopted',
+          'co-maintainer',
+          'packager',
+          'blocked',
+          'diff',
+          'review',
+          'error',
+        ].map((reason) => [reason, 0]),
+      );
+      for (const gate of await options.store.listGates()) {
+        for (const kind of new Set(gate.held?.reasons.map((reason) => reason.kind) ?? [])) {
+          counts.set(kind, (counts.get(kind) ?? 0) + 1);
+        }
+      }
+      this.reset();
+      for (const [reason, count] of counts) this.set({ reason }, count);
+    },
+  });
+  new Gauge({
+    name: 'serene_gate_held_update',
+    help: 'One series per held update: 1, labelled with the package, its held version and revision',
+    labelNames: ['package', 'version', 'revision'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const gate of await options.store.listGates()) {
+        if (gate.held) {
+          this.set({ package: gate.base, version: gate.held.version, revision: gate.held.revision }, 1);
+        }
+      }
+    },
+  });
+  const gateEvents = new Counter({
+    name: 'serene_gate_events_total',
+    help: 'Decisions of the update gate: updates held (a new revision or new reasons), released (cool-off over), approved, rejected',
+    labelNames: ['action'] as const,
+    registers: [registry],
+  });
+  for (const action of ['held', 'released', 'approved', 'rejected']) gateEvents.inc({ action }, 0);
+  const stopGate = options.bus.on('gate', (event) => gateEvents.inc({ action: event.action }));
+
   const requests = new Counter({
     name: 'serene_http_requests_total',
     help: 'HTTP requests answered, by method, route and status',
@@ -153,5 +206,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     }
   };
 
-  return { name: 'metrics', registry, middleware, outer: middleware, close: unsubscribe, stop: unsubscribe };
+  const stop = () => {
+    unsubscribe();
+    stopGate();
+  };
+  return { name: 'metrics', registry, middleware, outer: middleware, close: stop, stop };
 }

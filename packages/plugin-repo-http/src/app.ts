@@ -16,7 +16,7 @@ import Koa, { type Context, type Middleware } from 'koa';
 import { type Access, AuthorizedSecrets, authorize, authorizeWebhook, webhookSecret } from './auth.js';
 import { DEFAULT_BODY_LIMIT, readBody } from './body.js';
 import { errorMiddleware } from './errors.js';
-import { LiveLogs } from './live-logs.js';
+import { heldNotice, LiveLogs } from './live-logs.js';
 import { Memo } from './memo.js';
 import { openApiDocument } from './openapi.js';
 import type { RepoHttpOptions } from './options.js';
@@ -28,9 +28,10 @@ import {
   PackageBuildRequestSchema,
   PackageSettingsRequestSchema,
   quote,
+  ReviewDecisionRequestSchema,
   type SereneInfo,
 } from './schemas.js';
-import { buildInfo, formatTime, packageInfo, packagePeek } from './wire.js';
+import { buildInfo, formatTime, heldUpdate, packageInfo, packagePeek, packagePolicy } from './wire.js';
 
 /**
  * What {@link createRepoHttp} returns: the application, and a part of serene's lifecycle that
@@ -205,6 +206,33 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
     emptyOk(ctx);
   });
 
+  // --- update gate (beyond the original; docs/update-gate.md) ---
+
+  router.get('/package/:name/policy', read, async (ctx) => {
+    ctx.body = packagePolicy(await service.gatePolicy(nameParam(ctx)));
+  });
+
+  router.get('/review', read, async (ctx) => {
+    ctx.body = (await service.heldUpdates()).map(heldUpdate);
+  });
+
+  router.get('/review/:name', read, async (ctx) => {
+    const review = await service.heldUpdate(nameParam(ctx));
+    ctx.body = { ...heldUpdate(review), diff: review.diff };
+  });
+
+  router.post('/review/:name/approve', write, async (ctx) => {
+    const base = nameParam(ctx);
+    const { revision } = await readBody(ctx, ReviewDecisionRequestSchema, bodyLimit);
+    ctx.body = { base, revision: await service.approve(base, revision) };
+  });
+
+  router.post('/review/:name/reject', write, async (ctx) => {
+    const base = nameParam(ctx);
+    const { revision } = await readBody(ctx, ReviewDecisionRequestSchema, bodyLimit);
+    ctx.body = { base, revision: await service.reject(base, revision) };
+  });
+
   router.get('/package/:name/pkgbuild', read, async (ctx) => {
     jsonString(ctx, await service.pkgbuild(nameParam(ctx)));
   });
@@ -247,8 +275,10 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
   router.get('/package/:name/build/logs/subscribe', read, async (ctx) => {
     const base = nameParam(ctx);
     await service.get(base);
+    // a held update is told to every new subscriber, as a log line (every client shows those)
+    const held = (await service.heldUpdates().catch(() => [])).find((view) => view.base === base);
     ctx.respond = false;
-    liveLogs.subscribe(base, ctx.res);
+    liveLogs.subscribe(base, ctx.res, held ? heldNotice(held.held) : undefined);
   });
 
   const timeParam = (ctx: RouterContext): string => {

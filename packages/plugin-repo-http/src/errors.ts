@@ -4,11 +4,13 @@
  */
 import {
   AuthenticationError,
+  BlockedError,
   formatErrorChain,
   InputError,
   type Logger,
   NotAllowedError,
   NotFoundError,
+  StaleRevisionError,
   UnavailableError,
 } from '@serene/core';
 import type { Middleware } from 'koa';
@@ -32,6 +34,9 @@ const STATUS_BY_NAME: Readonly<Record<string, number>> = {
   // which on these errors is the AUR's answer, not ours)
   AurUnreachableError: 502,
   AurRpcError: 502,
+  // the update gate: a review answered for a revision that is no longer held; a block list refuses
+  StaleRevisionError: 409,
+  BlockedError: 403,
   // the original answers a locked package ("cannot build now, X is currently in a running build
   // session") and a failed dependency resolution with 500
   ConflictError: 500,
@@ -75,6 +80,8 @@ export function statusOf(error: unknown): number {
 
 /** The status of an error by its own class, name or `status`. */
 function ownStatusOf(error: unknown): number {
+  if (error instanceof StaleRevisionError) return 409;
+  if (error instanceof BlockedError) return 403;
   if (error instanceof InputError) return 400;
   if (error instanceof AuthenticationError) return 401;
   if (error instanceof NotAllowedError) return 403;

@@ -13,7 +13,7 @@
  * unsent output grows past a bound is dropped.
  */
 import type { ServerResponse } from 'node:http';
-import type { BuildEvents, BuildState, EventBus, Logger } from '@serene/core';
+import type { BuildEvents, BuildState, EventBus, HeldUpdate, Logger } from '@serene/core';
 
 /** Options of {@link LiveLogs}. */
 export interface LiveLogsOptions {
@@ -51,6 +51,17 @@ const DONE_STATES = new Set(['cancelled', 'success', 'failure', 'fatal']);
 /** One SSE message. */
 export function frame(id: string, event: string, data: string): string {
   return `id: ${id}\nevent: ${event}\ndata: ${data}\n\n`;
+}
+
+/** A message of the update gate as a log line. */
+export function gateLine(message: string): string {
+  return `==> serene update gate: ${message}\n`;
+}
+
+/** What a new subscriber of a package with a held update reads first. */
+export function heldNotice(held: HeldUpdate): string {
+  const reasons = held.reasons.map((reason) => `    ${reason.kind}: ${reason.message}`).join('\n');
+  return `update to ${held.version} (${held.revision.slice(0, 12)}) is held for review:\n${reasons}`;
 }
 
 /** The ping message: empty id, `data: null`. */
@@ -101,6 +112,10 @@ export class LiveLogs {
     this.unsubscribe = [
       options.bus.on('state', (event) => this.onState(event.base, event.state)),
       options.bus.on('log', (event) => this.onLog(event.base, event.chunk)),
+      // the update gate's decisions reach subscribers as log lines: every client prints those
+      options.bus.on('gate', (event) =>
+        this.send(event.base, frame(event.base, 'log', JSON.stringify(gateLine(event.message)))),
+      ),
     ];
   }
 
@@ -113,7 +128,7 @@ export class LiveLogs {
    * Streams the events of `base` to `res` (headers are written here) until the client leaves or
    * {@link LiveLogs.close} is called.
    */
-  subscribe(base: string, res: ServerResponse): void {
+  subscribe(base: string, res: ServerResponse, notice?: string): void {
     res.writeHead(200, {
       'Content-Type': 'text/event-stream',
       'Cache-Control': 'no-cache',
@@ -127,9 +142,14 @@ export class LiveLogs {
       const text = changeFrames(base, replay.state) + logFrames(base, replay.chunks.join(''));
       subscriber.allowance += Buffer.byteLength(text);
       res.write(text);
-    } else {
+    } else if (notice === undefined) {
       // sends the headers now, so that the client sees the stream open
       res.flushHeaders();
+    }
+    if (notice !== undefined) {
+      const text = frame(base, 'log', JSON.stringify(gateLine(notice)));
+      subscriber.allowance += Buffer.byteLength(text);
+      res.write(text);
     }
     let set = this.subscribers.get(base);
     if (!set) {

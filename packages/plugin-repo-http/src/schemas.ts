@@ -103,7 +103,34 @@ export const PackageSettingsRequestSchema = z.discriminatedUnion('key', [
   }),
   z.object({ key: z.literal('prepare'), value: z.string().nullable() }),
   z.object({ key: z.literal('flags'), value: z.array(MakepkgFlagSchema).max(MAKEPKG_FLAGS.length * 4) }),
+  // the update gate (beyond the original; docs/update-gate.md): null takes the package's override away
+  z.object({
+    key: z.literal('cooloff'),
+    value: z
+      .string()
+      .max(100)
+      .nullable()
+      .meta({ description: 'cool-off of updates: `0`, seconds, or a number with s, m, h, d or w (`2d`)' }),
+  }),
+  z.object({
+    key: z.literal('trust'),
+    value: z.boolean().nullable().meta({ description: 'hold updates after a maintainer or packager change' }),
+  }),
+  z.object({
+    key: z.literal('review'),
+    value: z
+      .enum(['off', 'diff', 'all'])
+      .nullable()
+      .meta({ description: '`diff`: hold anything beyond a version bump; `all`: hold every update' }),
+  }),
 ]);
+
+/** Body of `POST /review/{name}/approve` and `/reject`: the revision the reviewer saw. */
+export const ReviewDecisionRequestSchema = z.object({
+  revision: z.string().max(100).meta({
+    description: 'the held commit (at least its first 7 hex digits), as `GET /review/{name}` shows it',
+  }),
+});
 
 // --- RESPONSES ---
 
@@ -185,6 +212,88 @@ export const SereneInfoSchema = z.object({
   signed: z.boolean(),
 });
 
+/** The update policy of a package (`GatePolicy`). */
+export const GatePolicySchema = z.object({
+  cool_off: z.string().meta({ description: 'cool-off of updates (`0`: off, else `2d`, `36h`, ...)' }),
+  trust: z.boolean().meta({ description: 'maintainer and packager changes hold updates' }),
+  review: z.enum(['off', 'diff', 'all']),
+});
+
+const TrustSchema = z.object({
+  maintainer: z
+    .string()
+    .nullable()
+    .optional()
+    .meta({ description: 'AUR maintainer; null: orphaned; missing: unknown (git sources, GitHub mirror)' }),
+  co_maintainers: z.array(z.string()),
+  submitter: z.string().nullable().optional(),
+  packagers: z.array(z.string()).meta({ description: '`Name <email>` of the commit authors' }),
+});
+
+/** `GET /package/{name}/policy`. */
+export const PackagePolicySchema = z.object({
+  effective: GatePolicySchema.meta({ description: 'what applies to the package' }),
+  overrides: GatePolicySchema.partial().meta({ description: "the package's own settings" }),
+  inherits_from: z
+    .string()
+    .nullable()
+    .meta({ description: 'the package this one was added as a dependency of; its overrides apply too' }),
+  accepted_revision: z
+    .string()
+    .nullable()
+    .meta({ description: "the last built, approved or added revision of the package's repository" }),
+  trust: TrustSchema.nullable().meta({
+    description: 'who is trusted: recorded at add, extended by approvals',
+  }),
+});
+
+/** A held update (`GET /review`). */
+export const HeldUpdateSchema = z.object({
+  base: z.string(),
+  revision: z.string().meta({ description: 'the held commit: approve or reject exactly this one' }),
+  version: z.string().meta({ description: 'full version of the held revision' }),
+  base_revision: z
+    .string()
+    .nullable()
+    .meta({ description: 'the last accepted (built or approved) revision' }),
+  reasons: z.array(
+    z.object({
+      kind: z.enum([
+        'cool-off',
+        'maintainer',
+        'orphaned',
+        'adopted',
+        'co-maintainer',
+        'packager',
+        'blocked',
+        'diff',
+        'review',
+        'error',
+      ]),
+      message: z.string(),
+      until: Timestamp.optional().meta({ description: 'cool-off: when it ends' }),
+    }),
+  ),
+  detected: Timestamp.meta({ description: 'when serene first held this revision' }),
+  modified: Timestamp.meta({
+    description: 'when the package last changed upstream (AUR LastModified, else commit time)',
+  }),
+  trust: TrustSchema,
+  files: z.array(z.object({ status: z.string(), path: z.string() })),
+  policy: GatePolicySchema,
+});
+
+/** `GET /review/{name}`: a held update with its diff. */
+export const HeldUpdateReviewSchema = HeldUpdateSchema.extend({
+  diff: z.string().meta({ description: 'unified diff of the package repository since base_revision' }),
+});
+
+/** `POST /review/{name}/approve` and `/reject`. */
+export const ReviewDecisionSchema = z.object({
+  base: z.string(),
+  revision: z.string().meta({ description: 'the full approved or rejected commit' }),
+});
+
 /** `GET /health`. */
 export const HealthSchema = z.object({ status: z.literal('ok') });
 
@@ -195,6 +304,10 @@ export type BuildInfo = z.output<typeof BuildInfoSchema>;
 export type PackagePeek = z.output<typeof PackagePeekSchema>;
 export type PackageInfo = z.output<typeof PackageInfoSchema>;
 export type SereneInfo = z.output<typeof SereneInfoSchema>;
+export type GatePolicyJson = z.output<typeof GatePolicySchema>;
+export type PackagePolicy = z.output<typeof PackagePolicySchema>;
+export type HeldUpdateJson = z.output<typeof HeldUpdateSchema>;
+export type HeldUpdateReview = z.output<typeof HeldUpdateReviewSchema>;
 
 // --- ERRORS ---
 

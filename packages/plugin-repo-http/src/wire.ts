@@ -1,8 +1,23 @@
 /**
  * Core records as the original's JSON (reference 1.4): snake_case fields, RFC 3339 `Z` timestamps.
  */
-import type { BuildRecord, PackageView } from '@serene/core';
-import type { BuildInfo, PackageInfo, PackagePeek } from './schemas.js';
+import {
+  type BuildRecord,
+  formatCoolOff,
+  type GatePolicy,
+  type GatePolicyView,
+  type HeldUpdateView,
+  type PackageView,
+  type TrustRecord,
+} from '@serene/core';
+import type {
+  BuildInfo,
+  GatePolicyJson,
+  HeldUpdateJson,
+  PackageInfo,
+  PackagePeek,
+  PackagePolicy,
+} from './schemas.js';
 
 /**
  * A time as chrono's serde writes it: RFC 3339 in UTC with a trailing `Z`, and the fraction only
@@ -67,5 +82,55 @@ export function packageInfo(view: PackageView, builds: number): PackageInfo {
     prepare_commands: record.private ? null : record.prepare,
     makepkg_flags: record.flags,
     added: formatTime(record.added),
+  };
+}
+
+// --- update gate (beyond the original) ---
+
+/** A gate policy as JSON: the cool-off as text (`2d`). */
+export function gatePolicy(policy: GatePolicy): GatePolicyJson {
+  return { cool_off: formatCoolOff(policy.coolOffMs), trust: policy.trust, review: policy.review };
+}
+
+/** `GET /package/{name}/policy`. */
+export function packagePolicy(view: GatePolicyView): PackagePolicy {
+  const overrides: Partial<GatePolicyJson> = {};
+  if (view.overrides.coolOffMs !== undefined) overrides.cool_off = formatCoolOff(view.overrides.coolOffMs);
+  if (view.overrides.trust !== undefined) overrides.trust = view.overrides.trust;
+  if (view.overrides.review !== undefined) overrides.review = view.overrides.review;
+  return {
+    effective: gatePolicy(view.effective),
+    overrides,
+    inherits_from: view.inheritsFrom,
+    accepted_revision: view.accepted,
+    trust: view.trust === null ? null : trustJson(view.trust),
+  };
+}
+
+function trustJson(trust: TrustRecord): HeldUpdateJson['trust'] {
+  const json: HeldUpdateJson['trust'] = { co_maintainers: trust.coMaintainers, packagers: trust.packagers };
+  if (trust.maintainer !== undefined) json.maintainer = trust.maintainer;
+  if (trust.submitter !== undefined) json.submitter = trust.submitter;
+  return json;
+}
+
+/** One held update as `GET /review` lists it. */
+export function heldUpdate(view: HeldUpdateView): HeldUpdateJson {
+  const { held } = view;
+  return {
+    base: view.base,
+    revision: held.revision,
+    version: held.version,
+    base_revision: held.baseRevision,
+    reasons: held.reasons.map((reason) =>
+      reason.until === undefined
+        ? { kind: reason.kind, message: reason.message }
+        : { kind: reason.kind, message: reason.message, until: formatTime(reason.until) },
+    ),
+    detected: formatTime(held.detected),
+    modified: formatTime(held.modified),
+    trust: trustJson(held.trust),
+    files: held.files,
+    policy: gatePolicy(view.policy),
   };
 }

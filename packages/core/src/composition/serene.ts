@@ -4,12 +4,16 @@
  * ordered list that starts and stops it all. The host, the HTTP tests, the examples and the
  * benchmarks compose through {@link createSerene}; there is no second composition.
  */
+
+import type { ReviewMode } from '../contracts/gate.js';
 import type { Publisher } from '../contracts/publisher.js';
 import type { Runner } from '../contracts/runner.js';
 import type { Signer } from '../contracts/signer.js';
 import type { SourceFactory } from '../contracts/source.js';
 import type { Store } from '../contracts/store.js';
 import { formatErrorChain, InputError } from '../errors.js';
+import { UpdateGate } from '../gate/gate.js';
+import { OPEN_GATE_POLICY } from '../gate/policy.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import { type BuildEvents, EventBus } from '../orchestration/events.js';
 import { BuildOrchestrator } from '../orchestration/orchestrator.js';
@@ -23,6 +27,7 @@ import {
   type PackageScheduler,
   scheduledPackageOf,
 } from '../schedule/scheduler.js';
+import { createGit, type Git } from '../sources/git.js';
 import { createBuildLogFiles, pruneBuilds } from './build-logs.js';
 import { createLifecycle, type Lifecycle, type Part } from './lifecycle.js';
 
@@ -47,6 +52,8 @@ export interface SereneParts {
   syncDatabases?: SyncDatabases | undefined;
   /** @default a logger that drops everything */
   logger?: Logger | undefined;
+  /** the git the update gate reads checkouts with @default the source factory's, else a new one */
+  git?: Git | undefined;
 }
 
 /**
@@ -89,6 +96,16 @@ export interface SereneSettings {
   schedulingDefault?: boolean | undefined;
   /** `BUILD_RETENTION` in ms (needs `logsDir` for the files) @default undefined: builds are kept forever */
   buildRetentionMs?: number | undefined;
+  /** `GATE_COOL_OFF` in ms: updates wait until the package was unchanged this long @default 0 (off) */
+  gateCoolOffMs?: number | undefined;
+  /** `GATE_TRUST`: maintainer, co-maintainer and packager changes hold updates @default false */
+  gateTrust?: boolean | undefined;
+  /** `GATE_REVIEW`: `diff` holds anything beyond a version bump, `all` every update @default 'off' */
+  gateReview?: ReviewMode | undefined;
+  /** `GATE_BLOCKED_ACCOUNTS`: AUR accounts and packagers whose updates are held @default none */
+  gateBlockedAccounts?: readonly string[] | undefined;
+  /** `GATE_BLOCKED_PACKAGES`: packages refused at add and whose updates are held @default none */
+  gateBlockedPackages?: readonly string[] | undefined;
 }
 
 /** serene composed: its parts, what was built from them, and the lifecycle of it all. */
@@ -104,6 +121,8 @@ export interface Serene {
   readonly bus: EventBus<BuildEvents>;
   readonly orchestrator: BuildOrchestrator;
   readonly service: PackageService;
+  /** the update gate (docs/update-gate.md): holds nothing unless configured */
+  readonly gate: UpdateGate;
   readonly scheduler: PackageScheduler;
   /**
    * Appends a part (an HTTP listener, a plugin of the host) to the lifecycle: it starts after
@@ -144,6 +163,23 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
   const bus = new EventBus<BuildEvents>((error) =>
     logger.error('a build event handler failed', { error: formatErrorChain(error) }),
   );
+  const git =
+    parts.git ??
+    (sources as { environment?: { git?: Git } }).environment?.git ??
+    createGit({ logger: logger.child({ part: 'git' }) });
+  const gate = new UpdateGate({
+    store,
+    git,
+    defaults: {
+      coolOffMs: settings.gateCoolOffMs ?? OPEN_GATE_POLICY.coolOffMs,
+      trust: settings.gateTrust ?? OPEN_GATE_POLICY.trust,
+      review: settings.gateReview ?? OPEN_GATE_POLICY.review,
+    },
+    blockedAccounts: settings.gateBlockedAccounts ?? [],
+    blockedPackages: settings.gateBlockedPackages ?? [],
+    bus,
+    logger: logger.child({ part: 'gate' }),
+  });
   const orchestrator = new BuildOrchestrator({
     store,
     sources,
@@ -163,6 +199,7 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
     resolveIgnoreFailed: settings.resolveIgnoreFailed,
     forceClean: settings.forceClean,
     syncProviders,
+    gate,
   });
   const scheduler = createPackageScheduler({
     listPackages: async () => (await store.listPackages()).map(scheduledPackageOf),
@@ -197,6 +234,7 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
     arch: settings.arch,
     schedulingDefault: settings.schedulingDefault,
     syncProviders,
+    gate,
     logger: logger.child({ part: 'packages' }),
   });
 
@@ -245,6 +283,7 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
     bus,
     orchestrator,
     service,
+    gate,
     scheduler,
     lifecycle,
     add: (part) => lifecycle.add(part),

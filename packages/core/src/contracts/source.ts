@@ -83,6 +83,23 @@ export interface InnerSource {
   /** The `.SRCINFO` the checkout itself carries, or null when it has none. */
   srcinfo(dir: string): Promise<string | null>;
   toJSON(): InnerSourceJson;
+  /**
+   * For kinds whose checkout is the package's own git repository (AUR, git): puts the checkout at
+   * `commit` (fetched before) and takes the state of that commit. The update gate builds an approved
+   * revision with it, never a newer one.
+   */
+  pin?(dir: string, commit: string, options?: SourceOperationOptions): Promise<void>;
+  /** For AUR kinds: what the AUR RPC said of the package at the last initialize or update, if it answered. */
+  aurInfo?(): AurPackageInfo | undefined;
+}
+
+/** What the update gate reads of the AUR RPC `info` of a package. */
+export interface AurPackageInfo {
+  Maintainer?: string | null;
+  CoMaintainers?: string[];
+  Submitter?: string | null;
+  /** seconds since the epoch */
+  LastModified?: number;
 }
 
 /**
@@ -120,6 +137,11 @@ export interface Source {
   pkgbuild(dir: string): Promise<string>;
   /** The JSON kept in `package.source`; {@link SourceFactory.restore} reads it back. */
   toJSON(): SourceJson;
+  /**
+   * Puts the checkout at a fetched `commit` of the package's git repository and refreshes the
+   * wrapper's data as an update does; `InputError` for kinds without a git repository (raw).
+   */
+  pin?(dir: string, commit: string, options?: SourceOperationOptions): Promise<void>;
 }
 
 // --- FACTORY ---

@@ -1,3 +1,4 @@
+import type { GateRecord } from './gate.js';
 import type { BuildStats } from './runner.js';
 
 // --- DOMAIN TYPES ---
@@ -132,6 +133,18 @@ export interface StoreOperations {
   updatePackage(base: string, changes: PackageChanges): Promise<void>;
   /** Deletes a package with its builds and their logs; false when it did not exist. */
   deletePackage(base: string): Promise<boolean>;
+
+  // --- update gate ---
+
+  /** The gate record of a package, if one was written. */
+  getGate(base: string): Promise<GateRecord | undefined>;
+  /** Every gate record, ordered by `base`. */
+  listGates(): Promise<GateRecord[]>;
+  /**
+   * Inserts or replaces the gate record of a package; `NotFoundError` when the package does not
+   * exist. Deleting the package deletes its record.
+   */
+  putGate(record: GateRecord): Promise<void>;
 
   // --- builds ---
 

@@ -1,3 +1,4 @@
+import type { HeldUpdate } from '../contracts/gate.js';
 import type { BuildReason, BuildState } from '../contracts/store.js';
 
 /** The events of a build, as the HTTP layer (SSE), metrics and plugins receive them. */
@@ -6,6 +7,16 @@ export interface BuildEvents {
   state: { base: string; started: Date; state: BuildState; reason?: BuildReason };
   /** a chunk of build output, in order */
   log: { base: string; started: Date; chunk: string };
+  /**
+   * the update gate held an update (new revision or reasons), released it (its cool-off ended), or
+   * a reviewer approved or rejected it; `message` is a line for people (the live log shows it)
+   */
+  gate: {
+    base: string;
+    action: 'held' | 'released' | 'approved' | 'rejected';
+    message: string;
+    held?: HeldUpdate;
+  };
 }
 
 /** A handler of one event type. */

@@ -13,6 +13,7 @@ import type {
   Store,
 } from '../contracts/store.js';
 import { ConflictError, formatErrorChain, NotFoundError } from '../errors.js';
+import type { UpdateGate } from '../gate/gate.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import type { Provider } from '../pacman/depend.js';
 import { memberArch, parseSrcinfo, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
@@ -72,6 +73,8 @@ export interface OrchestratorOptions {
   syncProviders?: () => Promise<readonly Provider[]>;
   /** the clock @default () => new Date() */
   now?: () => Date;
+  /** the update gate: checks updates before they are built (docs/update-gate.md); none lets every update pass */
+  gate?: UpdateGate;
 }
 
 /** The defaults of the build settings (the original's: no timeout, failed packages retried on schedule); the host's settings take them from here. */
@@ -138,6 +141,7 @@ export class BuildOrchestrator {
   private readonly forceClean: boolean;
   private readonly syncProviders: () => Promise<readonly Provider[]>;
   private readonly now: () => Date;
+  private readonly gate: UpdateGate | undefined;
   private readonly slots: Semaphore;
   private readonly locks = new Set<string>();
   private readonly jobs = new Map<string, Job>();
@@ -164,6 +168,7 @@ export class BuildOrchestrator {
     this.forceClean = options.forceClean ?? BUILD_DEFAULTS.forceClean;
     this.syncProviders = options.syncProviders ?? (async () => []);
     this.now = options.now ?? (() => new Date());
+    this.gate = options.gate;
     this.slots = new Semaphore(options.concurrentBuilds ?? BUILD_DEFAULTS.concurrentBuilds);
   }
 
@@ -260,8 +265,25 @@ export class BuildOrchestrator {
           return undefined;
         }
         const source = this.sources.restore(record.source);
+        const dir = this.sourceDir(base);
         try {
-          await source.update(this.sourceDir(base));
+          // an approved revision is built as it is, never a newer one pushed since
+          const { approved } = this.gate ? await this.gate.beforeUpdate(base, source, dir) : {};
+          if (approved !== undefined && source.pin) {
+            await source.pin(dir, approved);
+          } else {
+            await source.update(dir);
+            if (this.gate && source.state() !== record.builtState) {
+              const decision = await this.gate.check(base, source, dir);
+              // held or rejected: the checkout is back at the accepted revision, the stored source stays;
+              // a checkout that could not be put back is not built at all, not even by a forced build
+              if (decision.action !== 'build') {
+                return decision.restored
+                  ? { record, source: this.sources.restore(record.source) }
+                  : undefined;
+              }
+            }
+          }
           const json = source.toJSON();
           // most updates find nothing new: then the stored source is already this one
           if (JSON.stringify(json) !== JSON.stringify(record.source)) {
@@ -608,6 +630,12 @@ export class BuildOrchestrator {
       failedState: null,
       source: job.source.toJSON(),
     });
+    await this.gate?.built(job.base, job.source, dir).catch((error: unknown) =>
+      this.logger.warn('could not record the built revision', {
+        base: job.base,
+        error: formatErrorChain(error),
+      }),
+    );
     return srcinfo.base.pkgver;
   }
 

@@ -12,7 +12,9 @@ import {
   type PackageRecord,
   type Store,
 } from '../contracts/store.js';
-import { formatErrorChain, InputError, NotFoundError, SereneError } from '../errors.js';
+import { ConflictError, formatErrorChain, InputError, NotFoundError, SereneError } from '../errors.js';
+import type { GatePolicyView, HeldUpdateView, UpdateGate } from '../gate/gate.js';
+import { parseCoolOff, parseReviewMode } from '../gate/policy.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import type { BuildOrchestrator, RunSettings } from '../orchestration/orchestrator.js';
 import { providersOf } from '../orchestration/resolve.js';
@@ -50,6 +52,8 @@ export interface PackageServiceOptions {
   schedulingDefault?: boolean;
   /** packages of the sync databases, to tell which dependencies need the AUR */
   syncProviders?: () => Promise<readonly Provider[]>;
+  /** the update gate (the orchestrator's): block lists at add, policy settings, review */
+  gate?: UpdateGate;
   logger?: Logger;
 }
 
@@ -68,7 +72,14 @@ export interface AddRequest {
 export type SettingChange =
   | { key: 'clean' | 'private' | 'enabled' | 'dependency' | 'devel' | 'srcinfooverride'; value: boolean }
   | { key: 'schedule' | 'prepare'; value: string | null }
-  | { key: 'flags'; value: MakepkgFlag[] };
+  | { key: 'flags'; value: MakepkgFlag[] }
+  /** update gate (docs/update-gate.md); null: the server default (or the dependent's) applies again */
+  | { key: 'cooloff'; value: string | null }
+  | { key: 'trust'; value: boolean | null }
+  | { key: 'review'; value: string | null };
+
+/** The setting keys of the update gate. */
+export const GATE_SETTING_KEYS = ['cooloff', 'trust', 'review'] as const;
 
 /** An added package with what the API shows of it. */
 export interface PackageView {
@@ -99,6 +110,7 @@ export class PackageService {
   private readonly arch: string;
   private readonly schedulingDefault: boolean;
   private readonly syncProviders: () => Promise<readonly Provider[]>;
+  private readonly gate: UpdateGate | undefined;
   private readonly logger: Logger;
   private tempCounter = 0;
 
@@ -114,6 +126,7 @@ export class PackageService {
     this.arch = options.arch ?? 'x86_64';
     this.schedulingDefault = options.schedulingDefault ?? true;
     this.syncProviders = options.syncProviders ?? (async () => []);
+    this.gate = options.gate;
     this.logger = options.logger ?? createNoopLogger();
   }
 
@@ -224,6 +237,14 @@ export class PackageService {
         checkouts.push({ base: dependency, source, dir, dependency: true });
       }
 
+      // the block lists refuse the whole add before anything is saved
+      if (this.gate) {
+        for (const checkout of checkouts) {
+          const text = await checkout.source.srcinfo(checkout.dir);
+          await this.gate.checkAdd(checkout.base, checkout.source, checkout.dir, text);
+        }
+      }
+
       // move the checkouts into place and save the packages
       const added: PackageView[] = [];
       for (const checkout of checkouts) {
@@ -256,6 +277,10 @@ export class PackageService {
               failedState: null,
             };
         await this.store.putPackage(record);
+        // a dependency inherits the update policy of the package it is added for
+        await this.gate?.added(checkout.base, checkout.source, final, {
+          inheritsFrom: checkout.dependency ? base : null,
+        });
         added.push(this.view(record));
       }
       for (const view of added) this.reschedule(view.record);
@@ -333,6 +358,26 @@ export class PackageService {
         changes = { flags: [...new Set(change.value)] };
         break;
       }
+      case 'cooloff':
+      case 'trust':
+      case 'review': {
+        if (!this.gate)
+          throw new InputError(`setting ${change.key} needs the update gate, which this server does not run`);
+        if (change.key === 'cooloff') {
+          await this.gate.setPolicy(base, {
+            key: 'coolOffMs',
+            value: change.value === null ? null : parseCoolOff(change.value),
+          });
+        } else if (change.key === 'trust') {
+          await this.gate.setPolicy(base, { key: 'trust', value: change.value });
+        } else {
+          await this.gate.setPolicy(base, {
+            key: 'review',
+            value: change.value === null ? null : parseReviewMode(change.value),
+          });
+        }
+        return;
+      }
       case 'devel':
       case 'srcinfooverride': {
         const source = this.sources.restore(record.source);
@@ -376,6 +421,54 @@ export class PackageService {
         failIfLocked: true,
       },
     );
+  }
+
+  // --- update gate ----------------------------------------------------------------------------------
+
+  /** Every held update (docs/update-gate.md). */
+  async heldUpdates(): Promise<HeldUpdateView[]> {
+    return this.requireGate().list();
+  }
+
+  /** The held update of a package with the diff since its accepted revision. */
+  async heldUpdate(base: string): Promise<HeldUpdateView & { diff: string }> {
+    return this.requireGate().review(base, path.join(this.sourcesDir, base));
+  }
+
+  /** The update policy of a package. */
+  async gatePolicy(base: string): Promise<GatePolicyView> {
+    await this.record(base);
+    return this.requireGate().policy(base);
+  }
+
+  /**
+   * Approves the held update of a package at `revision` and starts a build of exactly that
+   * revision; `ConflictError` while the package is in a session (nothing is approved then).
+   */
+  async approve(base: string, revision: string): Promise<string> {
+    const gate = this.requireGate();
+    if (this.orchestrator.isLocked(base)) {
+      throw new ConflictError(`cannot approve now, ${base} is currently in a running build session`);
+    }
+    const approved = await gate.approve(base, revision);
+    await this.orchestrator.start(
+      [base],
+      { reason: 'manual', resolve: true, clean: false, force: false },
+      {
+        failIfLocked: true,
+      },
+    );
+    return approved;
+  }
+
+  /** Rejects the held update of a package at `revision`. */
+  async reject(base: string, revision: string): Promise<string> {
+    return this.requireGate().reject(base, revision);
+  }
+
+  private requireGate(): UpdateGate {
+    if (!this.gate) throw new NotFoundError('this server does not run the update gate');
+    return this.gate;
   }
 
   /** Puts every enabled package on its schedule (start-up). */

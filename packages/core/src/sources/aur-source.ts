@@ -3,7 +3,12 @@
  * base's branch of the GitHub mirror); its state is the AUR's version of the package.
  */
 import * as fs from 'node:fs/promises';
-import type { AurSourceJson, InnerSource, SourceOperationOptions } from '../contracts/source.js';
+import type {
+  AurPackageInfo,
+  AurSourceJson,
+  InnerSource,
+  SourceOperationOptions,
+} from '../contracts/source.js';
 import { InputError } from '../errors.js';
 import type { Srcinfo } from '../pacman/srcinfo.js';
 import type { SourceEnvironment } from './environment.js';
@@ -25,6 +30,8 @@ export class AurSource implements InnerSource {
   version: string;
   /** whether the checkout comes from the GitHub mirror */
   mirror: boolean;
+  /** the RPC answer of the last lookup, not kept in the JSON */
+  private info: AurPackageInfo | undefined;
 
   constructor(
     json: { base: string; version?: string; mirror?: boolean },
@@ -102,6 +109,18 @@ export class AurSource implements InnerSource {
     return this.version;
   }
 
+  async pin(dir: string, commit: string, options: SourceOperationOptions = {}): Promise<void> {
+    await this.env.git.resetHard(dir, commit, options);
+    // the version of the pinned commit, which the RPC may have left behind
+    const text = await readSrcinfoFile(dir);
+    if (text === null) throw new InputError(`AUR package '${this.base}' has no .SRCINFO at ${commit}`);
+    this.version = fullVersion(parseSrcinfoOf(text, '.SRCINFO'));
+  }
+
+  aurInfo(): AurPackageInfo | undefined {
+    return this.info;
+  }
+
   pkgbuild(dir: string): Promise<string> {
     return readPkgbuildFile(dir);
   }
@@ -118,7 +137,9 @@ export class AurSource implements InnerSource {
 
   private async rpcVersion(options: SourceOperationOptions): Promise<string | undefined> {
     if (this.mirror) return undefined;
-    return (await this.env.aur.lookup(this.base, options))?.Version;
+    const pkg = await this.env.aur.lookup(this.base, options);
+    this.info = pkg;
+    return pkg?.Version;
   }
 
   private async srcinfoVersion(dir: string): Promise<string> {

@@ -55,6 +55,11 @@ export class GitSource implements InnerSource {
     return this.lastCommit;
   }
 
+  async pin(dir: string, commit: string, options: SourceOperationOptions = {}): Promise<void> {
+    await this.env.git.resetHard(dir, commit, options);
+    this.lastCommit = await this.env.git.headCommit(dir, options);
+  }
+
   pkgbuild(dir: string): Promise<string> {
     return readPkgbuildFile(dir);
   }

@@ -5,9 +5,9 @@
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
+import type { SourceOperationOptions } from '../contracts/source.js';
 import { InputError, SereneError } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
-import type { SourceOperationOptions } from '../contracts/source.js';
 import { createLimiter } from './limit.js';
 
 /** A git command failed; `stderr` holds what git said. */
@@ -64,6 +64,51 @@ export interface Git {
   lsRemote(url: string, patterns?: readonly string[], options?: SourceOperationOptions): Promise<RemoteRef[]>;
   /** The commit `ref` points to on the remote, or undefined when the remote has no such ref. */
   findRemoteRef(url: string, ref: string, options?: SourceOperationOptions): Promise<string | undefined>;
+  /** The full commit id `rev` names in the repository in `dir`, or undefined when it names no commit. */
+  resolveCommit(dir: string, rev: string, options?: SourceOperationOptions): Promise<string | undefined>;
+  /** `git reset --hard <commit>` in `dir`: the checkout (and its branch) at that commit. */
+  resetHard(dir: string, commit: string, options?: SourceOperationOptions): Promise<void>;
+  /** Author and committer time of one commit. */
+  commitInfo(dir: string, commit: string, options?: SourceOperationOptions): Promise<CommitInfo>;
+  /** The commits reachable from `to` but not from `from` (all of `to`'s history without `from`), newest first. */
+  log(
+    dir: string,
+    from: string | undefined,
+    to: string,
+    options?: SourceOperationOptions,
+  ): Promise<CommitInfo[]>;
+  /** The paths that differ between the trees of two commits, with git's status letter (A, M, D, T). */
+  changedFiles(
+    dir: string,
+    from: string,
+    to: string,
+    options?: SourceOperationOptions,
+  ): Promise<ChangedFile[]>;
+  /** `git diff` between two commits as a unified patch (no colour, no external diff, no renames). */
+  diff(dir: string, from: string, to: string, options?: SourceOperationOptions): Promise<string>;
+  /** A file's text at a commit, or null when the commit has no such file. */
+  showFile(
+    dir: string,
+    commit: string,
+    file: string,
+    options?: SourceOperationOptions,
+  ): Promise<string | null>;
+}
+
+/** One commit of a package's history. */
+export interface CommitInfo {
+  commit: string;
+  /** `Name <email>` of the author: the packager who wrote the change */
+  author: string;
+  /** committer time: when the commit was made (pushed, for the AUR and its mirror) */
+  committed: Date;
+}
+
+/** One path of {@link Git.changedFiles}. */
+export interface ChangedFile {
+  /** `A` added, `M` modified, `D` deleted, `T` type changed (file, link, executable bit) */
+  status: string;
+  path: string;
 }
 
 /** Refuses a URL (or ref) that git would read as an option, or that is empty. */
@@ -139,7 +184,112 @@ export function createGit(options: GitOptions = {}): Git {
       });
   };
 
+  const checkRev = (rev: string, what: string): void => {
+    checkGitArgument(rev, what);
+    if (!/^[0-9A-Za-z._/^~@{}-]+$/.test(rev)) throw new InputError(`${what} '${rev}' is not a git revision`);
+  };
+
+  // NUL-separated fields of one commit per record: commit, author, committer time
+  const LOG_FORMAT = '--format=%H%x00%an <%ae>%x00%ct%x00';
+  const readLog = (stdout: string): CommitInfo[] => {
+    const fields = stdout.split('\0');
+    const commits: CommitInfo[] = [];
+    for (let i = 0; i + 2 < fields.length; i += 3) {
+      commits.push({
+        commit: fields[i]!.trim(),
+        author: fields[i + 1]!,
+        committed: new Date(Number(fields[i + 2]) * 1000),
+      });
+    }
+    return commits;
+  };
+
   return {
+    async resolveCommit(dir, rev, opts = {}) {
+      checkRev(rev, 'git revision');
+      opts.signal?.throwIfAborted();
+      const result = await run(
+        ['rev-parse', '--verify', '--quiet', '--end-of-options', `${rev}^{commit}`],
+        dir,
+        opts.signal,
+      );
+      if (result.error) {
+        if (opts.signal?.aborted) throw opts.signal.reason;
+        if (result.code === 1) return undefined;
+        throw new GitError('failed to resolve a git revision', result.stderr.trim(), result.code, {
+          cause: result.error,
+        });
+      }
+      return result.stdout.trim();
+    },
+    async resetHard(dir, commit, opts = {}) {
+      checkRev(commit, 'git commit');
+      await checked(
+        'failed to reset the checkout',
+        ['reset', '--quiet', '--hard', commit, '--'],
+        dir,
+        opts.signal,
+      );
+    },
+    async commitInfo(dir, commit, opts = {}) {
+      checkRev(commit, 'git commit');
+      const stdout = await checked(
+        'failed to read a commit',
+        ['show', '-s', LOG_FORMAT, commit, '--'],
+        dir,
+        opts.signal,
+      );
+      const [info] = readLog(stdout);
+      if (!info) throw new GitError('failed to read a commit', `no commit ${commit}`, 0);
+      return info;
+    },
+    async log(dir, from, to, opts = {}) {
+      checkRev(to, 'git commit');
+      if (from !== undefined) checkRev(from, 'git commit');
+      const range = from === undefined ? [to] : [`${from}..${to}`];
+      const stdout = await checked(
+        'failed to read the history',
+        ['log', LOG_FORMAT, ...range, '--'],
+        dir,
+        opts.signal,
+      );
+      return readLog(stdout);
+    },
+    async changedFiles(dir, from, to, opts = {}) {
+      checkRev(from, 'git commit');
+      checkRev(to, 'git commit');
+      const stdout = await checked(
+        'failed to compare commits',
+        ['diff', '--no-renames', '--name-status', '-z', from, to, '--'],
+        dir,
+        opts.signal,
+      );
+      const fields = stdout.split('\0');
+      const files: ChangedFile[] = [];
+      for (let i = 0; i + 1 < fields.length; i += 2) files.push({ status: fields[i]!, path: fields[i + 1]! });
+      return files;
+    },
+    async diff(dir, from, to, opts = {}) {
+      checkRev(from, 'git commit');
+      checkRev(to, 'git commit');
+      return checked(
+        'failed to compare commits',
+        ['diff', '--no-color', '--no-ext-diff', '--no-renames', '--no-textconv', from, to, '--'],
+        dir,
+        opts.signal,
+      );
+    },
+    async showFile(dir, commit, file, opts = {}) {
+      checkRev(commit, 'git commit');
+      if (file.includes(':') || file.startsWith('-')) throw new InputError(`invalid file name '${file}'`);
+      opts.signal?.throwIfAborted();
+      const result = await run(['cat-file', '-p', `${commit}:${file}`], dir, opts.signal);
+      if (result.error) {
+        if (opts.signal?.aborted) throw opts.signal.reason;
+        return null;
+      }
+      return result.stdout;
+    },
     async clone(url, dir, opts = {}) {
       checkGitArgument(url, 'git repository url');
       await fs.mkdir(dir, { recursive: true });

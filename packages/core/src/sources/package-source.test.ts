@@ -66,6 +66,13 @@ function fakeGit(refs: Record<string, string>): Git & { asked: string[] } {
     pull: fail,
     headCommit: fail,
     lsRemote: fail,
+    resolveCommit: fail,
+    resetHard: fail,
+    commitInfo: fail,
+    log: fail,
+    changedFiles: fail,
+    diff: fail,
+    showFile: fail,
     async findRemoteRef(url, ref) {
       asked.push(`${url} ${ref}`);
       return refs[`${url} ${ref}`];

@@ -78,6 +78,13 @@ export class PackageSource implements Source {
     await this.refresh(dir, this.inner.state() !== before, options);
   }
 
+  async pin(dir: string, commit: string, options: SourceOperationOptions = {}): Promise<void> {
+    if (!this.inner.pin) throw new InputError(`a ${this.inner.type} has no git revisions to pin`);
+    const before = this.inner.state();
+    await this.inner.pin(dir, commit, options);
+    await this.refresh(dir, this.inner.state() !== before, options);
+  }
+
   state(): string {
     if (!this.devel) return this.inner.state();
     // BTreeMap order: ascending by URL

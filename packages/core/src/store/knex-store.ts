@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import knex, { type Knex } from 'knex';
+import type { GateRecord } from '../contracts/gate.js';
 import {
   type BuildChanges,
   type BuildRecord,
@@ -19,6 +20,9 @@ import {
   buildColumns,
   buildFromRow,
   buildRow,
+  type GateRow,
+  gateFromRow,
+  gateRow,
   type PackageRow,
   packageColumns,
   packageFromRow,
@@ -262,6 +266,25 @@ class KnexOperations implements StoreOperations {
 
   async deletePackage(base: string): Promise<boolean> {
     return (await this.db()('package').where({ base }).del()) > 0;
+  }
+
+  // --- update gate ---
+
+  async getGate(base: string): Promise<GateRecord | undefined> {
+    const row: GateRow | undefined = await this.db()('package_gate').where({ base }).first();
+    return row && gateFromRow(row);
+  }
+
+  async listGates(): Promise<GateRecord[]> {
+    const rows: GateRow[] = await this.db()('package_gate').select('*');
+    return rows.map(gateFromRow).sort(byKey((record) => record.base));
+  }
+
+  async putGate(record: GateRecord): Promise<void> {
+    const db = this.db();
+    await write(() => db('package_gate').insert(gateRow(record)).onConflict('base').merge(), {
+      foreign: (cause) => new NotFoundError(`package ${record.base} does not exist`, { cause }),
+    });
   }
 
   // --- builds ---

@@ -95,6 +95,29 @@ export const MIGRATIONS: readonly StoreMigration[] = [
       await knex.schema.dropTable('package');
     },
   },
+  {
+    // the update gate (docs/update-gate.md): policy overrides, trust, accepted and held revisions
+    name: '0002_gate',
+    async up(knex) {
+      await knex.schema.createTable('package_gate', (table) => {
+        keyColumn(knex, table, 'base').primary();
+        table.foreign('base').references('base').inTable('package').onDelete('CASCADE').onUpdate('CASCADE');
+        // JSON of the overrides (`GatePolicyOverrides`)
+        table.text('policy').notNullable().defaultTo('{}');
+        table.text('inherits_from');
+        // JSON (`TrustRecord`)
+        table.text('trust');
+        table.text('accepted');
+        // JSON (`HeldUpdate`)
+        table.text('held');
+        table.text('approved');
+        table.text('rejected');
+      });
+    },
+    async down(knex) {
+      await knex.schema.dropTable('package_gate');
+    },
+  },
 ];
 
 /** The knex migration source over {@link MIGRATIONS}. */

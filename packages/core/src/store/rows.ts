@@ -1,3 +1,4 @@
+import type { GateRecord, HeldUpdate, TrustRecord } from '../contracts/gate.js';
 import type { BuildStats } from '../contracts/runner.js';
 import type {
   BuildChanges,
@@ -198,5 +199,60 @@ export function buildFromRow(row: BuildRow): BuildRecord {
     runStarted: row.run_started === null ? null : fromStoredTimestamp(row.run_started),
     runEnded: row.run_ended === null ? null : fromStoredTimestamp(row.run_ended),
     stats: statsFromColumns(row),
+  };
+}
+
+// --- gates ---
+
+/** A row of table `package_gate`. */
+export interface GateRow {
+  base: string;
+  policy: string;
+  inherits_from: string | null;
+  trust: string | null;
+  accepted: string | null;
+  held: string | null;
+  approved: string | null;
+  rejected: string | null;
+}
+
+/** The row of a gate record; dates in the JSON are ISO strings. */
+export function gateRow(record: GateRecord): GateRow {
+  return {
+    base: record.base,
+    policy: JSON.stringify(record.policy),
+    inherits_from: record.inheritsFrom,
+    trust: record.trust === null ? null : JSON.stringify(record.trust),
+    accepted: record.accepted,
+    held: record.held === null ? null : JSON.stringify(record.held),
+    approved: record.approved,
+    rejected: record.rejected,
+  };
+}
+
+export function gateFromRow(row: GateRow): GateRecord {
+  let held: HeldUpdate | null = null;
+  if (row.held !== null) {
+    const json = JSON.parse(row.held) as HeldUpdate & { detected: string; modified: string };
+    held = {
+      ...json,
+      detected: new Date(json.detected),
+      modified: new Date(json.modified),
+      reasons: json.reasons.map((reason) =>
+        reason.until === undefined
+          ? reason
+          : { ...reason, until: new Date(reason.until as unknown as string) },
+      ),
+    };
+  }
+  return {
+    base: row.base,
+    policy: JSON.parse(row.policy) as GateRecord['policy'],
+    inheritsFrom: row.inherits_from,
+    trust: row.trust === null ? null : (JSON.parse(row.trust) as TrustRecord),
+    accepted: row.accepted,
+    held,
+    approved: row.approved,
+    rejected: row.rejected,
   };
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { emptyGateRecord, type GateRecord } from '../contracts/gate.js';
 import type { BuildStats } from '../contracts/runner.js';
 import {
   type BuildRecord,
@@ -167,6 +168,9 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
           ['putPackage', () => store.putPackage(samplePackage('beta'))],
           ['updatePackage', () => store.updatePackage('alpha', { enabled: false })],
           ['deletePackage', () => store.deletePackage('alpha')],
+          ['getGate', () => store.getGate('alpha')],
+          ['listGates', () => store.listGates()],
+          ['putGate', () => store.putGate(emptyGateRecord('alpha'))],
           ['insertBuild', () => store.insertBuild(sampleBuild('alpha', at(0)))],
           ['updateBuild', () => store.updateBuild('alpha', at(0), { version: '1' })],
           ['listBuilds', () => store.listBuilds('alpha')],
@@ -421,6 +425,56 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
         expect(await store.readLog('alpha', at(0))).toBeUndefined();
         await store.insertBuild(sampleBuild('alpha', at(0)));
         expect(await store.readLog('alpha', at(0))).toBeUndefined();
+      });
+    });
+
+    describe('update gate', () => {
+      it('round-trips a gate record with a held update, replaces it, and deletes it with its package', async () => {
+        await store.insertPackage(samplePackage('alpha'));
+        expect(await store.getGate('alpha')).toBeUndefined();
+        const record: GateRecord = {
+          base: 'alpha',
+          policy: { coolOffMs: 86_400_000, review: 'diff' },
+          inheritsFrom: 'beta',
+          trust: {
+            maintainer: null,
+            coMaintainers: ['bob'],
+            submitter: 'carol',
+            packagers: ['Dave <d@x.invalid>'],
+          },
+          accepted: 'a'.repeat(40),
+          held: {
+            revision: 'b'.repeat(40),
+            state: '1.1-1',
+            version: '1.1-1',
+            baseRevision: 'a'.repeat(40),
+            reasons: [
+              {
+                kind: 'cool-off',
+                message: 'changed less than 1 d ago',
+                until: new Date('2026-01-02T03:04:05.006Z'),
+              },
+              { kind: 'diff', message: 'build() changed' },
+            ],
+            detected: new Date('2026-01-01T00:00:00.123Z'),
+            modified: new Date('2026-01-01T03:04:05.000Z'),
+            trust: { maintainer: 'eve', coMaintainers: [], packagers: ['Eve <e@x.invalid>'] },
+            files: [{ status: 'M', path: 'PKGBUILD' }],
+          },
+          approved: null,
+          rejected: 'c'.repeat(40),
+        };
+        await store.putGate(record);
+        expect(await store.getGate('alpha')).toEqual(record);
+        await store.putGate({ ...record, held: null, approved: 'b'.repeat(40) });
+        expect((await store.getGate('alpha'))?.held).toBeNull();
+        expect((await store.getGate('alpha'))?.approved).toBe('b'.repeat(40));
+        await store.insertPackage(samplePackage('aardvark'));
+        await store.putGate(emptyGateRecord('aardvark'));
+        expect((await store.listGates()).map((gate) => gate.base)).toEqual(['aardvark', 'alpha']);
+        await store.deletePackage('alpha');
+        expect(await store.getGate('alpha')).toBeUndefined();
+        await expectError(store.putGate(emptyGateRecord('nope')), 'NotFoundError');
       });
     });
 

@@ -20,9 +20,11 @@ import {
   type FilesystemRepository,
   type LogRecord,
   type PackageService,
+  type ReviewMode,
   type Runner,
   type Signer,
   type Store,
+  type UpdateGate,
 } from '@serene/core';
 import { createInstantRunner, type InstantBehaviour } from '@serene/core/testing';
 import {
@@ -74,6 +76,7 @@ export interface Harness {
   publisher: FilesystemRepository;
   orchestrator: BuildOrchestrator;
   service: PackageService;
+  gate: UpdateGate;
   http: RepoHttp;
   server: http.Server;
   logs: LogRecord[];
@@ -96,6 +99,14 @@ export interface HarnessOptions {
   packages?: AurTestPackage[];
   behaviour?: (base: string) => InstantBehaviour;
   http?: Partial<RepoHttpOptions>;
+  /** the update gate's server-wide settings @default nothing held */
+  gate?: {
+    coolOffMs?: number;
+    trust?: boolean;
+    review?: ReviewMode;
+    blockedAccounts?: string[];
+    blockedPackages?: string[];
+  };
 }
 
 /** Sends one request with a raw path (no URL normalisation, so `..` and `%2e` reach the server). */
@@ -200,6 +211,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       // the schedules are validated and shown as in production, and never fire during a test
       scheduleDevel: '0 0 */2 * * *',
       schedulingDisabled: true,
+      gateCoolOffMs: options.gate?.coolOffMs,
+      gateTrust: options.gate?.trust,
+      gateReview: options.gate?.review,
+      gateBlockedAccounts: options.gate?.blockedAccounts,
+      gateBlockedPackages: options.gate?.blockedPackages,
     },
   );
   const secretsFile = path.join(root, 'config', 'authorized_secrets');
@@ -251,6 +267,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     publisher,
     orchestrator: serene.orchestrator,
     service: serene.service,
+    gate: serene.gate,
     http: repoHttp,
     server: listener.server,
     logs,
