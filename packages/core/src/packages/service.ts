@@ -12,9 +12,9 @@ import {
   type PackageRecord,
   type Store,
 } from '../contracts/store.js';
-import { formatErrorChain, InputError, NotFoundError, SereneError } from '../errors.js';
+import { formatErrorChain, InputError, NotFoundError, NotRunningError, SereneError } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
-import type { BuildOrchestrator, RunSettings } from '../orchestration/orchestrator.js';
+import type { BuildInFlight, BuildOrchestrator, RunSettings } from '../orchestration/orchestrator.js';
 import { providersOf } from '../orchestration/resolve.js';
 import { findSatisfier, type Provider, parseDependency } from '../pacman/depend.js';
 import { dependsFor, parseSrcinfo, type Srcinfo } from '../pacman/srcinfo.js';
@@ -155,6 +155,19 @@ export class PackageService {
       throw new NotFoundError('build does not have any logs');
     }
     return log;
+  }
+
+  /** The builds queued and running now, oldest first. */
+  queue(): BuildInFlight[] {
+    return this.orchestrator.inFlight();
+  }
+
+  /**
+   * The newest builds of every package together, newest first; `before` pages on (the `started`
+   * of the last build of the previous page).
+   */
+  recentBuilds(limit: number, before?: Date): Promise<BuildRecord[]> {
+    return this.store.listRecentBuilds(limit, before);
   }
 
   /** The PKGBUILD of the published build. */
@@ -365,6 +378,24 @@ export class PackageService {
         failIfLocked: true,
       },
     );
+  }
+
+  /**
+   * Cancels the queued or running build of a package, recorded as cancelled by `by` (the name of
+   * who asked). Resolves with the build as it was when cancelled.
+   *
+   * @throws NotFoundError for a package that is not added; NotRunningError when it has no build
+   * queued or running
+   */
+  async cancel(base: string, by?: string): Promise<BuildInFlight> {
+    await this.record(base);
+    const build = this.orchestrator.buildInFlight(base);
+    const message = by ? `build was cancelled by ${by}` : 'build was cancelled';
+    if (!build || !this.orchestrator.cancel(base, message)) {
+      throw new NotRunningError(`package ${base} has no build queued or running`);
+    }
+    this.logger.info('build cancelled', { base, by });
+    return build;
   }
 
   /** Puts every enabled package on its schedule (start-up). */
