@@ -1,8 +1,8 @@
 /**
  * Core records as the original's JSON (reference 1.4): snake_case fields, RFC 3339 `Z` timestamps.
  */
-import type { BuildRecord, PackageView } from '@serene/core';
-import type { BuildInfo, PackageInfo, PackagePeek } from './schemas.js';
+import type { BuildEvents, BuildInFlight, BuildRecord, PackageView } from '@serene/core';
+import type { BuildInfo, PackageInfo, PackagePeek, QueueEntry, RecentBuild, StateEvent } from './schemas.js';
 
 /**
  * A time as chrono's serde writes it: RFC 3339 in UTC with a trailing `Z`, and the fraction only
@@ -67,5 +67,34 @@ export function packageInfo(view: PackageView, builds: number): PackageInfo {
     prepare_commands: record.private ? null : record.prepare,
     makepkg_flags: record.flags,
     added: formatTime(record.added),
+  };
+}
+
+/** `QueueEntry` of a build in flight. */
+export function queueEntry(build: BuildInFlight): QueueEntry {
+  return {
+    base: build.base,
+    started: formatTime(build.started),
+    reason: build.reason,
+    state: build.state,
+    phase: build.phase,
+    waiting_for: build.waitingFor,
+    engine: build.runner,
+    architecture: build.arch,
+  };
+}
+
+/** `RecentBuild` of a build record. */
+export function recentBuild(build: BuildRecord): RecentBuild {
+  return { base: build.package, ...buildInfo(build) };
+}
+
+/** The data of a server-wide `change` event. */
+export function stateEvent(event: BuildEvents['state']): StateEvent {
+  return {
+    base: event.base,
+    started: formatTime(event.started),
+    reason: event.reason ?? null,
+    state: event.state,
   };
 }

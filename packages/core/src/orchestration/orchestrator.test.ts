@@ -321,7 +321,10 @@ describe('BuildOrchestrator', () => {
     // cancelling app ends it now, while lib still runs
     expect(h.orchestrator.cancel('app', 'build was cancelled by tester')).toBe(true);
     while (h.orchestrator.buildInFlight('app')) await new Promise((resolve) => setTimeout(resolve, 5));
-    expect((await latest(h, 'app')).state).toEqual({ state: 'cancelled', info: 'build was cancelled by tester' });
+    expect((await latest(h, 'app')).state).toEqual({
+      state: 'cancelled',
+      info: 'build was cancelled by tester',
+    });
     expect(h.orchestrator.buildInFlight('lib')?.phase).toBe('running');
 
     // cancelling a queued build ends it without running it

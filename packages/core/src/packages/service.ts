@@ -122,6 +122,11 @@ export class PackageService {
     return records.map((record) => ({ view: this.view(record), latest: byBase.get(record.base) }));
   }
 
+  /** How many packages are added. */
+  async count(): Promise<number> {
+    return (await this.store.listPackages()).length;
+  }
+
   /** One package; `NotFoundError` as the original words it. */
   async get(base: string): Promise<PackageView> {
     return this.view(await this.record(base));
@@ -155,6 +160,11 @@ export class PackageService {
       throw new NotFoundError('build does not have any logs');
     }
     return log;
+  }
+
+  /** What builds packages: the runner and the architecture it builds for. */
+  engines(): { name: string; arch: string }[] {
+    return [{ name: this.runner.name, arch: this.arch }];
   }
 
   /** The builds queued and running now, oldest first. */
