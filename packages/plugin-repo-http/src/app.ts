@@ -291,6 +291,10 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
 
   // --- beyond the original: the queue, recent builds, cancelling, the server, the live stream ---
 
+  router.get('/whoami', write, (ctx) => {
+    ctx.body = { name: secrets.nameOf(ctx.state.token as string) };
+  });
+
   router.get('/queue', read, (ctx) => {
     ctx.body = service.queue().map(queueEntry);
   });

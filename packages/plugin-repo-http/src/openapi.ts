@@ -21,6 +21,7 @@ import {
   ServerDetailsSchema,
   SourceSpecSchema,
   StateEventSchema,
+  WhoAmISchema,
 } from './schemas.js';
 
 type Json = Record<string, unknown>;
@@ -114,6 +115,7 @@ export function openApiDocument(version: string, arch: string): Json {
           RecentBuild: RecentBuildSchema,
           ServerDetails: ServerDetailsSchema,
           StateEvent: StateEventSchema,
+          WhoAmI: WhoAmISchema,
         }),
       },
     },
@@ -275,6 +277,13 @@ export function openApiDocument(version: string, arch: string): Json {
           summary: 'the PKGBUILD of the published build',
           security: READ,
           responses: { 200: json('PKGBUILD text', { type: 'string' }), 400: BAD, ...guarded, 404: NOT_FOUND },
+        },
+      },
+      '/whoami': {
+        get: {
+          summary: "checks the caller's secret and names it (beyond the original; sign-in of the dashboard)",
+          security: WRITE,
+          responses: { 200: json('the secret is authorized', ref('WhoAmI')), ...guarded },
         },
       },
       '/queue': {

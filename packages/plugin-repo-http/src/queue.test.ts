@@ -246,7 +246,10 @@ describe('GET /server', () => {
       queue: { running: 0, queued: 0 },
     });
     const doc = (await h.ask('/openapi.json')).json as { paths: Record<string, unknown> };
-    for (const path of ['/queue', '/builds', '/package/{name}/cancel', '/server', '/events']) {
+    expect((await h.ask('/whoami')).json).toEqual({ name: 'tester@laptop' });
+    expect((await h.ask('/whoami', { secret: 'wrong' })).status).toBe(403);
+    expect((await h.ask('/whoami', { secret: null })).status).toBe(401);
+    for (const path of ['/queue', '/builds', '/package/{name}/cancel', '/server', '/events', '/whoami']) {
       expect(Object.keys(doc.paths)).toContain(path);
     }
   });

@@ -218,6 +218,11 @@ export const ServerDetailsSchema = SereneInfoSchema.extend({
   queue: z.object({ running: z.number().int(), queued: z.number().int() }),
 });
 
+/** `GET /whoami`: the name of the caller's secret. */
+export const WhoAmISchema = z.object({
+  name: z.string().meta({ description: "the rest of the secret's line in authorized_secrets" }),
+});
+
 /** Data of a `change` event of `GET /events`. */
 export const StateEventSchema = z.object({
   base: z.string(),
