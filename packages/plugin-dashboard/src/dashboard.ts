@@ -27,13 +27,21 @@ export interface DashboardOptions {
   assetsDir?: string;
 }
 
-/** What {@link createDashboard} returns. */
+/**
+ * What {@link createDashboard} returns: an HTTP plugin of `@serene/plugin-repo-http`
+ * (`RepoHttpOptions.plugins`), started and stopped with the server.
+ */
 export interface Dashboard {
+  readonly name: 'dashboard';
   /** the path it is served at */
   readonly basePath: string;
   /** a Koa middleware: answers the dashboard's paths, passes every other request on */
-  readonly middleware: Middleware;
-  /** the names of the files it serves (empty when the app was not built) */
+  readonly routes: Middleware;
+  /** Reads the bundled app into memory (a missing bundle is no failure: the page answers 503). */
+  start(): Promise<void>;
+  /** Drops the files. */
+  stop(): void;
+  /** the names of the files it serves (empty before the start, or when the app was not built) */
   readonly files: readonly string[];
 }
 
@@ -88,16 +96,16 @@ async function loadAssets(dir: string): Promise<Map<string, Asset>> {
 }
 
 /**
- * Creates the dashboard: reads the bundled app into memory. Serves `<basePath>/` (index.html),
- * `<basePath>/<file>`, and redirects `<basePath>` to `<basePath>/`. Without a bundle it answers
- * 503 with {@link NOT_BUILT_MESSAGE} (the rest of the server works as before).
+ * Creates the dashboard; its start reads the bundled app into memory. Serves `<basePath>/`
+ * (index.html), `<basePath>/<file>`, and redirects `<basePath>` to `<basePath>/`. Without a bundle
+ * it answers 503 with {@link NOT_BUILT_MESSAGE} (the rest of the server works as before).
  */
-export async function createDashboard(options: DashboardOptions = {}): Promise<Dashboard> {
+export function createDashboard(options: DashboardOptions = {}): Dashboard {
   const basePath = (options.basePath ?? '/dashboard').replace(/\/+$/, '');
   if (!/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(basePath)) {
     throw new TypeError(`dashboard base path must be like /dashboard, not '${options.basePath}'`);
   }
-  const assets = await loadAssets(options.assetsDir ?? DEFAULT_ASSETS_DIR);
+  let assets = new Map<string, Asset>();
   const prefix = `${basePath}/`;
 
   const middleware: Middleware = async (ctx, next) => {
@@ -149,5 +157,18 @@ export async function createDashboard(options: DashboardOptions = {}): Promise<D
     }
   };
 
-  return { basePath, middleware, files: [...assets.keys()].sort() };
+  return {
+    name: 'dashboard',
+    basePath,
+    routes: middleware,
+    async start() {
+      assets = await loadAssets(options.assetsDir ?? DEFAULT_ASSETS_DIR);
+    },
+    stop() {
+      assets = new Map();
+    },
+    get files() {
+      return [...assets.keys()].sort();
+    },
+  };
 }

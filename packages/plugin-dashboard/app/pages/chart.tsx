@@ -8,7 +8,6 @@ import { bytes, duration, stateWord, took } from '../util';
 
 const WIDTH = 640;
 const ROW = 70;
-const GAP = 26;
 
 export function HistoryChart({ builds }: { builds: BuildInfo[] }) {
   const done = builds.filter((build) => build.ended !== null).slice(0, 40).reverse();
@@ -20,36 +19,28 @@ export function HistoryChart({ builds }: { builds: BuildInfo[] }) {
   const step = WIDTH / done.length;
   const bar = Math.max(2, Math.min(24, step * 0.7));
   const label = `Last ${done.length} builds: durations up to ${duration(maxTime)}, peak memory up to ${bytes(maxMemory)}`;
+  const bars = (values: number[], max: number, className: (i: number) => string, text: (i: number) => string) => (
+    <svg viewBox={`0 0 ${WIDTH} ${ROW}`} preserveAspectRatio="none" aria-hidden="true">
+      {values.map((value, i) => {
+        if (value <= 0) return null;
+        const height = Math.max(1.5, (value / max) * (ROW - 4));
+        return (
+          <rect key={done[i]!.started} class={`bar ${className(i)}`} x={i * step + (step - bar) / 2} y={ROW - height} width={bar} height={height}>
+            <title>{text(i)}</title>
+          </rect>
+        );
+      })}
+      <line class="base" x1="0" x2={WIDTH} y1={ROW - 0.5} y2={ROW - 0.5} />
+    </svg>
+  );
+  const when = (i: number) => new Date(done[i]!.started).toLocaleString();
+  const measured = memory.some((value) => value > 0);
   return (
-    <figure class="chart">
-      <svg viewBox={`0 0 ${WIDTH} ${ROW * 2 + GAP * 2}`} role="img" aria-label={label} preserveAspectRatio="none">
-        <text x="0" y="12" class="axis">
-          Duration (max {duration(maxTime)})
-        </text>
-        <text x="0" y={ROW + GAP + 12} class="axis">
-          Peak memory (max {memory.some((value) => value > 0) ? bytes(maxMemory) : 'not measured'})
-        </text>
-        {done.map((build, i) => {
-          const x = i * step + (step - bar) / 2;
-          const h1 = Math.max(1, (times[i]! / maxTime) * (ROW - 8));
-          const h2 = memory[i]! > 0 ? Math.max(1, (memory[i]! / maxMemory) * (ROW - 8)) : 0;
-          const word = stateWord(build.state);
-          return (
-            <g key={build.started}>
-              <rect class={`bar s-${word}`} x={x} y={GAP + ROW - h1} width={bar} height={h1}>
-                <title>{`${new Date(build.started).toLocaleString()}: ${duration(times[i]!)} (${word})`}</title>
-              </rect>
-              {h2 > 0 && (
-                <rect class="bar memory" x={x} y={GAP * 2 + ROW * 2 - h2} width={bar} height={h2}>
-                  <title>{`${new Date(build.started).toLocaleString()}: ${bytes(memory[i]!)}`}</title>
-                </rect>
-              )}
-            </g>
-          );
-        })}
-        <line class="base" x1="0" x2={WIDTH} y1={GAP + ROW} y2={GAP + ROW} />
-        <line class="base" x1="0" x2={WIDTH} y1={GAP * 2 + ROW * 2} y2={GAP * 2 + ROW * 2} />
-      </svg>
+    <figure class="chart" role="img" aria-label={label}>
+      <div class="axis">Duration (longest {duration(maxTime)})</div>
+      {bars(times, maxTime, (i) => `s-${stateWord(done[i]!.state)}`, (i) => `${when(i)}: ${duration(times[i]!)} (${stateWord(done[i]!.state)})`)}
+      <div class="axis">Peak memory {measured ? `(largest ${bytes(maxMemory)})` : '(not measured by this runner)'}</div>
+      {measured && bars(memory, maxMemory, () => 'memory', (i) => `${when(i)}: ${bytes(memory[i]!)}`)}
       <figcaption class="muted">Oldest on the left; hover a bar for its build.</figcaption>
     </figure>
   );
