@@ -3,7 +3,16 @@
  * in `Authorization` (kept only in this browser), plain-text errors, and server-sent events read
  * from `fetch` (EventSource cannot send the `Authorization` header).
  */
-import type { BuildInfo, BuildState, PackageInfo, PackagePeek, QueueEntry, RecentBuild, SereneInfo, ServerDetails } from './types';
+import type {
+  BuildInfo,
+  BuildState,
+  PackageInfo,
+  PackagePeek,
+  QueueEntry,
+  RecentBuild,
+  SereneInfo,
+  ServerDetails,
+} from './types';
 
 /** The server answered with an error status; `message` is its plain-text body. */
 export class ApiError extends Error {
@@ -78,17 +87,24 @@ export class Api {
   whoami = () => this.json<{ name: string }>('GET', '/whoami');
   packages = () => this.json<PackagePeek[]>('GET', '/package/list');
   package = (base: string) => this.json<PackageInfo>('GET', `/package/${seg(base)}`);
-  builds = (base: string, count = 50) => this.json<BuildInfo[]>('GET', `/package/${seg(base)}/build?count=${count}`);
-  build = (base: string, time: string) => this.json<BuildInfo>('GET', `/package/${seg(base)}/build/${seg(time)}`);
-  logs = (base: string, time: string) => this.json<string>('GET', `/package/${seg(base)}/build/${seg(time)}/logs`);
+  builds = (base: string, count = 50) =>
+    this.json<BuildInfo[]>('GET', `/package/${seg(base)}/build?count=${count}`);
+  build = (base: string, time: string) =>
+    this.json<BuildInfo>('GET', `/package/${seg(base)}/build/${seg(time)}`);
+  logs = (base: string, time: string) =>
+    this.json<string>('GET', `/package/${seg(base)}/build/${seg(time)}/logs`);
   pkgbuild = (base: string) => this.json<string>('GET', `/package/${seg(base)}/pkgbuild`);
   queue = () => this.json<QueueEntry[]>('GET', '/queue');
   recent = (count: number, before?: string) =>
-    this.json<RecentBuild[]>('GET', `/builds?count=${count}${before ? `&before=${encodeURIComponent(before)}` : ''}`);
+    this.json<RecentBuild[]>(
+      'GET',
+      `/builds?count=${count}${before ? `&before=${encodeURIComponent(before)}` : ''}`,
+    );
   server = () => this.json<ServerDetails>('GET', '/server');
   startBuild = (packages: string[], clean = false) =>
     this.json<null>('POST', '/build', { packages, clean, resolve: true, force: true });
-  buildAll = () => this.json<null>('POST', '/build/all', { packages: [], clean: false, resolve: true, force: false });
+  buildAll = () =>
+    this.json<null>('POST', '/build/all', { packages: [], clean: false, resolve: true, force: false });
   cancel = (base: string) => this.json<QueueEntry>('POST', `/package/${seg(base)}/cancel`);
   set = (base: string, key: string, value: unknown) =>
     this.json<null>('POST', `/package/${seg(base)}/set`, { key, value });
@@ -107,7 +123,10 @@ export interface SseMessage {
  * Reads a `text/event-stream` response as the HTML standard says (CRLF, LF or CR line ends, `data`
  * lines joined, comments skipped) and calls `onMessage` for each message until the stream ends.
  */
-export async function readEventStream(response: Response, onMessage: (message: SseMessage) => void): Promise<void> {
+export async function readEventStream(
+  response: Response,
+  onMessage: (message: SseMessage) => void,
+): Promise<void> {
   const reader = response.body?.getReader();
   if (!reader) return;
   const decoder = new TextDecoder();

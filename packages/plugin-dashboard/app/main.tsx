@@ -24,14 +24,22 @@ function applyTheme(theme: Theme): void {
 }
 
 function ThemeSwitch() {
-  const [theme, setTheme] = useState<Theme>(() => (localStorage.getItem(THEME_KEY) as Theme | null) ?? 'auto');
+  const [theme, setTheme] = useState<Theme>(
+    () => (localStorage.getItem(THEME_KEY) as Theme | null) ?? 'auto',
+  );
   useEffect(() => {
     applyTheme(theme);
     localStorage.setItem(THEME_KEY, theme);
   }, [theme]);
   const next: Record<Theme, Theme> = { auto: 'light', light: 'dark', dark: 'auto' };
   return (
-    <button type="button" class="ghost" onClick={() => setTheme(next[theme])} title="Switch between light, dark and the system's theme" aria-label={`Theme: ${theme}`}>
+    <button
+      type="button"
+      class="ghost"
+      onClick={() => setTheme(next[theme])}
+      title="Switch between light, dark and the system's theme"
+      aria-label={`Theme: ${theme}`}
+    >
       {theme === 'dark' ? '☾' : theme === 'light' ? '☀' : '◐'} <span class="wide">{theme}</span>
     </button>
   );
@@ -86,9 +94,13 @@ function App() {
     (Array.isArray(page) ? page.includes(route.page) : route.page === page) ? 'page' : undefined;
   return (
     <>
-      <a class="skip" href="#main" onClick={(event) => { event.preventDefault(); main.current?.querySelector<HTMLElement>('h1')?.focus(); }}>
+      <button
+        type="button"
+        class="skip"
+        onClick={() => main.current?.querySelector<HTMLElement>('h1')?.focus()}
+      >
         Skip to content
-      </a>
+      </button>
       <header class="top">
         <a class="brand" href={href.list()}>
           <img src="icon.svg" alt="" width="24" height="24" />
@@ -96,17 +108,38 @@ function App() {
         </a>
         {!needsSignIn && (
           <nav aria-label="Main">
-            <a href={href.list()} aria-current={current(['list', 'package', 'build'])}>Packages</a>
-            <a href={href.queue()} aria-current={current('queue')}>
-              Queue{queue.length > 0 && <span class="count" aria-label={`${running} running, ${queue.length - running} waiting`}>{queue.length}</span>}
+            <a href={href.list()} aria-current={current(['list', 'package', 'build'])}>
+              Packages
             </a>
-            <a href={href.server()} aria-current={current('server')}>Server</a>
-            {user && <a href={href.add()} aria-current={current('add')}>Add</a>}
+            <a href={href.queue()} aria-current={current('queue')}>
+              Queue
+              {queue.length > 0 && (
+                <span class="count">
+                  {queue.length}
+                  <span class="sr-only">
+                    {' '}
+                    builds: {running} running, {queue.length - running} waiting
+                  </span>
+                </span>
+              )}
+            </a>
+            <a href={href.server()} aria-current={current('server')}>
+              Server
+            </a>
+            {user && (
+              <a href={href.add()} aria-current={current('add')}>
+                Add
+              </a>
+            )}
           </nav>
         )}
         <div class="tools">
           {!needsSignIn && (
-            <span class={live ? 'live on' : 'live'} role="status" title={live ? 'Live: changes appear as they happen' : 'Not connected: retrying'}>
+            <span
+              class={live ? 'live on' : 'live'}
+              role="status"
+              title={live ? 'Live: changes appear as they happen' : 'Not connected: retrying'}
+            >
               <span class="dot" aria-hidden="true" />
               <span class="wide">{live ? 'live' : 'offline'}</span>
             </span>
@@ -117,7 +150,12 @@ function App() {
               Sign out <span class="wide muted">({user})</span>
             </button>
           ) : (
-            route.page !== 'signin' && !needsSignIn && <a class="button ghost" href={href.signin()}>Sign in</a>
+            route.page !== 'signin' &&
+            !needsSignIn && (
+              <a class="button ghost" href={href.signin()}>
+                Sign in
+              </a>
+            )
           )}
         </div>
       </header>

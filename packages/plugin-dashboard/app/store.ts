@@ -77,7 +77,10 @@ let toastId = 0;
 export function toast(kind: Toast['kind'], text: string): void {
   const id = ++toastId;
   update({ toasts: [...state.toasts, { id, kind, text }] });
-  setTimeout(() => update({ toasts: state.toasts.filter((entry) => entry.id !== id) }), kind === 'error' ? 8000 : 4000);
+  setTimeout(
+    () => update({ toasts: state.toasts.filter((entry) => entry.id !== id) }),
+    kind === 'error' ? 8000 : 4000,
+  );
 }
 
 /** Runs an action, with a toast for its outcome; resolves whether it succeeded. */
@@ -95,31 +98,49 @@ export async function act(what: string, action: () => Promise<unknown>): Promise
 
 // --- start, sign-in ---
 
-/** Learns the server, checks a kept secret, then loads the data and opens the live stream. */
+/**
+ * Learns the server, checks a kept secret, loads the data and opens the live stream. The package
+ * list is asked for at once, beside the other two requests (with 5,000 packages it is the
+ * longest part of the start).
+ */
 export async function boot(): Promise<void> {
+  const secret = storedSecret();
+  const early = new Api(secret).packages().then(
+    (list) => ({ list }),
+    (error: unknown) => ({ error }),
+  );
   let info: SereneInfo;
+  let who: { name: string } | ApiError | undefined;
   try {
-    info = await new Api(null).info();
+    [info, who] = await Promise.all([
+      new Api(null).info(),
+      secret === null
+        ? undefined
+        : new Api(secret).whoami().catch((error: unknown) => {
+            if (error instanceof ApiError) return error;
+            throw error;
+          }),
+    ]);
   } catch (error) {
     update({ ready: true, packagesError: `cannot reach the server: ${(error as Error).message}` });
     return;
   }
   update({ info });
-  const secret = storedSecret();
-  if (secret !== null) {
-    try {
-      const { name } = await new Api(secret).whoami();
-      update({ user: name, api: new Api(secret) });
-    } catch (error) {
-      if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
-        forgetSecret();
-        update({ api: new Api(null), signInError: 'the kept secret is no longer accepted: sign in again' });
-      }
+  if (who instanceof ApiError) {
+    if (who.status === 401 || who.status === 403) {
+      forgetSecret();
+      update({ api: new Api(null), signInError: 'the kept secret is no longer accepted: sign in again' });
     }
+  } else if (who && secret !== null) {
+    update({ user: who.name, api: new Api(secret) });
   }
   const needsSignIn = !info.readable && state.user === undefined;
   update({ ready: true, needsSignIn });
-  if (!needsSignIn) start();
+  if (needsSignIn) return;
+  const first = await early;
+  // the early list counts when it was asked for with the secret now in use (none, or the accepted one)
+  const sameSecret = (state.user !== undefined) === (secret !== null);
+  start('list' in first && sameSecret ? first.list : undefined);
 }
 
 /** Checks a secret with the server and keeps it; resolves with an error message, or undefined. */
@@ -131,7 +152,8 @@ export async function signIn(secret: string, remember: boolean): Promise<string 
     restart();
     return undefined;
   } catch (error) {
-    if (error instanceof ApiError && error.status === 403) return 'this secret is not in the server’s authorized_secrets';
+    if (error instanceof ApiError && error.status === 403)
+      return 'this secret is not in the server’s authorized_secrets';
     return error instanceof Error ? error.message : String(error);
   }
 }
@@ -155,8 +177,9 @@ function restart(): void {
   if (!state.needsSignIn) start();
 }
 
-function start(): void {
-  void loadPackages();
+function start(list?: PackagePeek[]): void {
+  if (list) update({ packages: list, packagesError: undefined });
+  else void loadPackages();
   const controller = new AbortController();
   stream = controller;
   void follow(controller.signal);
@@ -212,7 +235,11 @@ function applyChange(event: StateEvent): void {
   if (done) queue = queue.filter((_, i) => i !== index);
   else if (index >= 0) {
     const phase = event.state.state === 'running' ? 'running' : queue[index]!.phase;
-    queue = queue.map((entry, i) => (i === index ? { ...entry, state: event.state, phase, waiting_for: phase === 'running' ? [] : entry.waiting_for } : entry));
+    queue = queue.map((entry, i) =>
+      i === index
+        ? { ...entry, state: event.state, phase, waiting_for: phase === 'running' ? [] : entry.waiting_for }
+        : entry,
+    );
   } else {
     const engine = queue[0]?.engine ?? '';
     const architecture = queue[0]?.architecture ?? state.info?.architecture ?? '';
@@ -237,7 +264,15 @@ function applyChange(event: StateEvent): void {
       const pkg = packages[at]!;
       const previous = pkg.build && pkg.build.started === event.started ? pkg.build : undefined;
       const build = {
-        ...(previous ?? { version: null, mem_peak: null, cpu_user: null, cpu_system: null, io_tbr: null, io_tbw: null, ended: null }),
+        ...(previous ?? {
+          version: null,
+          mem_peak: null,
+          cpu_user: null,
+          cpu_system: null,
+          io_tbr: null,
+          io_tbw: null,
+          ended: null,
+        }),
         state: event.state,
         reason: event.reason ?? previous?.reason ?? 'unknown',
         started: event.started,
@@ -251,5 +286,9 @@ function applyChange(event: StateEvent): void {
   // a finished build may have published a new version: the list says so after a refresh
   if (done) refreshSoon();
   // a queue entry whose phase the event cannot tell (waiting or queued) is asked for
-  if (!done && index < 0) void state.api.queue().then((fresh) => update({ queue: fresh })).catch(() => undefined);
+  if (!done && index < 0)
+    void state.api
+      .queue()
+      .then((fresh) => update({ queue: fresh }))
+      .catch(() => undefined);
 }

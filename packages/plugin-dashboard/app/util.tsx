@@ -22,7 +22,10 @@ export function parseRoute(hash: string): Route {
   if (parts[0] === 'package' && parts.length === 4 && parts[2] === 'build') {
     return { page: 'build', base: parts[1]!, started: parts[3]! };
   }
-  if (parts.length === 1 && (parts[0] === 'queue' || parts[0] === 'server' || parts[0] === 'add' || parts[0] === 'signin')) {
+  if (
+    parts.length === 1 &&
+    (parts[0] === 'queue' || parts[0] === 'server' || parts[0] === 'add' || parts[0] === 'signin')
+  ) {
     return { page: parts[0] };
   }
   return { page: 'missing', path };
@@ -42,7 +45,8 @@ export function useRoute(): Route {
 export const href = {
   list: () => '#/',
   package: (base: string) => `#/package/${encodeURIComponent(base)}`,
-  build: (base: string, started: string) => `#/package/${encodeURIComponent(base)}/build/${encodeURIComponent(started)}`,
+  build: (base: string, started: string) =>
+    `#/package/${encodeURIComponent(base)}/build/${encodeURIComponent(started)}`,
   queue: () => '#/queue',
   server: () => '#/server',
   add: () => '#/add',

@@ -11,7 +11,12 @@ import { gzipSync } from 'node:zlib';
 import type { Middleware } from 'koa';
 
 /** Where `npm run build` puts the bundled app: dist/public of this package. */
-export const DEFAULT_ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'public');
+export const DEFAULT_ASSETS_DIR = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'dist',
+  'public',
+);
 
 /** Options of {@link createDashboard}. */
 export interface DashboardOptions {

@@ -3,4 +3,10 @@
  * server's own origin (every asset bundled: no CDN, works offline), talking to the same REST API
  * and live streams as the `serene` command.
  */
-export { createDashboard, type Dashboard, type DashboardOptions, DEFAULT_ASSETS_DIR } from './dashboard.js';
+export {
+  createDashboard,
+  type Dashboard,
+  type DashboardOptions,
+  DEFAULT_ASSETS_DIR,
+  NOT_BUILT_MESSAGE,
+} from './dashboard.js';

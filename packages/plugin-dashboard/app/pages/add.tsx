@@ -16,7 +16,12 @@ export function AddPage() {
   const submit = async (event: Event) => {
     event.preventDefault();
     if (value.trim() === '') return;
-    const source = kind === 'aur' ? { type: 'aur', name: value.trim() } : kind === 'git' ? { type: 'git', url: value.trim(), devel } : { type: 'raw', pkgbuild: value, devel };
+    const source =
+      kind === 'aur'
+        ? { type: 'aur', name: value.trim() }
+        : kind === 'git'
+          ? { type: 'git', url: value.trim(), devel }
+          : { type: 'raw', pkgbuild: value, devel };
     setBusy(true);
     let added: { base: string }[] = [];
     const ok = await act('package added', async () => {
@@ -47,24 +52,52 @@ export function AddPage() {
             </label>
           ))}
         </fieldset>
-        <label for="what">{kind === 'aur' ? 'AUR package name' : kind === 'git' ? 'Repository URL' : 'PKGBUILD'}</label>
+        <label for="what">
+          {kind === 'aur' ? 'AUR package name' : kind === 'git' ? 'Repository URL' : 'PKGBUILD'}
+        </label>
         {kind === 'raw' ? (
-          <textarea id="what" class="mono" rows={12} value={value} onInput={(event) => setValue((event.target as HTMLTextAreaElement).value)} required />
+          <textarea
+            id="what"
+            class="mono"
+            rows={12}
+            value={value}
+            onInput={(event) => setValue((event.target as HTMLTextAreaElement).value)}
+            required
+          />
         ) : (
-          <input id="what" class={kind === 'git' ? 'mono' : undefined} value={value} onInput={(event) => setValue((event.target as HTMLInputElement).value)} required autoComplete="off" />
+          <input
+            id="what"
+            class={kind === 'git' ? 'mono' : undefined}
+            value={value}
+            onInput={(event) => setValue((event.target as HTMLInputElement).value)}
+            required
+            autoComplete="off"
+          />
         )}
         {kind !== 'aur' && (
           <label class="check">
-            <input type="checkbox" checked={devel} onChange={(event) => setDevel((event.target as HTMLInputElement).checked)} />
+            <input
+              type="checkbox"
+              checked={devel}
+              onChange={(event) => setDevel((event.target as HTMLInputElement).checked)}
+            />
             Development (VCS) package
           </label>
         )}
         <label class="check">
-          <input type="checkbox" checked={build} onChange={(event) => setBuild((event.target as HTMLInputElement).checked)} />
+          <input
+            type="checkbox"
+            checked={build}
+            onChange={(event) => setBuild((event.target as HTMLInputElement).checked)}
+          />
           Build it now
         </label>
         <label class="check">
-          <input type="checkbox" checked={replace} onChange={(event) => setReplace((event.target as HTMLInputElement).checked)} />
+          <input
+            type="checkbox"
+            checked={replace}
+            onChange={(event) => setReplace((event.target as HTMLInputElement).checked)}
+          />
           Replace the source of a package with the same base
         </label>
         <div>

@@ -3,7 +3,17 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, isDone, readEventStream, seg } from '../api';
 import { act, getState, useStore } from '../store';
 import type { BuildInfo, BuildState } from '../types';
-import { bytes, describeState, duration, href, localTime, StateBadge, took, useTick, useTitle } from '../util';
+import {
+  bytes,
+  describeState,
+  duration,
+  href,
+  localTime,
+  StateBadge,
+  took,
+  useTick,
+  useTitle,
+} from '../util';
 
 /** The most log text kept on the page (the start is cut off past it, as a terminal would). */
 const MAX_LOG = 2 * 1024 * 1024;
@@ -40,7 +50,11 @@ export function BuildPage({ base, started }: { base: string; started: string }) 
         setLog(await api.logs(base, started));
         setNote(undefined);
       } catch (e) {
-        setNote(e instanceof ApiError && e.status === 404 ? 'This build has no log (it did not run).' : (e as Error).message);
+        setNote(
+          e instanceof ApiError && e.status === 404
+            ? 'This build has no log (it did not run).'
+            : (e as Error).message,
+        );
       }
     };
     (async () => {
@@ -56,7 +70,12 @@ export function BuildPage({ base, started }: { base: string; started: string }) 
       if (isDone(info.state)) return stored();
       // running or waiting: the package's live stream replays the log so far, then follows it
       try {
-        const response = await api.request('GET', `/package/${seg(base)}/build/logs/subscribe`, undefined, controller.signal);
+        const response = await api.request(
+          'GET',
+          `/package/${seg(base)}/build/logs/subscribe`,
+          undefined,
+          controller.signal,
+        );
         setLive(true);
         await readEventStream(response, (message) => {
           if (message.event === 'log') append(JSON.parse(message.data) as string);
@@ -129,32 +148,45 @@ export function BuildPage({ base, started }: { base: string; started: string }) 
           <dt>Peak memory</dt>
           <dd>{bytes(build.mem_peak)}</dd>
           <dt>CPU</dt>
-          <dd>{build.cpu_user !== null ? `${duration((build.cpu_user + (build.cpu_system ?? 0)) / 1000)}` : '–'}</dd>
+          <dd>
+            {build.cpu_user !== null ? `${duration((build.cpu_user + (build.cpu_system ?? 0)) / 1000)}` : '–'}
+          </dd>
           <dt>Disk read / written</dt>
           <dd>
             {bytes(build.io_tbr)} / {bytes(build.io_tbw)}
           </dd>
         </dl>
         {user && running && (
-          <button type="button" class="danger" onClick={() => void act(`cancelled the build of ${base}`, () => getState().api.cancel(base)).then(() => setReload((n) => n + 1))}>
+          <button
+            type="button"
+            class="danger"
+            onClick={() =>
+              void act(`cancelled the build of ${base}`, () => getState().api.cancel(base)).then(() =>
+                setReload((n) => n + 1),
+              )
+            }
+          >
             Cancel build
           </button>
         )}
       </div>
       <div class="card">
         <div class="heading">
-          <h2>
-            Log {live && <span class="badge s-working">live</span>}
-          </h2>
+          <h2>Log {live && <span class="badge s-working">live</span>}</h2>
           <label class="check">
-            <input type="checkbox" checked={follow} onChange={(event) => setFollow((event.target as HTMLInputElement).checked)} />
+            <input
+              type="checkbox"
+              checked={follow}
+              onChange={(event) => setFollow((event.target as HTMLInputElement).checked)}
+            />
             Follow the end
           </label>
         </div>
         {cut && <p class="muted">Only the last 2 MiB are shown.</p>}
         {note && <p class="muted">{note}</p>}
         {running && log === '' && <p class="muted">Waiting for output…</p>}
-        <pre class="log" ref={pre} tabIndex={0} aria-label={`Log of the build of ${base}`} data-testid="log">
+        {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must take the keyboard's focus to be scrolled by it */}
+        <pre class="log" ref={pre} tabIndex={0} data-testid="log">
           {log}
         </pre>
       </div>

@@ -10,7 +10,10 @@ const WIDTH = 640;
 const ROW = 70;
 
 export function HistoryChart({ builds }: { builds: BuildInfo[] }) {
-  const done = builds.filter((build) => build.ended !== null).slice(0, 40).reverse();
+  const done = builds
+    .filter((build) => build.ended !== null)
+    .slice(0, 40)
+    .reverse();
   if (done.length === 0) return <p class="muted">No finished builds to chart yet.</p>;
   const times = done.map((build) => took(build));
   const memory = done.map((build) => build.mem_peak ?? 0);
@@ -19,13 +22,26 @@ export function HistoryChart({ builds }: { builds: BuildInfo[] }) {
   const step = WIDTH / done.length;
   const bar = Math.max(2, Math.min(24, step * 0.7));
   const label = `Last ${done.length} builds: durations up to ${duration(maxTime)}, peak memory up to ${bytes(maxMemory)}`;
-  const bars = (values: number[], max: number, className: (i: number) => string, text: (i: number) => string) => (
+  const bars = (
+    values: number[],
+    max: number,
+    className: (i: number) => string,
+    text: (i: number) => string,
+  ) => (
     <svg viewBox={`0 0 ${WIDTH} ${ROW}`} preserveAspectRatio="none" aria-hidden="true">
       {values.map((value, i) => {
         if (value <= 0) return null;
         const height = Math.max(1.5, (value / max) * (ROW - 4));
         return (
-          <rect key={done[i]!.started} class={`bar ${className(i)}`} x={i * step + (step - bar) / 2} y={ROW - height} width={bar} height={height}>
+          <rect
+            key={done[i]!.started}
+            class={`bar ${className(i)}`}
+            x={i * step + (step - bar) / 2}
+            y={ROW - height}
+            width={bar}
+            height={height}
+          >
+            {/* biome-ignore lint/a11y/noSvgWithoutTitle: the tooltip's text is made at run time */}
             <title>{text(i)}</title>
           </rect>
         );
@@ -38,9 +54,22 @@ export function HistoryChart({ builds }: { builds: BuildInfo[] }) {
   return (
     <figure class="chart" role="img" aria-label={label}>
       <div class="axis">Duration (longest {duration(maxTime)})</div>
-      {bars(times, maxTime, (i) => `s-${stateWord(done[i]!.state)}`, (i) => `${when(i)}: ${duration(times[i]!)} (${stateWord(done[i]!.state)})`)}
-      <div class="axis">Peak memory {measured ? `(largest ${bytes(maxMemory)})` : '(not measured by this runner)'}</div>
-      {measured && bars(memory, maxMemory, () => 'memory', (i) => `${when(i)}: ${bytes(memory[i]!)}`)}
+      {bars(
+        times,
+        maxTime,
+        (i) => `s-${stateWord(done[i]!.state)}`,
+        (i) => `${when(i)}: ${duration(times[i]!)} (${stateWord(done[i]!.state)})`,
+      )}
+      <div class="axis">
+        Peak memory {measured ? `(largest ${bytes(maxMemory)})` : '(not measured by this runner)'}
+      </div>
+      {measured &&
+        bars(
+          memory,
+          maxMemory,
+          () => 'memory',
+          (i) => `${when(i)}: ${bytes(memory[i]!)}`,
+        )}
       <figcaption class="muted">Oldest on the left; hover a bar for its build.</figcaption>
     </figure>
   );

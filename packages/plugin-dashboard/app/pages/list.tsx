@@ -5,7 +5,18 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { act, getState, loadPackages, useStore } from '../store';
 import type { PackagePeek } from '../types';
-import { ago, duration, href, STATE_RANK, StateBadge, type StateWord, stateWord, took, useTick, useTitle } from '../util';
+import {
+  ago,
+  duration,
+  href,
+  STATE_RANK,
+  StateBadge,
+  type StateWord,
+  stateWord,
+  took,
+  useTick,
+  useTitle,
+} from '../util';
 
 export const PAGE_SIZE = 100;
 
@@ -69,12 +80,29 @@ export function ListPage() {
   const rows = useMemo(() => {
     if (!packages) return [];
     return packages
-      .map((pkg) => ({ pkg, word: stateWord(pkg.build?.state), key: `${pkg.base}\n${pkg.members.join('\n')}`.toLowerCase() }))
-      .sort((a, b) => STATE_RANK[a.word] - STATE_RANK[b.word] || (a.pkg.base < b.pkg.base ? -1 : a.pkg.base > b.pkg.base ? 1 : 0));
+      .map((pkg) => ({
+        pkg,
+        word: stateWord(pkg.build?.state),
+        key: `${pkg.base}\n${pkg.members.join('\n')}`.toLowerCase(),
+      }))
+      .sort(
+        (a, b) =>
+          STATE_RANK[a.word] - STATE_RANK[b.word] ||
+          (a.pkg.base < b.pkg.base ? -1 : a.pkg.base > b.pkg.base ? 1 : 0),
+      );
   }, [packages]);
   const counts = useMemo(() => {
-    const result: Record<Filter, number> = { all: 0, failing: 0, building: 0, passing: 0, none: 0, aborted: 0, disabled: 0 };
-    for (const row of rows) for (const entry of FILTERS) if (entry.test(row.pkg, row.word)) result[entry.id]++;
+    const result: Record<Filter, number> = {
+      all: 0,
+      failing: 0,
+      building: 0,
+      passing: 0,
+      none: 0,
+      aborted: 0,
+      disabled: 0,
+    };
+    for (const row of rows)
+      for (const entry of FILTERS) if (entry.test(row.pkg, row.word)) result[entry.id]++;
     return result;
   }, [rows]);
   const needle = q.trim().toLowerCase();
@@ -87,7 +115,8 @@ export function ListPage() {
   const slice = shown.slice(current * PAGE_SIZE, (current + 1) * PAGE_SIZE);
 
   const buildAll = () => {
-    if (confirm('Build every enabled package whose source changed?')) void act('building all enabled packages', () => getState().api.buildAll());
+    if (confirm('Build every enabled package whose source changed?'))
+      void act('building all enabled packages', () => getState().api.buildAll());
   };
 
   return (
@@ -107,7 +136,10 @@ export function ListPage() {
       </div>
       {packagesError && (
         <p class="error" role="alert">
-          Could not load the packages: {packagesError} <button type="button" onClick={() => void loadPackages()}>Retry</button>
+          Could not load the packages: {packagesError}{' '}
+          <button type="button" onClick={() => void loadPackages()}>
+            Retry
+          </button>
         </p>
       )}
       <div class="filters">
@@ -124,7 +156,8 @@ export function ListPage() {
             }}
           />
         </label>
-        <div class="chips" role="group" aria-label="Filter by state">
+        <fieldset class="chips">
+          <legend class="sr-only">Filter by state</legend>
           {FILTERS.map((entry) => (
             <button
               key={entry.id}
@@ -139,7 +172,7 @@ export function ListPage() {
               {entry.label} <span class="n">{counts[entry.id]}</span>
             </button>
           ))}
-        </div>
+        </fieldset>
       </div>
       {!packages && !packagesError && <p class="muted">Loading packages…</p>}
       {packages && packages.length === 0 && (
@@ -157,7 +190,9 @@ export function ListPage() {
       {packages && packages.length > 0 && (
         <>
           <p class="muted summary" aria-live="polite">
-            {shown.length === rows.length ? `${rows.length} packages` : `${shown.length} of ${rows.length} packages`}
+            {shown.length === rows.length
+              ? `${rows.length} packages`
+              : `${shown.length} of ${rows.length} packages`}
             {pages > 1 && `, page ${current + 1} of ${pages}`}
           </p>
           <table class="list">
@@ -218,16 +253,34 @@ function Row({ pkg, now, actions }: { pkg: PackagePeek; now: number; actions: bo
         {pkg.devel && <span class="tag">devel</span>}
       </td>
       <td class="mono">{pkg.version ?? '–'}</td>
-      <td>{build ? <a href={href.build(pkg.base, build.started)}>{ago(build.ended ?? build.started, now)}</a> : '–'}</td>
+      <td>
+        {build ? (
+          <a href={href.build(pkg.base, build.started)}>{ago(build.ended ?? build.started, now)}</a>
+        ) : (
+          '–'
+        )}
+      </td>
       <td class="wide-cell">{build ? duration(took(build, now)) : '–'}</td>
       {actions && (
         <td class="row-actions">
           {busy ? (
-            <button type="button" class="small" onClick={() => void act(`cancelled the build of ${pkg.base}`, () => getState().api.cancel(pkg.base))} aria-label={`Cancel the build of ${pkg.base}`}>
+            <button
+              type="button"
+              class="small"
+              onClick={() =>
+                void act(`cancelled the build of ${pkg.base}`, () => getState().api.cancel(pkg.base))
+              }
+              aria-label={`Cancel the build of ${pkg.base}`}
+            >
               Cancel
             </button>
           ) : (
-            <button type="button" class="small" onClick={() => void act(`building ${pkg.base}`, () => getState().api.startBuild([pkg.base]))} aria-label={`Build ${pkg.base}`}>
+            <button
+              type="button"
+              class="small"
+              onClick={() => void act(`building ${pkg.base}`, () => getState().api.startBuild([pkg.base]))}
+              aria-label={`Build ${pkg.base}`}
+            >
               Build
             </button>
           )}

@@ -3,7 +3,19 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError } from '../api';
 import { act, getState, useStore } from '../store';
 import { type BuildInfo, MAKEPKG_FLAGS, type PackageInfo } from '../types';
-import { ago, bytes, describeState, duration, href, localTime, navigate, StateBadge, took, useTick, useTitle } from '../util';
+import {
+  ago,
+  bytes,
+  describeState,
+  duration,
+  href,
+  localTime,
+  navigate,
+  StateBadge,
+  took,
+  useTick,
+  useTitle,
+} from '../util';
 import { HistoryChart } from './chart';
 
 export function PackagePage({ base }: { base: string }) {
@@ -20,7 +32,13 @@ export function PackagePage({ base }: { base: string }) {
   const mine = lastChange?.base === base ? changes : 0;
   useEffect(() => {
     let stale = false;
-    Promise.all([api.package(base), api.builds(base, 50), api.pkgbuild(base).catch((e: unknown) => (e instanceof ApiError && e.status === 404 ? '' : Promise.reject(e)))])
+    Promise.all([
+      api.package(base),
+      api.builds(base, 50),
+      api
+        .pkgbuild(base)
+        .catch((e: unknown) => (e instanceof ApiError && e.status === 404 ? '' : Promise.reject(e))),
+    ])
       .then(([info, list, text]) => {
         if (stale) return;
         setPkg(info);
@@ -50,7 +68,8 @@ export function PackagePage({ base }: { base: string }) {
   const latest = builds[0];
   const inFlight = queue.find((entry) => entry.base === base);
   const refresh = () => setReload((n) => n + 1);
-  const set = (key: string, value: unknown, what: string) => act(what, () => getState().api.set(base, key, value)).then(refresh);
+  const set = (key: string, value: unknown, what: string) =>
+    act(what, () => getState().api.set(base, key, value)).then(refresh);
 
   return (
     <section>
@@ -67,20 +86,40 @@ export function PackagePage({ base }: { base: string }) {
       {user && (
         <div class="actions bar">
           {inFlight ? (
-            <button type="button" class="danger" onClick={() => void act(`cancelled the build of ${base}`, () => getState().api.cancel(base))}>
+            <button
+              type="button"
+              class="danger"
+              onClick={() => void act(`cancelled the build of ${base}`, () => getState().api.cancel(base))}
+            >
               Cancel build
             </button>
           ) : (
             <>
-              <button type="button" class="primary" onClick={() => void act(`building ${base}`, () => getState().api.startBuild([base]))}>
+              <button
+                type="button"
+                class="primary"
+                onClick={() => void act(`building ${base}`, () => getState().api.startBuild([base]))}
+              >
                 Build
               </button>
-              <button type="button" onClick={() => void act(`building ${base} in a new container`, () => getState().api.startBuild([base], true))}>
+              <button
+                type="button"
+                onClick={() =>
+                  void act(`building ${base} in a new container`, () =>
+                    getState().api.startBuild([base], true),
+                  )
+                }
+              >
                 Clean build
               </button>
             </>
           )}
-          <button type="button" onClick={() => void set('enabled', !pkg.enabled, pkg.enabled ? `disabled ${base}` : `enabled ${base}`)}>
+          <button
+            type="button"
+            onClick={() =>
+              void set('enabled', !pkg.enabled, pkg.enabled ? `disabled ${base}` : `enabled ${base}`)
+            }
+          >
             {pkg.enabled ? 'Disable' : 'Enable'}
           </button>
           <button
@@ -88,7 +127,9 @@ export function PackagePage({ base }: { base: string }) {
             class="danger ghost"
             onClick={() => {
               if (confirm(`Remove ${base} with its builds, logs and repository files?`)) {
-                void act(`removed ${base}`, () => getState().api.remove(base)).then((ok) => ok && navigate(href.list()));
+                void act(`removed ${base}`, () => getState().api.remove(base)).then(
+                  (ok) => ok && navigate(href.list()),
+                );
               }
             }}
           >
@@ -98,8 +139,12 @@ export function PackagePage({ base }: { base: string }) {
       )}
       {inFlight && (
         <p class="card note">
-          {inFlight.phase === 'running' ? 'Building now' : inFlight.phase === 'queued' ? 'Waiting for a build slot' : `Waiting for ${inFlight.waiting_for.join(', ') || 'its session'}`} since{' '}
-          {ago(inFlight.started, now)} · <a href={href.build(base, inFlight.started)}>follow the log</a>
+          {inFlight.phase === 'running'
+            ? 'Building now'
+            : inFlight.phase === 'queued'
+              ? 'Waiting for a build slot'
+              : `Waiting for ${inFlight.waiting_for.join(', ') || 'its session'}`}{' '}
+          since {ago(inFlight.started, now)} · <a href={href.build(base, inFlight.started)}>follow the log</a>
         </p>
       )}
 
@@ -108,7 +153,15 @@ export function PackagePage({ base }: { base: string }) {
           <h2>About</h2>
           <dl>
             <dt>Source</dt>
-            <dd>{pkg.source_url ? <a href={pkg.source_url} rel="noreferrer noopener" target="_blank">{pkg.source}</a> : pkg.source}</dd>
+            <dd>
+              {pkg.source_url ? (
+                <a href={pkg.source_url} rel="noreferrer noopener" target="_blank">
+                  {pkg.source}
+                </a>
+              ) : (
+                pkg.source
+              )}
+            </dd>
             <dt>Members</dt>
             <dd>{pkg.members.length > 0 ? pkg.members.join(', ') : '–'}</dd>
             {pkg.upstream_url && (
@@ -159,7 +212,12 @@ export function PackagePage({ base }: { base: string }) {
                     </td>
                     <td>
                       <StateBadge state={build.state} />
-                      {(build.state.state === 'cancelled' || build.state.state === 'fatal') && <span class="muted small-text"> {describeState(build.state).replace(/^[a-z]+( \([a-z]+\))?: /, '')}</span>}
+                      {(build.state.state === 'cancelled' || build.state.state === 'fatal') && (
+                        <span class="muted small-text">
+                          {' '}
+                          {describeState(build.state).replace(/^[a-z]+( \([a-z]+\))?: /, '')}
+                        </span>
+                      )}
                     </td>
                     <td class="mono">{build.version ?? '–'}</td>
                     <td>{build.reason}</td>
@@ -179,13 +237,25 @@ export function PackagePage({ base }: { base: string }) {
         <summary>
           <h2>PKGBUILD</h2>
         </summary>
-        {pkgbuild ? <pre class="code">{pkgbuild}</pre> : <p class="muted">Not built yet: the PKGBUILD shows once a build is published.</p>}
+        {pkgbuild ? (
+          <pre class="code">{pkgbuild}</pre>
+        ) : (
+          <p class="muted">Not built yet: the PKGBUILD shows once a build is published.</p>
+        )}
       </details>
     </section>
   );
 }
 
-function Settings({ pkg, editable, set }: { pkg: PackageInfo; editable: boolean; set: (key: string, value: unknown, what: string) => Promise<void> }) {
+function Settings({
+  pkg,
+  editable,
+  set,
+}: {
+  pkg: PackageInfo;
+  editable: boolean;
+  set: (key: string, value: unknown, what: string) => Promise<void>;
+}) {
   const [schedule, setSchedule] = useState(pkg.schedule_changed ? pkg.schedule : '');
   const [prepare, setPrepare] = useState(pkg.prepare_commands ?? '');
   const [flags, setFlags] = useState<string[]>(pkg.makepkg_flags);
@@ -199,7 +269,12 @@ function Settings({ pkg, editable, set }: { pkg: PackageInfo; editable: boolean;
     ['private', 'Private', pkg.private, 'hide the prepare commands from readers'],
     ['dependency', 'Dependency', pkg.dependency, 'added as a dependency of another package'],
     ['devel', 'Development package', pkg.devel, 'rebuilt when its VCS sources change'],
-    ['srcinfooverride', 'Override .SRCINFO', pkg.srcinfo_override, 'generate the .SRCINFO instead of using the one in the source'],
+    [
+      'srcinfooverride',
+      'Override .SRCINFO',
+      pkg.srcinfo_override,
+      'generate the .SRCINFO instead of using the one in the source',
+    ],
   ];
   return (
     <form class="card settings" onSubmit={(event) => event.preventDefault()}>
@@ -208,7 +283,17 @@ function Settings({ pkg, editable, set }: { pkg: PackageInfo; editable: boolean;
         <legend class="sr-only">Switches</legend>
         {toggles.map(([key, label, value, hint]) => (
           <label class="check" key={key} title={hint}>
-            <input type="checkbox" checked={value} onChange={(event) => void set(key, (event.target as HTMLInputElement).checked, `${label}: ${(event.target as HTMLInputElement).checked ? 'on' : 'off'}`)} />
+            <input
+              type="checkbox"
+              checked={value}
+              onChange={(event) =>
+                void set(
+                  key,
+                  (event.target as HTMLInputElement).checked,
+                  `${label}: ${(event.target as HTMLInputElement).checked ? 'on' : 'off'}`,
+                )
+              }
+            />
             {label} <small class="muted">{hint}</small>
           </label>
         ))}
@@ -216,14 +301,36 @@ function Settings({ pkg, editable, set }: { pkg: PackageInfo; editable: boolean;
       <fieldset disabled={!editable}>
         <label for="schedule">Schedule (cron with seconds, UTC; empty for the default)</label>
         <div class="inline">
-          <input id="schedule" class="mono" value={schedule} placeholder={pkg.schedule} onInput={(event) => setSchedule((event.target as HTMLInputElement).value)} />
-          <button type="button" onClick={() => void set('schedule', schedule.trim() === '' ? null : schedule.trim(), 'schedule saved')}>
+          <input
+            id="schedule"
+            class="mono"
+            value={schedule}
+            placeholder={pkg.schedule}
+            onInput={(event) => setSchedule((event.target as HTMLInputElement).value)}
+          />
+          <button
+            type="button"
+            onClick={() =>
+              void set('schedule', schedule.trim() === '' ? null : schedule.trim(), 'schedule saved')
+            }
+          >
             Save
           </button>
         </div>
         <label for="prepare">Prepare commands (run before makepkg)</label>
-        <textarea id="prepare" class="mono" rows={3} value={prepare} onInput={(event) => setPrepare((event.target as HTMLTextAreaElement).value)} />
-        <button type="button" onClick={() => void set('prepare', prepare.trim() === '' ? null : prepare, 'prepare commands saved')}>
+        <textarea
+          id="prepare"
+          class="mono"
+          rows={3}
+          value={prepare}
+          onInput={(event) => setPrepare((event.target as HTMLTextAreaElement).value)}
+        />
+        <button
+          type="button"
+          onClick={() =>
+            void set('prepare', prepare.trim() === '' ? null : prepare, 'prepare commands saved')
+          }
+        >
           Save prepare commands
         </button>
       </fieldset>
@@ -235,7 +342,9 @@ function Settings({ pkg, editable, set }: { pkg: PackageInfo; editable: boolean;
               type="checkbox"
               checked={flags.includes(flag)}
               onChange={(event) => {
-                const next = (event.target as HTMLInputElement).checked ? [...flags, flag] : flags.filter((f) => f !== flag);
+                const next = (event.target as HTMLInputElement).checked
+                  ? [...flags, flag]
+                  : flags.filter((f) => f !== flag);
                 setFlags(next);
                 void set('flags', next, 'makepkg flags saved');
               }}

@@ -87,7 +87,16 @@ export function QueuePage() {
                   <td>{duration(now - new Date(entry.started).getTime())}</td>
                   {user && (
                     <td class="row-actions">
-                      <button type="button" class="small danger" onClick={() => void act(`cancelled the build of ${entry.base}`, () => getState().api.cancel(entry.base))} aria-label={`Cancel the build of ${entry.base}`}>
+                      <button
+                        type="button"
+                        class="small danger"
+                        onClick={() =>
+                          void act(`cancelled the build of ${entry.base}`, () =>
+                            getState().api.cancel(entry.base),
+                          )
+                        }
+                        aria-label={`Cancel the build of ${entry.base}`}
+                      >
                         Cancel
                       </button>
                     </td>
@@ -128,7 +137,12 @@ export function QueuePage() {
                   </td>
                   <td>
                     <StateBadge state={build.state} />
-                    {build.state.state === 'cancelled' && <span class="muted small-text"> {describeState(build.state).replace(/^cancelled: /, '')}</span>}
+                    {build.state.state === 'cancelled' && (
+                      <span class="muted small-text">
+                        {' '}
+                        {describeState(build.state).replace(/^cancelled: /, '')}
+                      </span>
+                    )}
                   </td>
                   <td class="mono">{build.version ?? '–'}</td>
                   <td>{build.reason}</td>

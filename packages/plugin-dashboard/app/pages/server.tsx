@@ -46,9 +46,16 @@ export function ServerPage() {
   }
   if (!server) return <p class="muted">Loading…</p>;
   const repository = `${API_ROOT}/${server.architecture}`;
-  const conf = [`[${server.name}]`, ...(server.signed ? [] : ['SigLevel = Never']), `Server = ${repository}`].join('\n');
+  const conf = [
+    `[${server.name}]`,
+    ...(server.signed ? [] : ['SigLevel = Never']),
+    `Server = ${repository}`,
+  ].join('\n');
   const key = server.fingerprint
-    ? [`curl -fsSL ${API_ROOT}/key | sudo pacman-key --add -`, `sudo pacman-key --lsign-key ${server.fingerprint}`].join('\n')
+    ? [
+        `curl -fsSL ${API_ROOT}/key | sudo pacman-key --add -`,
+        `sudo pacman-key --lsign-key ${server.fingerprint}`,
+      ].join('\n')
     : undefined;
   return (
     <section>
@@ -80,14 +87,16 @@ export function ServerPage() {
           <ul>
             {server.engines.map((engine) => (
               <li key={`${engine.name} ${engine.architecture}`}>
-                <span class="mono">{engine.name}</span> builds for <span class="mono">{engine.architecture}</span>
+                <span class="mono">{engine.name}</span> builds for{' '}
+                <span class="mono">{engine.architecture}</span>
               </li>
             ))}
           </ul>
           <h2>Signing key</h2>
           {server.fingerprint ? (
             <p>
-              Packages and the database are signed. Fingerprint: <code class="fingerprint">{server.fingerprint.replace(/(.{4})/g, '$1 ').trim()}</code>
+              Packages and the database are signed. Fingerprint:{' '}
+              <code class="fingerprint">{server.fingerprint.replace(/(.{4})/g, '$1 ').trim()}</code>
             </p>
           ) : (
             <p>Packages are not signed (no key is configured).</p>

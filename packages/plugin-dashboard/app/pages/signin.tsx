@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { signIn, useStore } from '../store';
 import { href, navigate, useTitle } from '../util';
 
@@ -9,6 +9,9 @@ export function SignInPage() {
   const [remember, setRemember] = useState(false);
   const [error, setError] = useState<string | undefined>(undefined);
   const [busy, setBusy] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  // the field is what this page is for: the cursor starts there
+  useEffect(() => input.current?.focus(), []);
   const submit = async (event: Event) => {
     event.preventDefault();
     if (secret.trim() === '') {
@@ -26,27 +29,33 @@ export function SignInPage() {
     <section class="narrow">
       <h1 tabIndex={-1}>Sign in to {info?.name ?? 'serene'}</h1>
       <p>
-        {needsSignIn ? 'This server shows its packages only to authorized users.' : 'Signing in lets you build, cancel, change and add packages.'} Use
-        the secret of a machine whose hash is in the server’s <code>authorized_secrets</code> (the content of{' '}
-        <code>~/.local/share/serene/secret.txt</code>; <code>serene host secret</code> prints its line).
+        {needsSignIn
+          ? 'This server shows its packages only to authorized users.'
+          : 'Signing in lets you build, cancel, change and add packages.'}{' '}
+        Use the secret of a machine whose hash is in the server’s <code>authorized_secrets</code> (the content
+        of <code>~/.local/share/serene/secret.txt</code>; <code>serene host secret</code> prints its line).
       </p>
       <form class="card stack" onSubmit={submit}>
         <label for="secret">API secret</label>
         <input
           id="secret"
+          ref={input}
           type="password"
           autoComplete="current-password"
           value={secret}
           onInput={(event) => setSecret((event.target as HTMLInputElement).value)}
           aria-invalid={shown ? 'true' : undefined}
           aria-describedby={shown ? 'secret-error' : 'secret-hint'}
-          autoFocus
         />
         <small id="secret-hint" class="muted">
           Kept only in this browser and sent to this server only, as the <code>Authorization</code> header.
         </small>
         <label class="check">
-          <input type="checkbox" checked={remember} onChange={(event) => setRemember((event.target as HTMLInputElement).checked)} />
+          <input
+            type="checkbox"
+            checked={remember}
+            onChange={(event) => setRemember((event.target as HTMLInputElement).checked)}
+          />
           Remember on this device (otherwise until this tab closes)
         </label>
         {shown && (
