@@ -65,39 +65,53 @@ const round1 = (value) => Math.round(value * 10) / 10;
 
 const core = await import(CORE);
 const { createInstantRunner } = await import(INSTANT_RUNNER);
-const { createRepoHttp, secretToken } = await import(REPO_HTTP);
+const { createHttpListener, createRepoHttp, secretToken } = await import(REPO_HTTP);
 const { createDashboard } = await import(DASHBOARD);
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-bench-dashboard-'));
-const store = core.createKnexStore({ filename: path.join(work, 'serene.db') });
-await store.open();
 const runner = createInstantRunner();
-const publisher = core.createFilesystemRepository({ dir: path.join(work, 'repository') });
-await publisher.init();
-const sources = core.createSourceFactory({
-  generateSrcinfo: (dir) => runner.printSrcinfo(dir),
-  aur: { baseUrl: 'http://127.0.0.1:9' },
-});
-const orchestrator = new core.BuildOrchestrator({
-  store,
-  sources,
-  runner,
-  publisher,
-  sourcesDir: path.join(work, 'sources'),
-  workDir: path.join(work, 'work'),
-});
-const service = new core.PackageService({
-  store,
-  sources,
-  orchestrator,
-  publisher,
-  runner,
-  scheduling: {
-    reschedule: () => {},
-    effectiveSchedule: (pkg) => pkg.schedule ?? '0 0 0 * * *',
-    validate: () => {},
+// the production composition (orchestrator, package service), with the dashboard as the host mounts it
+const serene = core.createSerene(
+  {
+    store: core.createKnexStore({ filename: path.join(work, 'serene.db') }),
+    runner,
+    publisher: core.createFilesystemRepository({ dir: path.join(work, 'repository') }),
+    sources: core.createSourceFactory({
+      generateSrcinfo: (dir) => runner.printSrcinfo(dir),
+      aur: { baseUrl: 'http://127.0.0.1:9' },
+    }),
   },
-  sourcesDir: path.join(work, 'sources'),
-});
+  {
+    arch: 'x86_64',
+    name: 'serene',
+    sourcesDir: path.join(work, 'sources'),
+    workDir: path.join(work, 'work'),
+    schedulingDisabled: true,
+  },
+);
+const { store } = serene;
+const secretsFile = path.join(work, 'authorized_secrets');
+await fs.writeFile(secretsFile, `${secretToken(SECRET)} bench\n`);
+const listener = serene.add(
+  createHttpListener({
+    http: createRepoHttp({
+      service: serene.service,
+      bus: serene.bus,
+      publisher: serene.publisher,
+      repositoryDir: path.join(work, 'repository'),
+      arch: 'x86_64',
+      name: 'serene',
+      version: 'bench',
+      started: new Date(),
+      allowReads: false,
+      authorizedSecretsFile: secretsFile,
+      plugins: [createDashboard()],
+    }),
+    port: 0,
+    host: '127.0.0.1',
+    graceMs: 0,
+  }),
+);
+await serene.start();
 const day = Date.UTC(2025, 0, 1);
 await store.transaction(async (tx) => {
   for (let i = 0; i < count; i++) {
@@ -147,24 +161,7 @@ await store.transaction(async (tx) => {
     });
   }
 });
-const secretsFile = path.join(work, 'authorized_secrets');
-await fs.writeFile(secretsFile, `${secretToken(SECRET)} bench\n`);
-const repoHttp = createRepoHttp({
-  service,
-  bus: orchestrator.bus,
-  publisher,
-  repositoryDir: path.join(work, 'repository'),
-  arch: 'x86_64',
-  name: 'serene',
-  version: 'bench',
-  started: new Date(),
-  allowReads: false,
-  authorizedSecretsFile: secretsFile,
-});
-repoHttp.app.use((await createDashboard()).middleware);
-const server = http.createServer(repoHttp.app.callback());
-await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-const url = `http://127.0.0.1:${server.address().port}`;
+const url = `http://127.0.0.1:${listener.port()}`;
 
 // --- the peers ------------------------------------------------------------------------------------
 
@@ -304,10 +301,7 @@ for (let i = 0; i < 20; i++) {
   );
 }
 await context.close();
-server.closeAllConnections();
-server.close();
-await repoHttp.close();
-await store.close();
+await serene.stop();
 await fs.rm(work, { recursive: true, force: true });
 
 const results = {

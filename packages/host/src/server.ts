@@ -18,6 +18,7 @@ import {
   type Serene,
   type SereneParts,
 } from '@serene/core';
+import { createDashboard } from '@serene/plugin-dashboard';
 import { createDockerRunner } from '@serene/plugin-docker';
 import { createHttpListener, createRepoHttp, type HttpPlugin, type RepoHttp } from '@serene/plugin-repo-http';
 import { loadSigner } from '@serene/plugin-signing';
@@ -139,6 +140,7 @@ export function httpPlugins(serene: Serene, config: HostConfig): HttpPlugin[] {
           arch: config.arch,
         })
       : undefined,
+    config.dashboard ? createDashboard() : undefined,
   ].filter((plugin) => plugin !== undefined);
 }
 

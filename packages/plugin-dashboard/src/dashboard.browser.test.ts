@@ -58,12 +58,11 @@ describeBrowser(
     beforeAll(async () => {
       root = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-dashboard-'));
       await bundleDashboard({ outDir: path.join(root, 'public') });
-      const dashboard = await createDashboard({ assetsDir: path.join(root, 'public') });
+      const dashboard = createDashboard({ assetsDir: path.join(root, 'public') });
       h = await startHarness({
         packages: ['alpha', 'beta', 'broken', 'gamma', 'zeta'].map((base) => ({ base, pkgver: '1.0' })),
         behaviour: (base) => (base === 'broken' ? 'failure' : 'success'),
-        middleware: [dashboard.middleware],
-        http: { signer: fakeSigner() },
+        http: { signer: fakeSigner(), plugins: [dashboard] },
         // what a container's cgroup would report, so that the chart has memory to show
         stats: (base) => ({
           memoryPeak: (base.length * 40 + Math.round(Math.random() * 60)) * 1024 * 1024,
