@@ -6,6 +6,8 @@
 import type {
   BuildInfo,
   BuildState,
+  HeldUpdate,
+  HeldUpdateReview,
   PackageInfo,
   PackagePeek,
   QueueEntry,
@@ -110,6 +112,13 @@ export class Api {
     this.json<null>('POST', `/package/${seg(base)}/set`, { key, value });
   remove = (base: string) => this.json<null>('DELETE', `/package/${seg(base)}`);
   add = (request: unknown) => this.json<PackageInfo[]>('POST', '/package/add', request);
+  // the update gate (issue 17): 404 on servers without it
+  reviews = () => this.json<HeldUpdate[]>('GET', '/review');
+  review = (base: string) => this.json<HeldUpdateReview>('GET', `/review/${seg(base)}`);
+  approve = (base: string, revision: string) =>
+    this.json<unknown>('POST', `/review/${seg(base)}/approve`, { revision });
+  reject = (base: string, revision: string) =>
+    this.json<unknown>('POST', `/review/${seg(base)}/reject`, { revision });
 }
 
 /** One server-sent event. */

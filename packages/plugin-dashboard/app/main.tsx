@@ -10,6 +10,7 @@ import { BuildPage } from './pages/build';
 import { ListPage } from './pages/list';
 import { PackagePage } from './pages/package';
 import { QueuePage } from './pages/queue';
+import { HeldPage, ReviewPage } from './pages/review';
 import { ServerPage } from './pages/server';
 import { SignInPage } from './pages/signin';
 import { boot, signOut, useStore } from './store';
@@ -62,6 +63,10 @@ function Page({ route }: { route: Route }) {
       return <ServerPage />;
     case 'add':
       return <AddPage />;
+    case 'review':
+      return <ReviewPage />;
+    case 'held':
+      return <HeldPage base={route.base} />;
     case 'missing':
       return (
         <section>
@@ -76,7 +81,7 @@ function Page({ route }: { route: Route }) {
 
 function App() {
   const route = useRoute();
-  const { info, user, live, queue, toasts, needsSignIn } = useStore();
+  const { info, user, live, queue, toasts, needsSignIn, held } = useStore();
   const main = useRef<HTMLElement>(null);
   // after a page change, focus goes to its heading (keyboard and screen reader users start there)
   const first = useRef(true);
@@ -123,6 +128,17 @@ function App() {
                 </span>
               )}
             </a>
+            {held && (
+              <a href={href.review()} aria-current={current(['review', 'held'])}>
+                Review
+                {held.length > 0 && (
+                  <span class="count">
+                    {held.length}
+                    <span class="sr-only"> held updates</span>
+                  </span>
+                )}
+              </a>
+            )}
             <a href={href.server()} aria-current={current('server')}>
               Server
             </a>

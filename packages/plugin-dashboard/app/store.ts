@@ -4,7 +4,7 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import { Api, ApiError, forgetSecret, readEventStream, storedSecret, storeSecret } from './api';
-import type { PackagePeek, QueueEntry, SereneInfo, StateEvent } from './types';
+import type { HeldUpdate, PackagePeek, QueueEntry, SereneInfo, StateEvent } from './types';
 
 export interface Toast {
   id: number;
@@ -24,6 +24,8 @@ export interface State {
   signInError: string | undefined;
   packages: PackagePeek[] | undefined;
   packagesError: string | undefined;
+  /** held updates of the update gate; undefined when the server has no gate */
+  held: HeldUpdate[] | undefined;
   queue: QueueEntry[];
   /** the live stream is connected */
   live: boolean;
@@ -42,6 +44,7 @@ let state: State = {
   signInError: undefined,
   packages: undefined,
   packagesError: undefined,
+  held: undefined,
   queue: [],
   live: false,
   changes: 0,
@@ -178,11 +181,21 @@ function restart(): void {
 }
 
 function start(list?: PackagePeek[]): void {
+  void loadHeld();
   if (list) update({ packages: list, packagesError: undefined });
   else void loadPackages();
   const controller = new AbortController();
   stream = controller;
   void follow(controller.signal);
+}
+
+/** Loads the held updates (again); a server without the update gate answers 404: no Review tab. */
+export async function loadHeld(): Promise<void> {
+  try {
+    update({ held: await state.api.reviews() });
+  } catch {
+    update({ held: undefined });
+  }
 }
 
 /** Loads the package list (again). */
@@ -200,6 +213,7 @@ export function refreshSoon(ms = 800): void {
   refreshTimer = setTimeout(() => {
     refreshTimer = undefined;
     void loadPackages();
+    if (state.held !== undefined) void loadHeld();
   }, ms);
 }
 

@@ -109,3 +109,22 @@ export const MAKEPKG_FLAGS = [
   'skipinteg',
   'skippgpcheck',
 ] as const;
+
+/**
+ * A held update of the update gate (issue 17; `GET /review`), as far as the dashboard shows it.
+ * Servers without the gate answer `GET /review` with 404 and the page shows no Review tab.
+ */
+export interface HeldUpdate {
+  base: string;
+  revision: string;
+  version: string;
+  base_revision: string | null;
+  reasons: { kind: string; message: string; until?: string }[];
+  detected: string;
+  modified: string;
+  files: { status: string; path: string }[];
+}
+
+export interface HeldUpdateReview extends HeldUpdate {
+  diff: string;
+}

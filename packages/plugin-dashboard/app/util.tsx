@@ -12,6 +12,8 @@ export type Route =
   | { page: 'server' }
   | { page: 'add' }
   | { page: 'signin' }
+  | { page: 'review' }
+  | { page: 'held'; base: string }
   | { page: 'missing'; path: string };
 
 export function parseRoute(hash: string): Route {
@@ -51,6 +53,8 @@ export const href = {
   server: () => '#/server',
   add: () => '#/add',
   signin: () => '#/signin',
+  review: () => '#/review',
+  held: (base: string) => `#/review/${encodeURIComponent(base)}`,
 };
 
 export function navigate(to: string): void {
