@@ -322,6 +322,7 @@ const results = {
   loadavg: os.loadavg().map(round1),
   listBytes,
   page: {
+    listArrivedMedianMs: round1(median(arrivedTimes)),
     loadMedianMs: round1(median(loadTimes)),
     loadBestMs: round1(Math.min(...loadTimes)),
     loadMs: loadTimes.map(round1),
