@@ -17,7 +17,6 @@
 // bench/out/dashboard/results.json.
 import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';

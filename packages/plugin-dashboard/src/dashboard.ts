@@ -149,7 +149,7 @@ export function createDashboard(options: DashboardOptions = {}): Dashboard {
     ctx.set('Vary', 'Accept-Encoding');
     ctx.type = asset.type;
     const match = ctx.get('If-None-Match');
-    if (match && match.split(',').some((tag) => tag.trim() === asset.etag)) {
+    if (match?.split(',').some((tag) => tag.trim() === asset.etag)) {
       ctx.status = 304;
       return;
     }

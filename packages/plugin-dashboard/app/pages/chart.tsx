@@ -41,7 +41,6 @@ export function HistoryChart({ builds }: { builds: BuildInfo[] }) {
             width={bar}
             height={height}
           >
-            {/* biome-ignore lint/a11y/noSvgWithoutTitle: the tooltip's text is made at run time */}
             <title>{text(i)}</title>
           </rect>
         );
