@@ -60,7 +60,10 @@ describeBrowser(
       await bundleDashboard({ outDir: path.join(root, 'public') });
       const dashboard = createDashboard({ assetsDir: path.join(root, 'public') });
       h = await startHarness({
-        packages: ['alpha', 'beta', 'broken', 'gamma', 'zeta'].map((base) => ({ base, pkgver: '1.0' })),
+        packages: ['alpha', 'beta', 'broken', 'gamma', 'zeta', 'omega'].map((base) => ({
+          base,
+          pkgver: '1.0',
+        })),
         behaviour: (base) => (base === 'broken' ? 'failure' : 'success'),
         http: { signer: fakeSigner(), plugins: [dashboard] },
         // what a container's cgroup would report, so that the chart has memory to show
@@ -257,6 +260,22 @@ describeBrowser(
       await page.keyboard.press('Tab');
       expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
       expect(foreign).toEqual([]);
+    });
+
+    it('adds a package from the AUR and removes one', async () => {
+      await page.getByRole('link', { name: 'Add', exact: true }).click();
+      await page.getByRole('heading', { name: 'Add a package' }).waitFor();
+      await page.getByLabel('AUR package name').fill('omega');
+      await page.getByLabel('Build it now').uncheck();
+      await page.getByRole('button', { name: 'Add', exact: true }).click();
+      await page.getByRole('heading', { name: /^omega/ }).waitFor();
+      expect((await h.service.get('omega')).record.base).toBe('omega');
+      // removing asks first
+      page.once('dialog', (dialog) => void dialog.accept());
+      await page.getByRole('button', { name: 'Remove' }).click();
+      await page.getByRole('heading', { name: 'Packages' }).waitFor();
+      await until(async () => (await h.ask('/package/omega')).status === 404);
+      expect(await page.locator('table.list td.name a', { hasText: 'omega' }).count()).toBe(0);
     });
 
     it('signs out, and the page asks for the secret again', async () => {

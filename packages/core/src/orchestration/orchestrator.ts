@@ -513,13 +513,14 @@ export class BuildOrchestrator {
     try {
       job.phase = 'queued';
       release = await this.slots.acquire(job.controller.signal);
-      job.phase = 'running';
       // the timeout counts from the start of the run, not from the wait for a slot
       timer = setTimeout(() => {
         job.abortReason ??= 'timeout';
         job.controller.abort(new Error('timeout'));
       }, this.buildTimeoutMs);
       await this.setState(job, { state: 'running', info: 'build' });
+      // running from the state the store and the bus say so (the queue shows both together)
+      job.phase = 'running';
       output = await this.createOutputDir();
       const record = job.record;
       const clean = settings.clean || record.clean || this.forceClean;
