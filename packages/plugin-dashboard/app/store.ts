@@ -300,9 +300,25 @@ function applyChange(event: StateEvent): void {
   // a finished build may have published a new version: the list says so after a refresh
   if (done) refreshSoon();
   // a queue entry whose phase the event cannot tell (waiting or queued) is asked for
-  if (!done && index < 0)
-    void state.api
-      .queue()
-      .then((fresh) => update({ queue: fresh }))
-      .catch(() => undefined);
+  if (!done && index < 0) void refreshQueue();
+}
+
+/**
+ * Asks for the queue, and takes the answer only when no state change arrived while it was on its
+ * way (else it could bring back a build that has just ended); tries again a few times.
+ */
+async function refreshQueue(): Promise<void> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const seen = state.changes;
+    let fresh: QueueEntry[];
+    try {
+      fresh = await state.api.queue();
+    } catch {
+      return;
+    }
+    if (state.changes === seen) {
+      update({ queue: fresh });
+      return;
+    }
+  }
 }

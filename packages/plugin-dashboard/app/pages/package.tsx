@@ -1,7 +1,7 @@
 /** One package: its state and actions, settings, history (chart and table), and PKGBUILD. */
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError } from '../api';
-import { act, getState, useStore } from '../store';
+import { act, getState, loadPackages, refreshSoon, useStore } from '../store';
 import { type BuildInfo, MAKEPKG_FLAGS, type PackageInfo } from '../types';
 import {
   ago,
@@ -69,7 +69,11 @@ export function PackagePage({ base }: { base: string }) {
   const inFlight = queue.find((entry) => entry.base === base);
   const refresh = () => setReload((n) => n + 1);
   const set = (key: string, value: unknown, what: string) =>
-    act(what, () => getState().api.set(base, key, value)).then(refresh);
+    act(what, () => getState().api.set(base, key, value)).then(() => {
+      refresh();
+      // the list shows enabled and devel too
+      refreshSoon(0);
+    });
 
   return (
     <section>
@@ -127,9 +131,11 @@ export function PackagePage({ base }: { base: string }) {
             class="danger ghost"
             onClick={() => {
               if (confirm(`Remove ${base} with its builds, logs and repository files?`)) {
-                void act(`removed ${base}`, () => getState().api.remove(base)).then(
-                  (ok) => ok && navigate(href.list()),
-                );
+                void act(`removed ${base}`, () => getState().api.remove(base)).then((ok) => {
+                  if (!ok) return;
+                  void loadPackages();
+                  navigate(href.list());
+                });
               }
             }}
           >
