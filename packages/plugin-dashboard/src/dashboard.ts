@@ -1,7 +1,7 @@
 /**
  * Serves the bundled dashboard (dist/public: index.html, app.js, app.css, icon.svg) under a base
  * path, from memory: the files are read once, compressed once, and answered with an ETag, so a
- * reload costs a 304. See docs/adr/0008-dashboard.md for why it is served this way.
+ * reload costs a 304. See docs/adr/0010-dashboard.md for why it is served this way.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
