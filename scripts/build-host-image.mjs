@@ -226,7 +226,14 @@ async function localBase() {
 // --- the inputs: the files the root .dockerignore lets into the context ---
 
 /** The workspaces in the image (the root .dockerignore names the same). */
-const WORKSPACES = ['core', 'plugin-signing', 'plugin-docker', 'plugin-repo-http', 'host'];
+const WORKSPACES = [
+  'core',
+  'plugin-signing',
+  'plugin-docker',
+  'plugin-repo-http',
+  'plugin-dashboard',
+  'host',
+];
 
 /** Files of the build context, as repository-relative paths (mirrors the root .dockerignore). */
 async function contextFiles() {
@@ -245,6 +252,9 @@ async function contextFiles() {
   // the CLI's sources, bundled into the image for the serene-cli package (BUILD_CLI)
   files.push('packages/cli/tsconfig.json');
   await walk('packages/cli/src');
+  // the dashboard's app and its bundle script go into the image's build too
+  await walk('packages/plugin-dashboard/app');
+  await walk('packages/plugin-dashboard/scripts');
   return files.sort();
 }
 

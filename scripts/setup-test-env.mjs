@@ -25,6 +25,8 @@ const PROGRAMS = {
   xz: 'xz-utils',
   git: 'git',
   debootstrap: 'debootstrap',
+  // the dashboard's browser test (packages/plugin-dashboard)
+  chromium: 'chromium',
 };
 
 const BUILD_USER = 'serene-build';

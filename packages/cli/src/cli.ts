@@ -7,6 +7,7 @@ import { registerCompletionsCommand } from './completions.js';
 import { registerInfoCommand } from './info.js';
 import { type CliIo, EXIT_OK, EXIT_USAGE, processIo } from './io.js';
 import { registerPackageCommands } from './packages.js';
+import { registerQueueCommands } from './queue.js';
 import { registerRepoCommand } from './repo.js';
 import { registerReviewCommands } from './review.js';
 import { registerServerCommands } from './server.js';
@@ -44,6 +45,7 @@ export function createProgram(
     .exitOverride();
   // subcommands inherit the output, exit and help settings above (they are created after them)
   registerPackageCommands(program, io, setExitCode, tuning);
+  registerQueueCommands(program, io, setExitCode);
   registerInfoCommand(program, io, setExitCode);
   registerServerCommands(program, io, setExitCode);
   registerRepoCommand(program, io, setExitCode);

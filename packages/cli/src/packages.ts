@@ -19,6 +19,7 @@ import {
 } from './client.js';
 import { buildAgo, colourState, stateWord, styleFor, table } from './format.js';
 import { type CliIo, EXIT_OK } from './io.js';
+import { listRecentBuilds, parseCount } from './queue.js';
 import type { PackageAddRequest, PackageBuildRequest, PackageInfo, PackagePeek } from './wire.js';
 
 const WAIT_HELP = `
@@ -201,8 +202,14 @@ export function registerPackageCommands(
 ): void {
   program
     .command('list')
-    .description('list the packages of the server')
-    .action(apiAction(io, setExitCode, (context) => listPackages(context)));
+    .description('list the packages of the server (with -b: the newest builds of every package)')
+    .option('-b, --builds', 'list the newest builds of every package, newest first')
+    .option('-n, --count <n>', 'with --builds: how many (1 to 1000)', '50')
+    .action(
+      apiAction(io, setExitCode, (context, options: { builds?: boolean; count: string }) =>
+        options.builds ? listRecentBuilds(context, parseCount(options.count)) : listPackages(context),
+      ),
+    );
 
   program
     .command('add')

@@ -160,3 +160,21 @@ export type LiveEvent =
   | { event: 'change'; data: BuildState }
   | { event: 'log'; data: string }
   | { event: 'ping'; data: null };
+
+/** An entry of `GET /queue` (beyond the original): a build queued or running. */
+export interface QueueEntry {
+  base: string;
+  started: string;
+  reason: string;
+  state: BuildState;
+  /** `waiting` for builds of its session, `queued` for a build slot, `running` */
+  phase: 'waiting' | 'queued' | 'running';
+  waiting_for: string[];
+  engine: string;
+  architecture: string;
+}
+
+/** An entry of `GET /builds` (beyond the original): a build with its package. */
+export interface RecentBuild extends BuildInfo {
+  base: string;
+}

@@ -23,6 +23,9 @@ export class NotFoundError extends SereneError {}
 /** The request conflicts with the current state (already added, locked in a session). */
 export class ConflictError extends SereneError {}
 
+/** A build was to be cancelled, but the package has none queued or running. Maps to 409. */
+export class NotRunningError extends ConflictError {}
+
 /** No credentials were given. Maps to 401. */
 export class AuthenticationError extends SereneError {}
 

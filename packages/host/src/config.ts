@@ -245,6 +245,10 @@ export const SETTINGS = {
     meaning: 'serve GET /metrics (Prometheus text format)',
     ours: true,
   }),
+  dashboard: setting('DASHBOARD', bool(), true, {
+    meaning: 'serve the web dashboard at /dashboard/ (docs/dashboard.md)',
+    ours: true,
+  }),
 
   // --- repository ---
   arch: setting(

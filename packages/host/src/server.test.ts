@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { type BuildRecord, createKnexStore, RESTART_MESSAGE, SHUTDOWN_MESSAGE } from '@serene/core';
@@ -97,6 +98,30 @@ describe('the host', () => {
       /^serene_http_requests_total\{method="GET",route="\/package\/list",status="401"\} 1$/m,
     );
     expect(text).toMatch(/^serene_process_resident_memory_bytes /m);
+  });
+
+  it('serves the dashboard at /dashboard/ unless DASHBOARD=false; the API is the same either way', async () => {
+    // the bundle as `npm run build` leaves it (built here when this checkout has not been built)
+    const { DEFAULT_ASSETS_DIR } = await import('@serene/plugin-dashboard');
+    if (!existsSync(path.join(DEFAULT_ASSETS_DIR, 'index.html'))) {
+      // @ts-expect-error: a plain ES module script without types
+      const { bundleDashboard } = await import('../../plugin-dashboard/scripts/bundle.mjs');
+      await bundleDashboard();
+    }
+    const data = await createDataDir();
+    cleanups.push(data.cleanup);
+    const server = await start(data.dataDir);
+    const page = await fetch(`${server.url}/dashboard/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("connect-src 'self'");
+    expect(await page.text()).toContain('<script type="module" src="app.js">');
+    expect((await fetch(`${server.url}/dashboard/app.js`)).status).toBe(200);
+    expect((await fetch(`${server.url}/dashboard`, { redirect: 'manual' })).status).toBe(301);
+    await server.close();
+
+    const off = await start(data.dataDir, { DASHBOARD: 'false' });
+    expect((await fetch(`${off.url}/dashboard/`)).status).toBe(404);
+    expect((await api(off.url, '/queue')).json).toEqual([]);
   });
 
   it('builds an AUR package with its AUR dependency, counts it, writes the logs, and keeps it all over a restart', async () => {

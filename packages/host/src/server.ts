@@ -18,6 +18,7 @@ import {
   type Serene,
   type SereneParts,
 } from '@serene/core';
+import { createDashboard } from '@serene/plugin-dashboard';
 import { createDockerRunner } from '@serene/plugin-docker';
 import {
   checkAuthorizedSecretsFile,
@@ -151,6 +152,7 @@ export function httpPlugins(serene: Serene, config: HostConfig): HttpPlugin[] {
           arch: config.arch,
         })
       : undefined,
+    config.dashboard ? createDashboard() : undefined,
   ].filter((plugin) => plugin !== undefined);
 }
 

@@ -16,6 +16,7 @@ import Koa, { type Context, type Middleware } from 'koa';
 import { type Access, AuthorizedSecrets, authorize, authorizeWebhook, webhookSecret } from './auth.js';
 import { DEFAULT_BODY_LIMIT, readBody } from './body.js';
 import { errorMiddleware } from './errors.js';
+import { LiveEvents } from './live-events.js';
 import { heldNotice, LiveLogs } from './live-logs.js';
 import { Memo } from './memo.js';
 import { openApiDocument } from './openapi.js';
@@ -30,8 +31,18 @@ import {
   quote,
   ReviewDecisionRequestSchema,
   type SereneInfo,
+  type ServerDetails,
 } from './schemas.js';
-import { buildInfo, formatTime, heldUpdate, packageInfo, packagePeek, packagePolicy } from './wire.js';
+import {
+  buildInfo,
+  formatTime,
+  heldUpdate,
+  packageInfo,
+  packagePeek,
+  packagePolicy,
+  queueEntry,
+  recentBuild,
+} from './wire.js';
 
 /**
  * What {@link createRepoHttp} returns: the application, and a part of serene's lifecycle that
@@ -72,6 +83,22 @@ function nameParam(ctx: RouterContext): string {
   return name;
 }
 
+/** A whole-number query parameter from 0 to `max`, or undefined when absent. */
+function countParam(ctx: Context, key: string, max: number): number | undefined {
+  const raw = ctx.query[key];
+  if (raw === undefined) return undefined;
+  const text = Array.isArray(raw) ? (raw[0] ?? '') : raw;
+  if (!/^\d{1,10}$/.test(text) || Number(text) > max) {
+    throw new InputError(
+      `Query deserialize error: ${key} must be a whole number from 0 to ${max}, not ${quote(text)}`,
+    );
+  }
+  return Number(text);
+}
+
+/** Most builds `GET /builds` answers with at once. */
+export const MAX_RECENT_BUILDS = 1000;
+
 /** Answers 200 with an empty body (the original's `empty_response`). */
 function emptyOk(ctx: Context): void {
   ctx.body = null;
@@ -101,6 +128,12 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
     recheckMs: options.secretsRecheckMs,
   });
   const liveLogs = new LiveLogs({ bus: options.bus, logger, ...options.liveLogs });
+  const liveEvents = new LiveEvents({
+    bus: options.bus,
+    logger,
+    pingIntervalMs: options.liveLogs?.pingIntervalMs,
+    maxBufferedBytes: options.liveLogs?.maxBufferedBytes,
+  });
   const files = new RepositoryFiles({
     dir: options.repositoryDir,
     mount: `/${arch}`,
@@ -299,6 +332,61 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
     jsonString(ctx, await service.logs(base, timeParam(ctx)));
   });
 
+  // --- beyond the original: the queue, recent builds, cancelling, the server, the live stream ---
+
+  router.get('/whoami', write, (ctx) => {
+    ctx.body = { name: secrets.nameOf(ctx.state.token as string) };
+  });
+
+  router.get('/queue', read, (ctx) => {
+    ctx.body = service.queue().map(queueEntry);
+  });
+
+  router.get('/builds', read, async (ctx) => {
+    const count = countParam(ctx, 'count', MAX_RECENT_BUILDS) ?? 50;
+    const raw = ctx.query.before;
+    const text = Array.isArray(raw) ? raw[0] : raw;
+    let before: Date | undefined;
+    if (text !== undefined) {
+      before = new Date(text);
+      if (text.length > 64 || Number.isNaN(before.getTime())) {
+        throw new InputError(`before must be an RFC 3339 time, not ${quote(text)}`);
+      }
+    }
+    ctx.body = (await service.recentBuilds(count, before)).map(recentBuild);
+  });
+
+  router.post('/package/:name/cancel', write, async (ctx) => {
+    const base = nameParam(ctx);
+    const by = secrets.nameOf(ctx.state.token as string);
+    ctx.body = queueEntry(await service.cancel(base, by));
+  });
+
+  router.get('/server', read, async (ctx) => {
+    const queue = service.queue();
+    const details: ServerDetails = {
+      version: options.version,
+      started: formatTime(options.started),
+      name: options.name,
+      architecture: arch,
+      readable: options.allowReads,
+      signed: options.signer !== undefined,
+      fingerprint: options.signer ? await options.signer.fingerprint() : null,
+      engines: service.engines().map((engine) => ({ name: engine.name, architecture: engine.arch })),
+      packages: await service.count(),
+      queue: {
+        running: queue.filter((build) => build.phase === 'running').length,
+        queued: queue.filter((build) => build.phase !== 'running').length,
+      },
+    };
+    ctx.body = details;
+  });
+
+  router.get('/events', read, (ctx) => {
+    ctx.respond = false;
+    liveEvents.subscribe(ctx.res, JSON.stringify(service.queue().map(queueEntry)));
+  });
+
   // --- webhooks ---
 
   router.get('/webhook/package/:name/secret', write, async (ctx) => {
@@ -360,6 +448,7 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
     stopping ??= (async () => {
       stopListening();
       liveLogs.close();
+      liveEvents.close();
       secrets.close();
       files.close();
       for (const plugin of started.splice(0).reverse()) {

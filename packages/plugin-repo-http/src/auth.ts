@@ -72,7 +72,7 @@ export class AuthorizedSecrets {
   private readonly file: string;
   private readonly logger: Logger;
   private readonly recheckMs: number;
-  private tokens: { text: string; bytes: Buffer }[] = [];
+  private tokens: { text: string; bytes: Buffer; name: string }[] = [];
   private stamp: Stamp | 'missing' | undefined;
   private dirty = true;
   private checkedAt = 0;
@@ -121,6 +121,16 @@ export class AuthorizedSecrets {
       if (sameText(expected, wanted) && found === undefined) found = token.text;
     }
     return found;
+  }
+
+  /**
+   * The name of the secret whose token is `token`: the rest of its line in the file (`user@host`
+   * as `serene host secret` writes it), or `secret <first 8 characters of the token>` when the
+   * line has only the token. Names who asked for an action (a cancelled build).
+   */
+  nameOf(token: string): string {
+    const name = this.tokens.find((entry) => entry.text === token)?.name;
+    return name || `secret ${token.slice(0, 8)}`;
   }
 
   /** Stops watching the folder. */
@@ -186,7 +196,11 @@ export class AuthorizedSecrets {
       this.dirty = true;
       throw new Error('failed to read authorized secrets', { cause: error });
     }
-    this.tokens = parseAuthorizedSecrets(text).map((token) => ({ text: token, bytes: Buffer.from(token) }));
+    this.tokens = parseAuthorizedSecretLines(text).map(({ token, name }) => ({
+      text: token,
+      bytes: Buffer.from(token),
+      name,
+    }));
     this.stamp = stamp;
     // counts only: the tokens themselves are never logged
     this.logger.info('authorized secrets loaded', { file: this.file, secrets: this.tokens.length });
@@ -221,11 +235,19 @@ export class AuthorizedSecrets {
 
 /** The tokens of an `authorized_secrets` text: the first word of each line that has one. */
 export function parseAuthorizedSecrets(text: string): string[] {
+  return parseAuthorizedSecretLines(text).map((line) => line.token);
+}
+
+/** The lines of an `authorized_secrets` text that have a token: the first word, and the rest (its name). */
+export function parseAuthorizedSecretLines(text: string): { token: string; name: string }[] {
   return text
     .trim()
     .split('\n')
-    .map((line) => line.trim().split(/\s+/)[0] ?? '')
-    .filter((token) => token !== '');
+    .map((line) => {
+      const [token = '', ...rest] = line.trim().split(/\s+/);
+      return { token, name: rest.join(' ') };
+    })
+    .filter((line) => line.token !== '');
 }
 
 /** Access level of an endpoint. */

@@ -26,6 +26,8 @@ const STATUS_BY_NAME: Readonly<Record<string, number>> = {
   PayloadTooLargeError: 413,
   // the repository (or the store) had no room to write: nothing was changed
   DiskFullError: 507,
+  // beyond the original: cancelling a package that has no build queued or running
+  NotRunningError: 409,
   UnavailableError: 503,
   // no Docker Engine answers (`@serene/plugin-docker`): the server cannot serve this now, and will
   // as soon as the engine is back

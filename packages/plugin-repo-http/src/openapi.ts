@@ -21,8 +21,13 @@ import {
   PackageSettingsRequestSchema,
   ReviewDecisionRequestSchema,
   ReviewDecisionSchema,
+  QueueEntrySchema,
+  RecentBuildSchema,
   SereneInfoSchema,
+  ServerDetailsSchema,
   SourceSpecSchema,
+  StateEventSchema,
+  WhoAmISchema,
 } from './schemas.js';
 
 type Json = Record<string, unknown>;
@@ -118,6 +123,11 @@ export function openApiDocument(version: string, arch: string): Json {
           HeldUpdate: HeldUpdateSchema,
           HeldUpdateReview: HeldUpdateReviewSchema,
           ReviewDecision: ReviewDecisionSchema,
+          QueueEntry: QueueEntrySchema,
+          RecentBuild: RecentBuildSchema,
+          ServerDetails: ServerDetailsSchema,
+          StateEvent: StateEventSchema,
+          WhoAmI: WhoAmISchema,
         }),
       },
     },
@@ -344,6 +354,91 @@ export function openApiDocument(version: string, arch: string): Json {
           summary: 'the PKGBUILD of the published build',
           security: READ,
           responses: { 200: json('PKGBUILD text', { type: 'string' }), 400: BAD, ...guarded, 404: NOT_FOUND },
+        },
+      },
+      '/whoami': {
+        get: {
+          summary: "checks the caller's secret and names it (beyond the original; sign-in of the dashboard)",
+          security: WRITE,
+          responses: { 200: json('the secret is authorized', ref('WhoAmI')), ...guarded },
+        },
+      },
+      '/queue': {
+        get: {
+          summary: 'the builds queued and running now, oldest first (beyond the original)',
+          security: READ,
+          responses: {
+            200: json('builds in flight', { type: 'array', items: ref('QueueEntry') }),
+            ...guarded,
+          },
+        },
+      },
+      '/builds': {
+        parameters: [
+          {
+            name: 'count',
+            in: 'query',
+            required: false,
+            description: 'how many (default 50)',
+            schema: { type: 'integer', minimum: 0, maximum: 1000 },
+          },
+          {
+            name: 'before',
+            in: 'query',
+            required: false,
+            description: 'only builds started before this RFC 3339 time (the next page)',
+            schema: { type: 'string' },
+          },
+        ],
+        get: {
+          summary: 'the newest builds of every package together, newest first (beyond the original)',
+          security: READ,
+          responses: {
+            200: json('builds', { type: 'array', items: ref('RecentBuild') }),
+            400: BAD,
+            ...guarded,
+          },
+        },
+      },
+      '/package/{name}/cancel': {
+        parameters: [name('pkgbase')],
+        post: {
+          summary: 'cancel the queued or running build of a package (beyond the original)',
+          description:
+            'Recorded as `cancelled` with `build was cancelled by <name>`, the name being the rest of the ' +
+            "caller's line in authorized_secrets. A queued build ends at once, a running one when its runner has stopped.",
+          security: WRITE,
+          responses: {
+            200: json('the build as it was when cancelled', ref('QueueEntry')),
+            400: BAD,
+            ...guarded,
+            404: NOT_FOUND,
+            409: text('the package has no build queued or running'),
+          },
+        },
+      },
+      '/server': {
+        get: {
+          summary: 'the server for operators: key fingerprint, engines, queue (beyond the original)',
+          security: READ,
+          responses: { 200: json('the server', ref('ServerDetails')), ...guarded },
+        },
+      },
+      '/events': {
+        get: {
+          summary: 'live state changes of every package (beyond the original)',
+          description:
+            'Server-sent events: first `event: queue` (data: QueueEntry[] JSON, the builds in flight now), then for ' +
+            'every state change `id: <pkgbase>`, `event: change` (data: StateEvent JSON), and `event: ping` every 10 s. ' +
+            "No log chunks: follow a build's log on `/package/{name}/build/logs/subscribe`.",
+          security: READ,
+          responses: {
+            200: {
+              description: 'the stream',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            ...guarded,
+          },
         },
       },
       '/webhook/package/{name}/secret': {

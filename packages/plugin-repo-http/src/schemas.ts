@@ -294,6 +294,52 @@ export const ReviewDecisionSchema = z.object({
   revision: z.string().meta({ description: 'the full approved or rejected commit' }),
 });
 
+// --- BEYOND THE ORIGINAL: the queue, recent builds, the server ---
+
+/** Where a build in flight stands. */
+export const BuildPhaseSchema = z.enum(['waiting', 'queued', 'running']).meta({
+  description:
+    '`waiting` for builds of its session it depends on, `queued` for a free build slot, `running` on the runner',
+});
+
+/** An entry of `GET /queue`: a build queued or running. */
+export const QueueEntrySchema = z.object({
+  base: z.string(),
+  started: Timestamp.meta({ description: 'when it was queued, also the identity of the build' }),
+  reason: BuildReasonSchema,
+  state: BuildStateSchema,
+  phase: BuildPhaseSchema,
+  waiting_for: z.array(z.string()).meta({ description: 'bases it still waits for (phase `waiting`)' }),
+  engine: z.string().meta({ description: 'the runner that builds it' }),
+  architecture: z.string(),
+});
+
+/** An entry of `GET /builds`: a build with its package. */
+export const RecentBuildSchema = BuildInfoSchema.extend({ base: z.string() });
+
+/** `GET /server`: what an operator needs to see of the server. */
+export const ServerDetailsSchema = SereneInfoSchema.extend({
+  fingerprint: z.string().nullable().meta({ description: 'of the signing key; null when unsigned' }),
+  engines: z
+    .array(z.object({ name: z.string(), architecture: z.string() }))
+    .meta({ description: 'what builds packages' }),
+  packages: z.number().int(),
+  queue: z.object({ running: z.number().int(), queued: z.number().int() }),
+});
+
+/** `GET /whoami`: the name of the caller's secret. */
+export const WhoAmISchema = z.object({
+  name: z.string().meta({ description: "the rest of the secret's line in authorized_secrets" }),
+});
+
+/** Data of a `change` event of `GET /events`. */
+export const StateEventSchema = z.object({
+  base: z.string(),
+  started: Timestamp,
+  reason: BuildReasonSchema.nullable(),
+  state: BuildStateSchema,
+});
+
 /** `GET /health`. */
 export const HealthSchema = z.object({ status: z.literal('ok') });
 
@@ -308,6 +354,10 @@ export type GatePolicyJson = z.output<typeof GatePolicySchema>;
 export type PackagePolicy = z.output<typeof PackagePolicySchema>;
 export type HeldUpdateJson = z.output<typeof HeldUpdateSchema>;
 export type HeldUpdateReview = z.output<typeof HeldUpdateReviewSchema>;
+export type QueueEntry = z.output<typeof QueueEntrySchema>;
+export type RecentBuild = z.output<typeof RecentBuildSchema>;
+export type ServerDetails = z.output<typeof ServerDetailsSchema>;
+export type StateEvent = z.output<typeof StateEventSchema>;
 
 // --- ERRORS ---
 

@@ -2,6 +2,8 @@
  * Core records as the original's JSON (reference 1.4): snake_case fields, RFC 3339 `Z` timestamps.
  */
 import {
+  type BuildEvents,
+  type BuildInFlight,
   type BuildRecord,
   formatCoolOff,
   type GatePolicy,
@@ -17,6 +19,9 @@ import type {
   PackageInfo,
   PackagePeek,
   PackagePolicy,
+  QueueEntry,
+  RecentBuild,
+  StateEvent,
 } from './schemas.js';
 
 /**
@@ -132,5 +137,34 @@ export function heldUpdate(view: HeldUpdateView): HeldUpdateJson {
     trust: trustJson(held.trust),
     files: held.files,
     policy: gatePolicy(view.policy),
+  };
+}
+
+/** `QueueEntry` of a build in flight. */
+export function queueEntry(build: BuildInFlight): QueueEntry {
+  return {
+    base: build.base,
+    started: formatTime(build.started),
+    reason: build.reason,
+    state: build.state,
+    phase: build.phase,
+    waiting_for: build.waitingFor,
+    engine: build.runner,
+    architecture: build.arch,
+  };
+}
+
+/** `RecentBuild` of a build record. */
+export function recentBuild(build: BuildRecord): RecentBuild {
+  return { base: build.package, ...buildInfo(build) };
+}
+
+/** The data of a server-wide `change` event. */
+export function stateEvent(event: BuildEvents['state']): StateEvent {
+  return {
+    base: event.base,
+    started: formatTime(event.started),
+    reason: event.reason ?? null,
+    state: event.state,
   };
 }

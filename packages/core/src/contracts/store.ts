@@ -159,6 +159,11 @@ export interface StoreOperations {
   /** The newest build of every package that has one, ordered by package. */
   listLatestBuilds(): Promise<BuildRecord[]>;
   /**
+   * The newest builds of all packages together, newest first (ties by package), at most `limit`;
+   * with `before`, only builds started before it (the next page of a list).
+   */
+  listRecentBuilds(limit: number, before?: Date): Promise<BuildRecord[]>;
+  /**
    * The `index`-th build counting from the oldest, 0-based: the original's numeric build ids.
    *
    * @remarks Retention ({@link StoreOperations.pruneBuilds}) removes the oldest builds, so ids shift

@@ -342,6 +342,56 @@ describe('BuildOrchestrator', () => {
     expect(h.orchestrator.cancel('running')).toBe(false);
   });
 
+  it('shows the builds in flight with their phase, and cancels one waiting for its dependencies at once', async () => {
+    const h = await harness(
+      [
+        { base: 'lib', pkgver: '1' },
+        { base: 'app', pkgver: '1', depends: ['lib'] },
+        { base: 'other', pkgver: '1' },
+        { base: 'third', pkgver: '1' },
+      ],
+      { behaviour: (job) => (job.base === 'lib' || job.base === 'other' ? 'hang' : 'success') },
+      { concurrentBuilds: 2 },
+    );
+    for (const base of ['lib', 'app', 'other', 'third']) await h.add(base);
+    expect(h.orchestrator.inFlight()).toEqual([]);
+    const session = await h.orchestrator.start(['lib', 'app'], manual);
+    while (!h.runner.started.includes('lib')) await new Promise((resolve) => setTimeout(resolve, 10));
+    const other = await h.orchestrator.start(['other', 'third'], { ...manual, resolve: false });
+    while (h.runner.started.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    while (h.orchestrator.buildInFlight('third')?.phase !== 'queued') {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    // lib and other hold both slots; third waits for a slot, app for lib
+    const phases = Object.fromEntries(h.orchestrator.inFlight().map((build) => [build.base, build]));
+    expect(Object.keys(phases).sort()).toEqual(['app', 'lib', 'other', 'third']);
+    expect(phases.app).toMatchObject({ phase: 'waiting', waitingFor: ['lib'], state: { state: 'pending' } });
+    expect(phases.lib).toMatchObject({ phase: 'running', state: { state: 'running', info: 'build' } });
+    expect(phases.third).toMatchObject({ phase: 'queued', state: { state: 'pending' }, runner: 'instant' });
+    expect(phases.other?.arch).toBe('x86_64');
+
+    // cancelling app ends it now, while lib still runs
+    expect(h.orchestrator.cancel('app', 'build was cancelled by tester')).toBe(true);
+    while (h.orchestrator.buildInFlight('app')) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect((await latest(h, 'app')).state).toEqual({
+      state: 'cancelled',
+      info: 'build was cancelled by tester',
+    });
+    expect(h.orchestrator.buildInFlight('lib')?.phase).toBe('running');
+
+    // cancelling a queued build ends it without running it
+    expect(h.orchestrator.cancel('third')).toBe(true);
+    while (h.orchestrator.buildInFlight('third')) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect((await latest(h, 'third')).state).toEqual({ state: 'cancelled', info: 'build was cancelled' });
+    expect(h.runner.started).not.toContain('third');
+
+    h.orchestrator.cancel('lib');
+    h.orchestrator.cancel('other');
+    await Promise.all([session.done, other.done]);
+    expect(h.orchestrator.inFlight()).toEqual([]);
+    expect(h.runner.started).not.toContain('app');
+  });
+
   it('stop() (SIGTERM) ends running and queued builds as cancelled, saying the server shut down', async () => {
     const h = await harness(
       [

@@ -94,11 +94,37 @@ export const RESTART_MESSAGE =
 /** Message of builds cancelled because the server stops (SIGTERM). */
 export const SHUTDOWN_MESSAGE = 'build was cancelled because serene was shut down';
 
+/**
+ * Where a build in flight stands: `waiting` for builds of its session it depends on (or for the
+ * session to be resolved), `queued` for a free build slot, `running` on the runner.
+ */
+export type BuildPhase = 'waiting' | 'queued' | 'running';
+
+/** A build in flight, as {@link BuildOrchestrator.inFlight} shows it. */
+export interface BuildInFlight {
+  base: string;
+  started: Date;
+  reason: BuildReason;
+  state: BuildState;
+  phase: BuildPhase;
+  /** bases of its session it still waits for (phase `waiting`) */
+  waitingFor: string[];
+  /** the runner that runs it */
+  runner: string;
+  /** the architecture it is built for */
+  arch: string;
+}
+
 /** A build of a session in flight. */
 interface Job {
   base: string;
   started: Date;
   reason: BuildReason;
+  /** the last state recorded */
+  state: BuildState;
+  phase: BuildPhase;
+  /** in-session bases it still waits for */
+  waitingFor?: ReadonlySet<string>;
   record: PackageRecord;
   source: Source;
   controller: AbortController;
@@ -177,6 +203,27 @@ export class BuildOrchestrator {
     return { running: this.slots.running, queued: this.slots.queued };
   }
 
+  /** The builds queued and running now, oldest first (the queue of the server). */
+  inFlight(): BuildInFlight[] {
+    return [...this.jobs.values()]
+      .map((job) => ({
+        base: job.base,
+        started: job.started,
+        reason: job.reason,
+        state: job.state,
+        phase: job.phase,
+        waitingFor: job.phase === 'waiting' ? [...(job.waitingFor ?? [])].sort() : [],
+        runner: this.runner.name,
+        arch: this.arch,
+      }))
+      .sort((a, b) => a.started.getTime() - b.started.getTime() || (a.base < b.base ? -1 : 1));
+  }
+
+  /** The build in flight of a package, if it has one. */
+  buildInFlight(base: string): BuildInFlight | undefined {
+    return this.inFlight().find((build) => build.base === base);
+  }
+
   /** Whether a package is in a running session. */
   isLocked(base: string): boolean {
     return this.locks.has(base);
@@ -216,7 +263,11 @@ export class BuildOrchestrator {
     return { done, bases: taken };
   }
 
-  /** Cancels the queued or running build of a package; false when it has none. */
+  /**
+   * Cancels the queued or running build of a package; false when it has none. A build waiting for
+   * a slot or for its dependencies ends at once; a running one when its runner has stopped. It is
+   * recorded as cancelled with `message` (the default says only that it was cancelled).
+   */
   cancel(base: string, message?: string): boolean {
     const job = this.jobs.get(base);
     if (!job) return false;
@@ -322,6 +373,8 @@ export class BuildOrchestrator {
         record,
         source,
         controller: new AbortController(),
+        state: { state: 'pending' },
+        phase: 'waiting',
       });
     }
     if (jobs.length === 0) return;
@@ -413,10 +466,27 @@ export class BuildOrchestrator {
     }
     // Ended builds are queued and handled one at a time: a `Promise.race` over every running build
     // at each step would cost (and keep alive until the builds end) a reaction per build and step.
-    const ended: { base: string; success: boolean }[] = [];
+    const ended: { base: string; success: boolean; cancelled?: boolean }[] = [];
     let wake: (() => void) | undefined;
     let running = 0;
+    const begun = new Set<string>();
+    // a build cancelled while it waits for its dependencies ends now, not when they have ended
+    for (const [base, deps] of waiting) {
+      const job = byBase.get(base)!;
+      job.waitingFor = deps;
+      if (deps.size === 0) continue;
+      const onAbort = () => {
+        if (begun.has(base) || !waiting.has(base)) return;
+        begun.add(base);
+        running++;
+        ended.push({ base, success: false, cancelled: true });
+        wake?.();
+      };
+      if (job.controller.signal.aborted) onAbort();
+      else job.controller.signal.addEventListener('abort', onAbort, { once: true });
+    }
     const start = (base: string): void => {
+      begun.add(base);
       running++;
       void this.build(byBase.get(base)!, settings)
         .catch((error: unknown) => {
@@ -432,9 +502,13 @@ export class BuildOrchestrator {
     while (running > 0) {
       if (ended.length === 0) await new Promise<void>((resolve) => (wake = resolve));
       wake = undefined;
-      const { base, success } = ended.shift()!;
+      const { base, success, cancelled } = ended.shift()!;
       running--;
       waiting.delete(base);
+      if (cancelled) {
+        const job = byBase.get(base)!;
+        await this.finish(job, { state: 'cancelled', info: job.cancelMessage ?? 'build was cancelled' });
+      }
       const ready: string[] = [];
       for (const other of dependents.get(base) ?? []) {
         const deps = waiting.get(other);
@@ -472,6 +546,7 @@ export class BuildOrchestrator {
     let timer: NodeJS.Timeout | undefined;
     const logs = this.logWriter(job);
     try {
+      job.phase = 'queued';
       release = await this.slots.acquire(job.controller.signal);
       // the timeout counts from the start of the run, not from the wait for a slot
       if (this.buildTimeoutMs !== undefined) {
@@ -481,6 +556,8 @@ export class BuildOrchestrator {
         }, this.buildTimeoutMs);
       }
       await this.setState(job, { state: 'running', info: 'build' });
+      // running from the state the store and the bus say so (the queue shows both together)
+      job.phase = 'running';
       output = await this.createOutputDir();
       const record = job.record;
       const clean = settings.clean || record.clean || this.forceClean;
@@ -644,6 +721,7 @@ export class BuildOrchestrator {
   /** Records a state change (with `changes` to the build in the same write) and emits it. */
   private async setState(job: Job, state: BuildState, changes?: BuildChanges): Promise<void> {
     await this.store.updateBuild(job.base, job.started, { ...changes, state });
+    job.state = state;
     this.bus.emit('state', { base: job.base, started: job.started, state, reason: job.reason });
   }
 
@@ -654,6 +732,7 @@ export class BuildOrchestrator {
 
   private async finish(job: Job, state: BuildState, changes?: BuildChanges): Promise<void> {
     await this.store.updateBuild(job.base, job.started, { ...changes, state, ended: this.now() });
+    job.state = state;
     this.jobs.delete(job.base);
     this.bus.emit('state', { base: job.base, started: job.started, state, reason: job.reason });
   }

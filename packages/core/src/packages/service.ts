@@ -12,11 +12,11 @@ import {
   type PackageRecord,
   type Store,
 } from '../contracts/store.js';
-import { ConflictError, formatErrorChain, InputError, NotFoundError, SereneError } from '../errors.js';
+import { ConflictError, formatErrorChain, InputError, NotFoundError, NotRunningError, SereneError } from '../errors.js';
 import type { GatePolicyView, HeldUpdateView, UpdateGate } from '../gate/gate.js';
 import { parseCoolOff, parseReviewMode } from '../gate/policy.js';
 import { createNoopLogger, type Logger } from '../logger.js';
-import type { BuildOrchestrator, RunSettings } from '../orchestration/orchestrator.js';
+import type { BuildInFlight, BuildOrchestrator, RunSettings } from '../orchestration/orchestrator.js';
 import { providersOf } from '../orchestration/resolve.js';
 import { findSatisfier, type Provider, parseDependency } from '../pacman/depend.js';
 import { dependsFor, parseSrcinfo, type Srcinfo } from '../pacman/srcinfo.js';
@@ -139,6 +139,11 @@ export class PackageService {
     return records.map((record) => ({ view: this.view(record), latest: byBase.get(record.base) }));
   }
 
+  /** How many packages are added. */
+  async count(): Promise<number> {
+    return (await this.store.listPackages()).length;
+  }
+
   /** One package; `NotFoundError` as the original words it. */
   async get(base: string): Promise<PackageView> {
     return this.view(await this.record(base));
@@ -172,6 +177,24 @@ export class PackageService {
       throw new NotFoundError('build does not have any logs');
     }
     return log;
+  }
+
+  /** What builds packages: the runner and the architecture it builds for. */
+  engines(): { name: string; arch: string }[] {
+    return [{ name: this.runner.name, arch: this.arch }];
+  }
+
+  /** The builds queued and running now, oldest first. */
+  queue(): BuildInFlight[] {
+    return this.orchestrator.inFlight();
+  }
+
+  /**
+   * The newest builds of every package together, newest first; `before` pages on (the `started`
+   * of the last build of the previous page).
+   */
+  recentBuilds(limit: number, before?: Date): Promise<BuildRecord[]> {
+    return this.store.listRecentBuilds(limit, before);
   }
 
   /** The PKGBUILD of the published build. */
@@ -421,6 +444,24 @@ export class PackageService {
         failIfLocked: true,
       },
     );
+  }
+
+  /**
+   * Cancels the queued or running build of a package, recorded as cancelled by `by` (the name of
+   * who asked). Resolves with the build as it was when cancelled.
+   *
+   * @throws NotFoundError for a package that is not added; NotRunningError when it has no build
+   * queued or running
+   */
+  async cancel(base: string, by?: string): Promise<BuildInFlight> {
+    await this.record(base);
+    const build = this.orchestrator.buildInFlight(base);
+    const message = by ? `build was cancelled by ${by}` : 'build was cancelled';
+    if (!build || !this.orchestrator.cancel(base, message)) {
+      throw new NotRunningError(`package ${base} has no build queued or running`);
+    }
+    this.logger.info('build cancelled', { base, by });
+    return build;
   }
 
   // --- update gate ----------------------------------------------------------------------------------

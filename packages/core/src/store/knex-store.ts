@@ -355,6 +355,18 @@ class KnexOperations implements StoreOperations {
     return rows.map(buildFromRow).sort(byKey((record) => record.package));
   }
 
+  async listRecentBuilds(limit: number, before?: Date): Promise<BuildRecord[]> {
+    checkCount(limit, 'limit');
+    if (limit === 0) return [];
+    const query = this.db()('build').orderBy([
+      { column: 'started', order: 'desc' },
+      { column: 'package', order: 'asc' },
+    ]);
+    if (before) query.where('started', '<', toStoredTimestamp(before));
+    const rows: BuildRow[] = await query.limit(limit);
+    return rows.map(buildFromRow);
+  }
+
   async getBuildByIndex(base: string, index: number): Promise<BuildRecord | undefined> {
     checkCount(index, 'build index');
     const row: BuildRow | undefined = await this.db()('build')

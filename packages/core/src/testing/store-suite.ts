@@ -176,6 +176,7 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
           ['listBuilds', () => store.listBuilds('alpha')],
           ['getLatestBuild', () => store.getLatestBuild('alpha')],
           ['listLatestBuilds', () => store.listLatestBuilds()],
+          ['listRecentBuilds', () => store.listRecentBuilds(5)],
           ['getBuildByIndex', () => store.getBuildByIndex('alpha', 0)],
           ['getBuild', () => store.getBuild('alpha', at(0))],
           ['countBuilds', () => store.countBuilds('alpha')],
@@ -707,6 +708,20 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
           ['alpha', 'a60'],
           ['beta', 'b50'],
         ]);
+      });
+
+      it('lists the newest builds of all packages together, newest first, a page at a time', async () => {
+        await store.insertBuild(sampleBuild('beta', at(5), { version: 'b5' }));
+        await store.insertBuild(sampleBuild('alpha', at(60), { version: 'a60' }));
+        await store.insertBuild(sampleBuild('alpha', at(6), { version: 'a6' }));
+        await store.insertBuild(sampleBuild('beta', at(60), { version: 'b60' }));
+        await store.insertBuild(sampleBuild('beta', at(1), { version: 'b1' }));
+        const versions = (builds: BuildRecord[]) => builds.map((build) => build.version);
+        expect(versions(await store.listRecentBuilds(10))).toEqual(['a60', 'b60', 'a6', 'b5', 'b1']);
+        expect(versions(await store.listRecentBuilds(3))).toEqual(['a60', 'b60', 'a6']);
+        expect(versions(await store.listRecentBuilds(2, at(6)))).toEqual(['b5', 'b1']);
+        expect(await store.listRecentBuilds(0)).toEqual([]);
+        await expectError(store.listRecentBuilds(-1), 'InputError');
       });
 
       it('lists unfinished builds of all packages, oldest first', async () => {

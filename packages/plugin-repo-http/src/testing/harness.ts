@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   type BuildOrchestrator,
+  type BuildStats,
   createFilesystemRepository,
   createKnexStore,
   createMemoryLogger,
@@ -107,6 +108,8 @@ export interface HarnessOptions {
     blockedAccounts?: string[];
     blockedPackages?: string[];
   };
+  /** stats the runner reports for a build (the instant runner reports none) */
+  stats?: (base: string) => BuildStats | null;
 }
 
 /** Sends one request with a raw path (no URL normalisation, so `..` and `%2e` reach the server). */
@@ -183,7 +186,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       loggers.set(job.base, (chunk) => runOptions.onLog?.(chunk));
       try {
         await gates.get(job.base)?.promise;
-        return await instant.run(job, runOptions);
+        const result = await instant.run(job, runOptions);
+        return options.stats ? { ...result, stats: options.stats(job.base) } : result;
       } finally {
         loggers.delete(job.base);
       }

@@ -1,0 +1,124 @@
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Harness, SECRET, startHarness } from '../../plugin-repo-http/src/testing/harness.js';
+import { runCli } from './cli.js';
+import type { CliIo } from './io.js';
+
+// `serene queue`, `serene cancel` and `serene list --builds` in-process against a real server
+// (Koa app, SQLite store, orchestrator, the gated instant runner).
+
+let h: Harness;
+let home: string;
+beforeAll(async () => {
+  h = await startHarness({
+    packages: [
+      { base: 'alpha', pkgver: '1.0' },
+      { base: 'beta', pkgver: '2.0' },
+    ],
+  });
+  home = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-cli-queue-'));
+  await fs.mkdir(path.join(home, 'config'), { recursive: true });
+  await fs.writeFile(path.join(home, 'config', 'serene.yml'), `url: ${h.url}\n`);
+  await fs.mkdir(path.join(home, 'data', 'serene'), { recursive: true });
+  await fs.writeFile(path.join(home, 'data', 'serene', 'secret.txt'), `${SECRET}\n`);
+});
+afterAll(async () => {
+  await h.close();
+  await fs.rm(home, { recursive: true, force: true });
+});
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = { code: -1, stdout: '', stderr: '' };
+  const io: CliIo = {
+    stdout: (text) => {
+      out.stdout += text;
+    },
+    stderr: (text) => {
+      out.stderr += text;
+    },
+    cwd: home,
+    env: {
+      HOME: home,
+      XDG_CONFIG_HOME: path.join(home, 'config'),
+      XDG_DATA_HOME: path.join(home, 'data'),
+      XDG_CACHE_HOME: path.join(home, 'cache'),
+    },
+    stdoutIsTTY: false,
+    stdinIsTTY: false,
+    exec: async () => 0,
+  };
+  out.code = await runCli(args, io, { pollMs: 100 });
+  return out;
+}
+
+async function until(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('serene queue, cancel and list --builds', () => {
+  it('shows the queue, cancels a build with who asked, and lists recent builds of every package', async () => {
+    for (const name of ['alpha', 'beta']) expect((await run(['add', name, '-s'])).code).toBe(0);
+    const empty = await run(['queue']);
+    expect([empty.code, empty.stdout, empty.stderr]).toEqual([0, '', 'no builds are queued or running\n']);
+    const idle = await run(['cancel', 'alpha']);
+    expect(idle.code).toBe(1);
+    expect(idle.stderr).toBe('error: package alpha has no build queued or running (409)\n');
+    expect((await run(['cancel', 'nope'])).stderr).toBe('error: package with base nope is not added (404)\n');
+
+    h.hold('alpha');
+    expect((await run(['build', 'alpha'])).code).toBe(0);
+    await until(async () => (await run(['queue'])).stdout.includes('alpha'));
+    await until(async () => (await run(['queue'])).stdout.includes('running'));
+    const queue = await run(['queue']);
+    const lines = queue.stdout.trimEnd().split('\n');
+    expect(lines[0]?.split(/\s+/)).toEqual(['name', 'state', 'step', 'reason', 'engine', 'for']);
+    expect(lines[1]).toMatch(/^alpha\s+running\s+build\s+manual\s+gated\/x86_64\s+\d+s$/);
+
+    const cancelled = await run(['cancel', 'alpha']);
+    expect([cancelled.code, cancelled.stdout]).toEqual([0, 'cancelled the running build of alpha\n']);
+    h.release('alpha');
+    expect((await run(['build', 'beta'])).code).toBe(0);
+    await until(async () => {
+      const builds = (await h.ask('/builds')).json as { state: { state: string } }[];
+      return (
+        builds.length === 2 &&
+        builds.every((build) => build.state.state !== 'pending' && build.state.state !== 'running')
+      );
+    });
+
+    const list = await run(['list', '--builds']);
+    expect(list.code).toBe(0);
+    const rows = list.stdout.trimEnd().split('\n');
+    expect(rows[0]?.split(/\s+/)).toEqual([
+      'started',
+      'name',
+      'build',
+      'version',
+      'reason',
+      'took',
+      'message',
+    ]);
+    // newest first: beta, then the cancelled alpha with who cancelled it
+    expect(rows[1]).toMatch(/ beta\s+passing\s+2\.0\s+manual\s+\d+s$/);
+    expect(rows[2]).toMatch(
+      / alpha\s+aborted\s+-\s+manual\s+\d+s\s+cancelled: build was cancelled by tester@laptop$/,
+    );
+    expect((await run(['list', '-b', '-n', '1'])).stdout.trimEnd().split('\n')).toHaveLength(2);
+    expect((await run(['list', '-b', '-n', '0'])).code).toBe(2);
+    // without the flag, list is the original's package table
+    expect((await run(['list'])).stdout.split('\n')[0]?.split(/\s+/)).toEqual([
+      'name',
+      'version',
+      'devel',
+      'enabled',
+      'build',
+      'time',
+    ]);
+  });
+});
