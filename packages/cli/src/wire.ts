@@ -1,5 +1,5 @@
 /**
- * The JSON the server speaks (reference 1.4), as the client reads and sends it. The build states
+ * The JSON the server speaks (docs/compatibility.md#json-types), as the client reads and sends it. The build states
  * are core's types; the rest are the wire shapes (snake_case, dates as strings) only the client needs.
  */
 
@@ -120,7 +120,7 @@ export function isDone(state: BuildState): boolean {
   return state.state !== 'pending' && state.state !== 'running';
 }
 
-/** A live event of `GET /package/{name}/build/logs/subscribe` (reference 1.5). */
+/** A live event of `GET /package/{name}/build/logs/subscribe` (docs/compatibility.md#live-logs-sse). */
 export type LiveEvent =
   | { event: 'change'; data: BuildState }
   | { event: 'log'; data: string }

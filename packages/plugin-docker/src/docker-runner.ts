@@ -256,7 +256,7 @@ function createKeyedLock(): <T>(key: string, task: () => Promise<T>) => Promise<
 
 /**
  * A {@link Runner} that builds each package in its own container on a Docker Engine, speaking the
- * original's runner protocol (reference 5.4): a container per package named prefix + pkgbase, reused
+ * original's runner protocol (docs/compatibility.md#runner-protocol): a container per package named prefix + pkgbase, reused
  * across builds, inputs uploaded to `/app/build`, outputs read from `/app/target`.
  *
  * @remarks Does no I/O until first use. Beyond the original: build timeouts and cancellation kill the

@@ -1,5 +1,5 @@
 /**
- * Live build logs over server-sent events, framed as the original's `main` branch (reference 1.5):
+ * Live build logs over server-sent events, framed as the original's `main` branch (docs/compatibility.md#live-logs-sse):
  *
  *     id: <pkgbase>
  *     event: change|log|ping

@@ -1,6 +1,6 @@
 /**
  * The payloads of the API as zod schemas: one per request body (validated at the edge) and one per
- * response (documented in `/openapi.json`). Field names and shapes are the original's (reference 1.4).
+ * response (documented in `/openapi.json`). Field names and shapes are the original's (docs/compatibility.md#json-types).
  */
 import { MAKEPKG_FLAGS } from '@serene/core';
 import { z } from 'zod';

@@ -19,7 +19,7 @@ import { providersOf } from '../orchestration/resolve.js';
 import { findSatisfier, type Provider, parseDependency } from '../pacman/depend.js';
 import { dependsFor, parseSrcinfo, type Srcinfo } from '../pacman/srcinfo.js';
 
-/** What the service needs of a scheduler (reference 7). */
+/** What the service needs of a scheduler (docs/compatibility.md#scheduling). */
 export interface PackageScheduling {
   /** Puts a package on its schedule, moves it, or (undefined) takes it off. */
   reschedule(
@@ -83,7 +83,7 @@ export class DependencyError extends SereneError {}
 
 /**
  * The package operations of the API: add (with AUR dependencies), remove, settings, builds and
- * their lookups, as the original's handlers do them (reference 1.3).
+ * their lookups, as the original's handlers do them (docs/compatibility.md#endpoints).
  */
 export class PackageService {
   private readonly store: Store;
@@ -134,7 +134,7 @@ export class PackageService {
 
   /**
    * One build by `latest`, a 0-based index from the oldest, or an exact RFC 3339 start time
-   * (reference 1.3); `InputError` for anything else, `NotFoundError` when there is none.
+   * (docs/compatibility.md#endpoints); `InputError` for anything else, `NotFoundError` when there is none.
    */
   async build(base: string, time: string): Promise<BuildRecord> {
     let build: BuildRecord | undefined;
@@ -169,7 +169,7 @@ export class PackageService {
   // --- adding ---------------------------------------------------------------------------------------
 
   /**
-   * Adds a package and the AUR packages it needs (reference 1.3, `POST /package/add`). Resolves with
+   * Adds a package and the AUR packages it needs (docs/compatibility.md#endpoints, `POST /package/add`). Resolves with
    * the added or replaced packages, target first, as they are before any build.
    */
   async add(request: AddRequest): Promise<PackageView[]> {
@@ -187,7 +187,7 @@ export class PackageService {
       checkouts.push({ base, source: target, dir: targetDir, dependency: false });
 
       // dependencies: the sync databases, our published packages and the new one satisfy them,
-      // the AUR provides the rest (reference 1.3, steps 4 and 5)
+      // the AUR provides the rest (docs/compatibility.md#endpoints, adding)
       const providers = [...(await this.syncProviders())];
       for (const record of await this.store.listPackages()) {
         if (record.srcinfo && record.base !== base)
@@ -272,7 +272,7 @@ export class PackageService {
 
   /**
    * Removes a package: its running build, its runner state, its repository entries and files, its
-   * source folder and its records (reference 1.3, `DELETE /package/{name}`). Beyond the original,
+   * source folder and its records (docs/compatibility.md#endpoints, `DELETE /package/{name}`). Beyond the original,
    * it also stops its build and takes it off the schedule.
    */
   async remove(base: string): Promise<void> {
@@ -297,7 +297,7 @@ export class PackageService {
     await this.store.deletePackage(base);
   }
 
-  /** Changes one setting (reference 1.3, `POST /package/{name}/set`). */
+  /** Changes one setting (docs/compatibility.md#endpoints, `POST /package/{name}/set`). */
   async set(base: string, change: SettingChange): Promise<void> {
     const record = await this.record(base);
     let changes: PackageChanges;
@@ -339,14 +339,14 @@ export class PackageService {
     }
   }
 
-  /** Starts a manual build session (reference 1.3, `POST /build`); every base must be added. */
+  /** Starts a manual build session (docs/compatibility.md#endpoints, `POST /build`); every base must be added. */
   async startBuild(bases: readonly string[], settings: Omit<RunSettings, 'reason'>): Promise<void> {
     for (const base of bases) await this.record(base);
     if (bases.length === 0) return;
     await this.orchestrator.start(bases, { ...settings, reason: 'manual' }, { failIfLocked: true });
   }
 
-  /** Builds every enabled package (reference 1.3, `POST /build/all`). */
+  /** Builds every enabled package (docs/compatibility.md#endpoints, `POST /build/all`). */
   async startBuildAll(settings: Omit<RunSettings, 'reason'>): Promise<void> {
     const enabled = (await this.store.listPackages())
       .filter((record) => record.enabled)
@@ -355,7 +355,7 @@ export class PackageService {
     await this.orchestrator.start(enabled, { ...settings, reason: 'manual' }, { failIfLocked: true });
   }
 
-  /** A webhook build: resolve, not clean, not forced (reference 1.3). */
+  /** A webhook build: resolve, not clean, not forced (docs/compatibility.md#endpoints). */
   async startWebhookBuild(base: string): Promise<void> {
     await this.record(base);
     await this.orchestrator.start(
