@@ -1,4 +1,9 @@
 #!/usr/bin/env node
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, realpathSync, unlinkSync } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
 // Builds the server image `serene:local` from packages/host/Dockerfile on a machine without a
 // container registry: the Dockerfile's base (node:24-alpine in production) is made here instead, from
 // the Debian root that the runner image is built on (debootstrap, cached under .cache/ by
@@ -18,11 +23,7 @@
 // Quick when nothing changed: the image carries a label with the hash of its inputs (the base image,
 // the Dockerfile, .dockerignore and the files of the build context), and is left alone when it
 // matches. Exits 1 with the reason on its last line of output when the image cannot be built.
-import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, realpathSync, unlinkSync } from 'node:fs';
-import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 
 const REPO = path.resolve(import.meta.dirname, '..');
@@ -114,7 +115,7 @@ async function lock() {
     if (!waiting) say(`waiting for the build of process ${holder}`);
     waiting = true;
     if (Date.now() > deadline) fail(`process ${holder} has been building for an hour; giving up`);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await sleep(2000);
   }
 }
 await lock();

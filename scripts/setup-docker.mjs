@@ -1,4 +1,7 @@
 #!/usr/bin/env node
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync } from 'node:fs';
+import * as path from 'node:path';
 // Prepares this machine for the DockerRunner tests: installs Debian's docker.io when the docker
 // program is missing, starts `dockerd --bridge=none --iptables=false` when no engine answers, and
 // builds the local runner image `serene-runner:local` (quick when it is up to date; the debootstrap
@@ -7,9 +10,7 @@
 //
 //   node scripts/setup-docker.mjs           # everything
 //   node scripts/setup-docker.mjs --no-image
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync } from 'node:fs';
-import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 
 const REPO = path.resolve(import.meta.dirname, '..');
@@ -91,7 +92,7 @@ if (!engineAnswers()) {
   const deadline = Date.now() + 60_000;
   while (!engineAnswers()) {
     if (Date.now() > deadline) done('the Docker Engine did not come up within 60 s; engine tests will skip');
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
   }
   say('the Docker Engine is up');
 }

@@ -146,6 +146,7 @@ export {
   type FilesystemRepository,
   type FilesystemRepositoryOptions,
 } from './pacman/filesystem-repository.js';
+export { MAX_NAME_LENGTH, packageNameProblem } from './pacman/names.js';
 export type { Srcinfo } from './pacman/srcinfo.js';
 // --- schedules ---
 export {
@@ -164,6 +165,7 @@ export {
   type ScheduledPackage,
   scheduledPackageOf,
 } from './schedule/scheduler.js';
+
 // --- signing with gpg ---
 export {
   createGpgSigner,

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   type CronJob,
   createCronJob,
@@ -207,8 +208,6 @@ function formatDuration(ms: number): string {
   const minutes = ms / 60_000;
   return minutes < 120 ? `${Math.round(minutes * 10) / 10} min` : `${Math.round(minutes / 6) / 10} h`;
 }
-
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 /**
  * Uploads a tar stream into `/app/build`. A stream that fails half-way (a source file vanished)
@@ -560,7 +559,7 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
       const waited = (await container.wait()) as { StatusCode?: number };
       const ended = new Date();
       // the last output may trail the exit a little
-      await Promise.race([drained, delay(5_000)]);
+      await Promise.race([drained, delay(5_000, undefined, { ref: false })]);
       demux.end();
       stream.destroy();
       await killing;

@@ -17,6 +17,7 @@ import { createNoopLogger, type Logger } from '../logger.js';
 import type { BuildOrchestrator, RunSettings } from '../orchestration/orchestrator.js';
 import { providersOf } from '../orchestration/resolve.js';
 import { findSatisfier, type Provider, parseDependency } from '../pacman/depend.js';
+import { packageNameProblem } from '../pacman/names.js';
 import { dependsFor, parseSrcinfo, type Srcinfo } from '../pacman/srcinfo.js';
 
 /** What the service needs of a scheduler (docs/compatibility.md#scheduling). */
@@ -402,7 +403,7 @@ export class PackageService {
 
 /** A pkgbase becomes a folder name: refuse anything that could leave the sources folder. */
 function checkSafeBase(base: string): void {
-  if (!/^[A-Za-z0-9@._+-]+$/.test(base) || base.startsWith('.') || base.startsWith('-') || base === 'tmp') {
+  if (packageNameProblem(base) !== undefined || base === 'tmp') {
     throw new InputError(`'${base}' is not a valid package base`);
   }
 }
