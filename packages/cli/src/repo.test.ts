@@ -8,7 +8,7 @@ import {
   run,
   writeSyntheticPackage,
 } from '@serene/core/testing';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runCli } from './cli.js';
 import type { CliIo } from './io.js';
 
@@ -462,10 +462,13 @@ describe('serene repo add / remove', () => {
 });
 
 describe('the executable', () => {
-  it('exits with the code of the command: 0 for --version, 2 for a usage error', async () => {
+  beforeAll(async () => {
     const build = await run('npx', ['tsc', '-b', 'packages/cli'], { cwd: ROOT });
     expect(build.stdout + build.stderr).toBe('');
     expect(build.code).toBe(0);
+  });
+
+  it('exits with the code of the command: 0 for --version, 2 for a usage error', async () => {
     const version = await run(process.execPath, [MAIN, '--version'], { cwd: work, env: ENV });
     expect(version.code).toBe(0);
     expect(version.stdout).toMatch(/^\d+\.\d+\.\d+/);
