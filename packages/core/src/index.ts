@@ -1,112 +1,37 @@
 /**
  * @serene/core: the domain, the contracts, the composition and the native pacman repository engine of
- * serene. This is the curated public surface; `@serene/core/contracts` is the light entry for
- * contract authors (types and errors, nothing native), `@serene/core/pacman` the repository engine
- * alone and `@serene/core/testing` the conformance suites.
+ * serene. This is the curated public surface: the contracts, errors and logger whole, and of the
+ * rest what the other packages use. `@serene/core/contracts` is the light entry for contract
+ * authors (types and errors, nothing native), `@serene/core/pacman` the repository engine alone and
+ * `@serene/core/testing` the conformance suites.
  */
 
 // --- the composition: createSerene and its lifecycle ---
+export * from './composition/index.js';
+// --- the contracts (one per capability), named errors, logging: public in whole ---
+export * from './contracts/publisher.js';
+export * from './contracts/runner.js';
+export * from './contracts/signer.js';
+export * from './contracts/source.js';
+export * from './contracts/store.js';
+// --- durable file writes ---
 export {
-  type BuildLogFilesOptions,
-  createBuildLogFiles,
-  pruneBuilds,
-  writeLogFile,
-} from './composition/build-logs.js';
-export {
-  createLifecycle,
-  type Lifecycle,
-  type LifecycleOptions,
-  type Part,
-} from './composition/lifecycle.js';
-export {
-  createSerene,
-  INVALID_SCHEDULE_MESSAGE,
-  RETENTION_SCHEDULE,
-  type Serene,
-  type SereneParts,
-  type SereneSettings,
-  SYNC_REFRESH_MS,
-} from './composition/serene.js';
-// --- the contracts, one per capability ---
-export type {
-  Publisher,
-  PublishResult,
-  RepoEntry,
-} from './contracts/publisher.js';
-export type {
-  BuildStats,
-  Runner,
-  RunnerJob,
-  RunOptions,
-  RunResult,
-} from './contracts/runner.js';
-export type { Signer } from './contracts/signer.js';
-export type {
-  AurDependencyPlan,
-  AurDependencyQuery,
-  AurDependencyTarget,
-  AurSourceJson,
-  CliSourceJson,
-  GitSourceJson,
-  InnerSource,
-  InnerSourceJson,
-  RawSourceJson,
-  Source,
-  SourceFactory,
-  SourceJson,
-  SourceOperationOptions,
-  SourceSpec,
-  SrcinfoGenerator,
-} from './contracts/source.js';
-export {
-  type BuildChanges,
-  type BuildProgress,
-  type BuildReason,
-  type BuildRecord,
-  type BuildState,
-  type BuildTime,
-  MAKEPKG_FLAGS,
-  type MakepkgFlag,
-  type PackageChanges,
-  type PackageRecord,
-  type Store,
-  type StoreOperations,
-  UNFINISHED_BUILD_STATES,
-} from './contracts/store.js';
-// --- named errors (HTTP statuses are mapped at the edge) ---
-export {
-  AuthenticationError,
-  ConflictError,
-  formatErrorChain,
-  InputError,
-  InvalidDatabaseError,
-  InvalidPackageError,
-  LockedError,
-  NotAllowedError,
-  NotFoundError,
-  PluginError,
-  SereneError,
-  TimeoutError,
-  UnavailableError,
-} from './errors.js';
-// --- logging ---
-export {
-  createConsoleLogger,
-  createMemoryLogger,
-  createNoopLogger,
-  LOG_LEVELS,
-  type Logger,
-  type LogLevel,
-  type LogMeta,
-  type LogRecord,
-} from './logger.js';
-
-// --- orchestration: build sessions and their events ---
+  asDiskFull,
+  removeFile,
+} from './durable.js';
+export * from './errors.js';
+export * from './logger.js';
+// --- orchestration: build sessions, their events and limits ---
 export {
   type BuildEvents,
   EventBus,
   type EventHandler,
 } from './orchestration/events.js';
+export {
+  BUILD_OUTPUT_LIMITS,
+  type BuildOutputLimits,
+  formatBytes,
+} from './orchestration/limits.js';
 export {
   BUILD_DEFAULTS,
   BuildOrchestrator,
@@ -122,7 +47,6 @@ export {
   type SyncDatabases,
   type SyncDatabasesOptions,
 } from './orchestration/sync-databases.js';
-
 // --- the package operations behind the API ---
 export {
   type AddRequest,
@@ -146,7 +70,10 @@ export {
   type FilesystemRepository,
   type FilesystemRepositoryOptions,
 } from './pacman/filesystem-repository.js';
-export { MAX_NAME_LENGTH, packageNameProblem } from './pacman/names.js';
+export {
+  MAX_NAME_LENGTH,
+  packageNameProblem,
+} from './pacman/names.js';
 export type { Srcinfo } from './pacman/srcinfo.js';
 // --- schedules ---
 export {
@@ -165,7 +92,6 @@ export {
   type ScheduledPackage,
   scheduledPackageOf,
 } from './schedule/scheduler.js';
-
 // --- signing with gpg ---
 export {
   createGpgSigner,
