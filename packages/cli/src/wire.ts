@@ -57,7 +57,7 @@ export interface PackageInfo {
 }
 
 /**
- * The original's release whose API this client speaks (its `main` after it: reference 1.4 and 1.5),
+ * The original's release whose API this client speaks (its `main` after it: docs/compatibility.md#json-types and #live-logs-sse),
  * compared with the `version` of `GET /` (see `versionWarning` in client.ts).
  */
 export const PROTOCOL_VERSION = 'v0.4.3';
