@@ -92,6 +92,15 @@ export {
   type ScheduledPackage,
   scheduledPackageOf,
 } from './schedule/scheduler.js';
+export {
+  GPG_AGENT_SIGNER_NAME,
+  GpgAgentKeyError,
+  type GpgAgentSigner,
+  type GpgAgentSignerOptions,
+  GpgAgentUnavailableError,
+  loadGpgAgentSigner,
+  SmartcardPinError,
+} from './signing/gpg-agent-signer.js';
 // --- signing with gpg ---
 export {
   createGpgSigner,
