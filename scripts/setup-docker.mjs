@@ -14,6 +14,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { CACHE, REPO, TEST_RUNNER_IMAGE } from './clone.mjs';
 import { LOG, logged, say as sayTo } from './setup-log.mjs';
@@ -108,7 +109,7 @@ if (!engineAnswers()) {
   while (!engineAnswers()) {
     if (Date.now() > deadline)
       unavailable('the Docker Engine did not answer within 60 s (see .cache/dockerd.log)');
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
   }
   say('the Docker Engine is up');
 }

@@ -3,10 +3,12 @@
 // Engine with a data folder mounted at /app and the engine's socket, then stopped with SIGTERM.
 // Host networking, so the test reaches it on 127.0.0.1 at a free port. Skips, saying why, when no
 // engine answers or the image cannot be built.
+
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { skipOrFail } from '@serene/core/testing';
 import { secretToken } from '@serene/plugin-repo-http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,7 +70,7 @@ async function serving(url: string, deadline: number): Promise<void> {
     if (Date.now() > deadline) {
       throw new Error(`no answer at ${url}:\n${docker(['logs', '--tail', '50', NAME]).stderr}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await sleep(250);
   }
 }
 
@@ -238,7 +240,7 @@ describe('the server image', () => {
       let state = '';
       const deadline = Date.now() + 10 * 60_000;
       while (!['success', 'failure', 'fatal', 'cancelled'].includes(state) && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+        await sleep(1000);
         const build = await fetch(`${base}/package/image-built/build/latest`, { headers: auth });
         state = build.ok ? ((await build.json()) as { state: { state: string } }).state.state : '';
       }

@@ -1,5 +1,5 @@
 /**
- * The HTTP client of the serene API (reference 1), over node's `fetch`: the raw secret in
+ * The HTTP client of the serene API (docs/compatibility.md#routes), over node's `fetch`: the raw secret in
  * `Authorization` on every request, plain-text error bodies, and the live event stream (SSE).
  */
 import type { BuildInfo, BuildState, LiveEvent } from './wire.js';

@@ -3,6 +3,7 @@ import * as fs from 'node:fs/promises';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { renderPkgbuild, renderSrcinfo } from '../../../test/fixtures/aur/index.js';
 import { type GitServer, startGitServer } from '../../../test/fixtures/git/index.js';
@@ -115,7 +116,7 @@ async function until(check: () => Promise<boolean> | boolean, ms = 10_000): Prom
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * The client's configuration, as the original CLI's (reference 10.1): `serene.yml` in the XDG config
+ * The client's configuration, as the original CLI's (docs/compatibility.md#cli): `serene.yml` in the XDG config
  * folder with the server `url` (and the legacy `secret` and `elevator`), and the secret in
  * `secret.txt` in the XDG data folder, created on first use.
  */

@@ -1,5 +1,5 @@
 /**
- * `serene info <name>` and its subcommands `build`, `logs`, `pkgbuild` and `set` (reference 10.2).
+ * `serene info <name>` and its subcommands `build`, `logs`, `pkgbuild` and `set` (docs/compatibility.md#cli).
  *
  * The package name comes before the subcommand (`serene info foo logs -s`), which commander cannot
  * declare: `info` takes the name and passes the rest to a small program of its own.

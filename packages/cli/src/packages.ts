@@ -1,6 +1,6 @@
 /**
  * `serene list`, `serene add`, `serene remove` and `serene build`: the package commands of the
- * original CLI (reference 10.2), against the API.
+ * original CLI (docs/compatibility.md#cli), against the API.
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';

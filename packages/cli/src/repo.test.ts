@@ -9,17 +9,14 @@ import {
   writeSyntheticPackage,
 } from '@serene/core/testing';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { runCli } from './cli.js';
+import type { CliIo } from './io.js';
 
-// These tests run the built `serene` executable, as a user does.
+// These tests run the command in this process (runCli, with its output captured), as the
+// executable does; the last one runs the built executable itself, for its exit codes.
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const MAIN = path.join(ROOT, 'packages/cli/dist/main.js');
 const ENV = { ...process.env, LC_ALL: 'C', LANG: 'C', SERENE_DEBUG: '' };
-
-beforeAll(async () => {
-  const build = await run('npx', ['tsc', '-b', 'packages/cli'], { cwd: ROOT });
-  expect(build.stdout + build.stderr).toBe('');
-  expect(build.code).toBe(0);
-});
 
 let root: string;
 let repo: string;
@@ -37,8 +34,20 @@ afterEach(async () => {
   await fs.rm(root, { recursive: true, force: true });
 });
 
-function serene(args: readonly string[], cwd = work, env: NodeJS.ProcessEnv = ENV): Promise<RunOutput> {
-  return run(process.execPath, [MAIN, ...args], { cwd, env });
+async function serene(args: readonly string[], cwd = work, env: NodeJS.ProcessEnv = ENV): Promise<RunOutput> {
+  const output: RunOutput = { code: -1, stdout: '', stderr: '' };
+  const io: CliIo = {
+    stdout: (text) => {
+      output.stdout += text;
+    },
+    stderr: (text) => {
+      output.stderr += text;
+    },
+    cwd,
+    env,
+  };
+  output.code = await runCli(args, io);
+  return output;
 }
 
 /** `NAME-VERSION` directories of a database archive, as bsdtar lists them. */
@@ -449,5 +458,22 @@ describe('serene repo add / remove', () => {
         }
       }
     });
+  });
+});
+
+describe('the executable', () => {
+  beforeAll(async () => {
+    const build = await run('npx', ['tsc', '-b', 'packages/cli'], { cwd: ROOT });
+    expect(build.stdout + build.stderr).toBe('');
+    expect(build.code).toBe(0);
+  });
+
+  it('exits with the code of the command: 0 for --version, 2 for a usage error', async () => {
+    const version = await run(process.execPath, [MAIN, '--version'], { cwd: work, env: ENV });
+    expect(version.code).toBe(0);
+    expect(version.stdout).toMatch(/^\d+\.\d+\.\d+/);
+    const usage = await run(process.execPath, [MAIN, 'repo', 'add'], { cwd: work, env: ENV });
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/Usage: serene/);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * `serene server info|webhook|key` (about the server) and `serene host secret` (about this machine),
- * as the original CLI's (reference 10.2).
+ * as the original CLI's (docs/compatibility.md#cli).
  */
 import type { Command } from 'commander';
 import { segment } from './api.js';

@@ -11,12 +11,24 @@ import {
   writeSyntheticPackage,
 } from '@serene/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from './cli.js';
+import type { CliIo } from './io.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
-const MAIN = path.join(ROOT, 'packages/cli/dist/main.js');
-
-function serene(args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<RunOutput> {
-  return run(process.execPath, [MAIN, ...args], { cwd, env: { ...process.env, LC_ALL: 'C', ...env } });
+/** The command, run in this process (runCli) with its output captured. */
+async function serene(args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<RunOutput> {
+  const output: RunOutput = { code: -1, stdout: '', stderr: '' };
+  const io: CliIo = {
+    stdout: (text) => {
+      output.stdout += text;
+    },
+    stderr: (text) => {
+      output.stderr += text;
+    },
+    cwd,
+    env: { ...process.env, LC_ALL: 'C', ...env },
+  };
+  output.code = await runCli(args, io);
+  return output;
 }
 
 // reason: needs gpg (to make the key and verify) and pacman; `npm test` installs both
@@ -28,8 +40,6 @@ describe.skipIf(!hasProgram('gpg') || !hasProgram('pacman'))('serene repo sign',
   let gpg: Awaited<ReturnType<typeof createTestGpgHome>>;
 
   beforeAll(async () => {
-    const build = await run('npx', ['tsc', '-b', 'packages/cli'], { cwd: ROOT });
-    expect(build.code, build.stdout + build.stderr).toBe(0);
     root = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-cli-sign-'));
     repo = path.join(root, 'repo');
     await fs.mkdir(repo);

@@ -1,5 +1,5 @@
 /**
- * The JSON the server speaks (reference 1.4), as the client reads and sends it. The build states
+ * The JSON the server speaks (docs/compatibility.md#json-types), as the client reads and sends it. The build states
  * are core's types; the rest are the wire shapes (snake_case, dates as strings) only the client needs.
  */
 
@@ -57,7 +57,7 @@ export interface PackageInfo {
 }
 
 /**
- * The original's release whose API this client speaks (its `main` after it: reference 1.4 and 1.5),
+ * The original's release whose API this client speaks (its `main` after it: docs/compatibility.md#json-types and #live-logs-sse),
  * compared with the `version` of `GET /` (see `versionWarning` in client.ts).
  */
 export const PROTOCOL_VERSION = 'v0.4.3';
@@ -155,7 +155,7 @@ export function isDone(state: BuildState): boolean {
   return state.state !== 'pending' && state.state !== 'running';
 }
 
-/** A live event of `GET /package/{name}/build/logs/subscribe` (reference 1.5). */
+/** A live event of `GET /package/{name}/build/logs/subscribe` (docs/compatibility.md#live-logs-sse). */
 export type LiveEvent =
   | { event: 'change'; data: BuildState }
   | { event: 'log'; data: string }

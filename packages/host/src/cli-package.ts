@@ -1,5 +1,5 @@
 /**
- * `BUILD_CLI` (reference 4.5): the server keeps its own command line in its repository as the package
+ * `BUILD_CLI` (docs/compatibility.md#serene-cli-package): the server keeps its own command line in its repository as the package
  * `serene-cli`, so that `curl -L <server>/<arch>/package/serene-cli` gets users started.
  *
  * The package is made from this server's own CLI (`packages/cli`), with no registry at build time:

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   type CronJob,
   createCronJob,
@@ -208,8 +209,6 @@ function formatDuration(ms: number): string {
   return minutes < 120 ? `${Math.round(minutes * 10) / 10} min` : `${Math.round(minutes / 6) / 10} h`;
 }
 
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
-
 /**
  * Uploads a tar stream into `/app/build`. A stream that fails half-way (a source file vanished)
  * aborts the request, which would otherwise wait for the rest forever.
@@ -256,7 +255,7 @@ function createKeyedLock(): <T>(key: string, task: () => Promise<T>) => Promise<
 
 /**
  * A {@link Runner} that builds each package in its own container on a Docker Engine, speaking the
- * original's runner protocol (reference 5.4): a container per package named prefix + pkgbase, reused
+ * original's runner protocol (docs/compatibility.md#runner-protocol): a container per package named prefix + pkgbase, reused
  * across builds, inputs uploaded to `/app/build`, outputs read from `/app/target`.
  *
  * @remarks Does no I/O until first use. Beyond the original: build timeouts and cancellation kill the
@@ -560,7 +559,7 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
       const waited = (await container.wait()) as { StatusCode?: number };
       const ended = new Date();
       // the last output may trail the exit a little
-      await Promise.race([drained, delay(5_000)]);
+      await Promise.race([drained, delay(5_000, undefined, { ref: false })]);
       demux.end();
       stream.destroy();
       await killing;

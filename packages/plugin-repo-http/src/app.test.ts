@@ -1,4 +1,5 @@
 import * as fs from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { secretToken, webhookSecret } from './auth.js';
 import { fakeSigner, type Harness, SECRET, startHarness, WEBHOOK_SECRET } from './testing/harness.js';
@@ -45,7 +46,7 @@ async function until(check: () => Promise<boolean>, ms = 10_000): Promise<void> 
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
 }
 
@@ -482,7 +483,7 @@ describe('authentication', () => {
 
   it('follows changes of authorized_secrets at once, and refuses everybody while it is missing', async () => {
     expect((await h.ask('/package/list')).status).toBe(200);
-    const settle = () => new Promise((resolve) => setTimeout(resolve, 150));
+    const settle = () => sleep(150);
     await fs.writeFile(h.secretsFile, `\n   \n${secretToken('new secret')} someone else\n`);
     await settle();
     expect((await h.ask('/package/list')).status).toBe(403);

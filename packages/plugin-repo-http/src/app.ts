@@ -1,6 +1,6 @@
 /**
  * The HTTP face of serene: the pacman repository at `/<arch>/` and the original's REST API
- * (reference 1.1), on Koa and @koa/router.
+ * (docs/compatibility.md#routes), on Koa and @koa/router.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Router, { type RouterContext } from '@koa/router';

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createMemoryLogger, type LogRecord } from '@serene/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -75,7 +76,7 @@ describe('AuthorizedSecrets', () => {
     expect(await secrets.match('s3cret')).toBeUndefined();
     expect(logs.filter((line) => line.level === 'warn')).toHaveLength(1);
     await fs.writeFile(file, `${secretToken('s3cret')}\n`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
     expect(await secrets.match('s3cret')).toBe(secretToken('s3cret'));
     secrets.close();
   });
@@ -84,7 +85,7 @@ describe('AuthorizedSecrets', () => {
     const logs: LogRecord[] = [];
     const { secrets } = await secretsIn(`${secretToken('a')}\n`, logs);
     for (let i = 0; i < 20; i++) await secrets.match('a');
-    await new Promise((resolve) => setTimeout(resolve, 120));
+    await sleep(120);
     await secrets.match('a');
     expect(logs.filter((line) => line.message === 'authorized secrets loaded')).toHaveLength(1);
     secrets.close();

@@ -1,5 +1,5 @@
 /**
- * Authentication as the original's (reference 2): the raw secret in `Authorization`, its SHA-256 in
+ * Authentication as the original's (docs/compatibility.md#authentication): the raw secret in `Authorization`, its SHA-256 in
  * standard Base64 compared with the first word of each line of `authorized_secrets`; stateless
  * per-package webhook secrets derived from those tokens.
  *
@@ -46,7 +46,7 @@ export function secretToken(secret: string): string {
 
 /**
  * The webhook secret of the user whose file token is `token`, for package `base`: URL-safe Base64
- * (with padding) of SHA-256 of `token-base-serverSecret` (reference 2.3).
+ * (with padding) of SHA-256 of `token-base-serverSecret` (docs/compatibility.md#webhook-secrets).
  */
 export function webhookSecret(token: string, base: string, serverSecret: string): string {
   return createHash('sha256')
@@ -284,7 +284,7 @@ export async function authorize(
 }
 
 /**
- * Checks a webhook request's `secret` (reference 2.3).
+ * Checks a webhook request's `secret` (docs/compatibility.md#webhook-secrets).
  *
  * @throws AuthenticationError without a secret; NotAllowedError when no user's secret matches;
  * UnavailableError when webhooks are off (and somebody is authorized at all)

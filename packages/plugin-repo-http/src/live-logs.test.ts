@@ -1,4 +1,5 @@
 import * as http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PING_FRAME } from './live-logs.js';
 import { type Harness, SECRET, startHarness } from './testing/harness.js';
@@ -183,7 +184,7 @@ async function until(check: () => Promise<boolean> | boolean, ms = 10_000): Prom
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * Live build logs over server-sent events. Every event goes out in two framings, one after the
+ * Live build logs over server-sent events. Every event goes out in two framings (docs/compatibility.md#live-logs-sse), one after the
  * other, so that the CLIs of the original's `main` branch and of its release v0.4.3 both follow a
  * build on the same stream (each finds the events it understands and skips the others):
  *

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { Memo } from './memo.js';
 
@@ -40,7 +41,7 @@ describe('Memo', () => {
     let calls = 0;
     const compute = async () => ++calls;
     expect(await memo.get(compute)).toBe(1);
-    await new Promise((resolve) => setTimeout(resolve, 40));
+    await sleep(40);
     expect(await memo.get(compute)).toBe(2);
   });
 });

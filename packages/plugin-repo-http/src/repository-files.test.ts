@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contentTypeOf, parseRange, pathSegments } from './repository-files.js';
 import { type Harness, startHarness } from './testing/harness.js';
@@ -250,8 +251,7 @@ describe('the repository over HTTP', () => {
       });
     }
     const deadline = Date.now() + 5000;
-    while ((await open()) > before + 2 && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    while ((await open()) > before + 2 && Date.now() < deadline) await sleep(20);
     expect(await open()).toBeLessThanOrEqual(before + 2);
     expect((await h.ask('/x86_64/big-1-1-x86_64.pkg.tar.zst')).body.equals(big)).toBe(true);
   });
@@ -262,10 +262,10 @@ describe('the repository over HTTP', () => {
     expect((await h.ask('/x86_64/note.txt')).text).toBe('one');
     await fs.writeFile(`${file}.new`, 'two!');
     await fs.rename(`${file}.new`, file);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
     expect((await h.ask('/x86_64/note.txt')).text).toBe('two!');
     await fs.rm(file);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
     expect((await h.ask('/x86_64/note.txt')).status).toBe(404);
   });
 

@@ -1,5 +1,5 @@
 /**
- * The pacman repository folder over HTTP (reference 6): files with their type and length, `HEAD`,
+ * The pacman repository folder over HTTP (docs/compatibility.md#repository-layout): files with their type and length, `HEAD`,
  * single byte ranges (pacman resumes downloads), `Last-Modified`/`If-Modified-Since` and
  * `ETag`/`If-None-Match` (pacman -Sy skips an unchanged database), and the original's HTML
  * directory listing.

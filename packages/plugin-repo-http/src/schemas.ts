@@ -1,31 +1,16 @@
 /**
  * The payloads of the API as zod schemas: one per request body (validated at the edge) and one per
- * response (documented in `/openapi.json`). Field names and shapes are the original's (reference 1.4).
+ * response (documented in `/openapi.json`). Field names and shapes are the original's (docs/compatibility.md#json-types).
  */
-import { MAKEPKG_FLAGS } from '@serene/core';
+import { MAKEPKG_FLAGS, packageNameProblem } from '@serene/core';
 import { z } from 'zod';
 
 // --- NAMES ---
 
-/** Longest package name the API accepts (a file name must hold it). */
-export const MAX_NAME_LENGTH = 255;
+export { MAX_NAME_LENGTH } from '@serene/core';
 
-const NAME_CHARACTERS = /^[A-Za-z0-9@._+-]+$/;
-
-/**
- * Why `name` is not an acceptable pkgbase or pkgname, or undefined when it is: letters, digits and
- * `@._+-`, not starting with `.` or `-`, at most {@link MAX_NAME_LENGTH} characters (the rules of
- * makepkg, which also keep a name a safe file and folder name).
- */
-export function nameProblem(name: string): string | undefined {
-  if (name.length === 0) return 'it is empty';
-  if (name.length > MAX_NAME_LENGTH) {
-    return `it is ${name.length} characters long, the limit is ${MAX_NAME_LENGTH}`;
-  }
-  if (!NAME_CHARACTERS.test(name)) return 'it may contain only letters, digits and @ . _ + -';
-  if (name.startsWith('.') || name.startsWith('-')) return 'it may not start with . or -';
-  return undefined;
-}
+/** Why `name` is not an acceptable pkgbase or pkgname (core's package-name rule), or undefined. */
+export const nameProblem = packageNameProblem;
 
 /** A user-supplied text, quoted and cut short so that an error message stays readable. */
 export function quote(text: string, max = 64): string {

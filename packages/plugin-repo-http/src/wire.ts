@@ -1,5 +1,5 @@
 /**
- * Core records as the original's JSON (reference 1.4): snake_case fields, RFC 3339 `Z` timestamps.
+ * Core records as the original's JSON (docs/compatibility.md#json-types): snake_case fields, RFC 3339 `Z` timestamps.
  */
 import {
   type BuildEvents,

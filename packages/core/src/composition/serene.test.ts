@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AurEmulator, startAurEmulator } from '../../../../test/fixtures/aur/index.js';
 import type { Runner } from '../contracts/runner.js';
@@ -128,7 +129,7 @@ describe('createSerene', () => {
     const until = Date.now() + 10_000;
     while ((await serene.store.getLatestBuild('beta'))?.state.state !== 'running') {
       if (Date.now() > until) throw new Error('no running build');
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await sleep(20);
     }
     await serene.stop();
     expect(events.slice(events.indexOf('http stop'))).toEqual([

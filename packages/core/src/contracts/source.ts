@@ -1,7 +1,7 @@
 /**
  * Package sources: where the PKGBUILD of a package comes from (AUR, a git repository, a raw PKGBUILD),
  * how it is brought up to date, and the state string that decides whether a package is up to date
- * (reference 4.2, 4.3).
+ * (docs/compatibility.md#sources).
  *
  * @remarks A {@link Source} is the original's source *wrapper*: the devel flag, the `.SRCINFO` override,
  * the `.SRCINFO` serene generated and the devel revisions, around an {@link InnerSource} of one kind.
@@ -25,7 +25,7 @@ export type AurSourceJson = { type: 'AurSource'; base: string; version: string; 
 export type GitSourceJson = { type: 'GitSource'; repository: string; last_commit: string };
 /** `RawSource`: a PKGBUILD given as text. */
 export type RawSourceJson = { type: 'RawSource'; pkgbuild: string };
-/** `CliSource`: the built-in `serene-cli` package (reference 4.5). */
+/** `CliSource`: the built-in `serene-cli` package (docs/compatibility.md#serene-cli-package). */
 export type CliSourceJson = { type: 'CliSource'; state: string };
 
 /**
@@ -126,7 +126,7 @@ export interface Source {
   /**
    * The original's update: inner update; `.SRCINFO` regeneration when the inner state changed or none
    * was generated yet, and the checkout has no `.SRCINFO` or `srcinfoOverride` is set; then, when
-   * `devel`, the remote commit of every `git+` source (reference 4.2).
+   * `devel`, the remote commit of every `git+` source (docs/compatibility.md#sources).
    */
   update(dir: string, options?: SourceOperationOptions): Promise<void>;
   /** The state string: inner state, plus the devel revisions in ascending order of URL when `devel`. */
@@ -162,7 +162,7 @@ export interface AurDependencyQuery extends SourceOperationOptions {
   isSatisfied(dependency: string): boolean | Promise<boolean>;
 }
 
-/** The AUR packages adding a package brings along (reference 1.3, steps 4-5). */
+/** The AUR packages adding a package brings along (docs/compatibility.md#endpoints, adding). */
 export interface AurDependencyPlan {
   /** AUR pkgbases to add, an AUR target's own first, then its dependencies' in the order found */
   bases: string[];

@@ -3,7 +3,7 @@ import type { BuildStats } from './runner.js';
 
 // --- DOMAIN TYPES ---
 
-/** Where a build stands (reference 1.4, `BuildProgress`). */
+/** Where a build stands (docs/compatibility.md#json-types, `BuildProgress`). */
 export type BuildProgress = 'resolve' | 'update' | 'build' | 'publish' | 'clean';
 
 /** The state of one build, as the original's `BuildState`. */
@@ -15,13 +15,13 @@ export type BuildState =
   | { state: 'failure' }
   | { state: 'fatal'; info: [string, BuildProgress] };
 
-/** The `state` tags of builds that have not finished yet (reference 1.4: "not done"). */
+/** The `state` tags of builds that have not finished yet (docs/compatibility.md#json-types). */
 export const UNFINISHED_BUILD_STATES = ['pending', 'running'] as const;
 
 /** Why a build was started. */
 export type BuildReason = 'webhook' | 'manual' | 'schedule' | 'initial' | 'unknown';
 
-/** makepkg flags a package may set (reference 1.4, `MakepkgFlag`). */
+/** makepkg flags a package may set (docs/compatibility.md#json-types, `MakepkgFlag`). */
 export const MAKEPKG_FLAGS = [
   'ignorearch',
   'clean',
@@ -43,7 +43,7 @@ export type MakepkgFlag = (typeof MAKEPKG_FLAGS)[number];
 
 // --- RECORDS ---
 
-/** One added package (reference 8.1, table `package`). */
+/** One added package (docs/compatibility.md#database-schema, table `package`). */
 export interface PackageRecord {
   /** pkgbase; the identity, exact and case-sensitive */
   base: string;
@@ -75,7 +75,7 @@ export interface PackageRecord {
 export type PackageChanges = Partial<Omit<PackageRecord, 'base'>>;
 
 /**
- * One build (reference 8.1, table `build`); `(package, started)` is its identity.
+ * One build (docs/compatibility.md#database-schema, table `build`); `(package, started)` is its identity.
  *
  * @remarks `started` is kept with the precision of a `Date` (milliseconds); the orchestrator must not
  * start two builds of one package in the same millisecond (the store rejects the second with a

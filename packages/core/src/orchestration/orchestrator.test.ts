@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type AurEmulator,
@@ -329,7 +330,7 @@ describe('BuildOrchestrator', () => {
     await h.add('running');
     await h.add('queued');
     const { done } = await h.orchestrator.start(['queued', 'running'], { ...manual, resolve: false });
-    while (h.runner.started.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    while (h.runner.started.length === 0) await sleep(10);
     const first = h.runner.started[0]!;
     const second = first === 'running' ? 'queued' : 'running';
     expect(h.orchestrator.cancel(second)).toBe(true);
@@ -404,7 +405,7 @@ describe('BuildOrchestrator', () => {
     await h.add('one');
     await h.add('two');
     await h.orchestrator.start(['one', 'two'], { ...manual, resolve: false });
-    while (h.runner.started.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    while (h.runner.started.length === 0) await sleep(10);
     await h.orchestrator.stop();
     for (const base of ['one', 'two']) {
       expect((await latest(h, base)).state).toEqual({ state: 'cancelled', info: SHUTDOWN_MESSAGE });

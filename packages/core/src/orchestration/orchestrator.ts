@@ -22,7 +22,7 @@ import { BUILD_OUTPUT_LIMITS, type BuildOutputLimits, checkBuildOutput } from '.
 import { providersOf, type Resolution, resolveSession } from './resolve.js';
 import { Semaphore } from './semaphore.js';
 
-/** Options of one run (a build session), as the original's triggers set them (reference 5.1). */
+/** Options of one run (a build session), as the original's triggers set them (docs/compatibility.md#build-sessions). */
 export interface RunSettings {
   reason: BuildReason;
   /** order the session by dependencies */
@@ -138,7 +138,7 @@ interface Job {
 
 /**
  * Runs build sessions: locks, source updates, up-to-date checks, dependency order, the server-wide
- * build queue, runner, publisher, and the state machine of every build (reference 5), emitting each
+ * build queue, runner, publisher, and the state machine of every build (docs/compatibility.md#build-states), emitting each
  * state change and log chunk on the event bus.
  *
  * @remarks Beyond the original: the concurrency limit is server-wide, builds time out, queued and
@@ -235,7 +235,7 @@ export class BuildOrchestrator {
   }
 
   /**
-   * Starts a session for `bases` (reference 5.1). With `failIfLocked` (manual, webhook and add
+   * Starts a session for `bases` (docs/compatibility.md#build-sessions). With `failIfLocked` (manual, webhook and add
    * triggers) a package already in a session refuses the whole request with a `ConflictError`;
    * otherwise (schedule) locked packages are silently left out. Resolves once the session is
    * started, with the promise of its end.
@@ -452,7 +452,7 @@ export class BuildOrchestrator {
     return waiting;
   }
 
-  /** Starts every job whose dependencies are done, until none is left (reference 5.3). */
+  /** Starts every job whose dependencies are done, until none is left (docs/compatibility.md#dependency-order-and-concurrency). */
   private async loop(jobs: Job[], waiting: Map<string, Set<string>>, settings: RunSettings): Promise<void> {
     const byBase = new Map(jobs.map((job) => [job.base, job]));
     // the bases waiting for each base, in the order of `waiting` (the order builds start in)
@@ -669,7 +669,7 @@ export class BuildOrchestrator {
     }
   }
 
-  /** Checks the built files against the `.SRCINFO` and publishes them (reference 5.6). */
+  /** Checks the built files against the `.SRCINFO` and publishes them (docs/compatibility.md#repository-layout). */
   private async publish(job: Job, result: RunResult): Promise<string> {
     const dir = this.sourceDir(job.base);
     let srcinfoText = await job.source.srcinfo(dir);

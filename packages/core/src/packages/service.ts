@@ -19,9 +19,10 @@ import { createNoopLogger, type Logger } from '../logger.js';
 import type { BuildInFlight, BuildOrchestrator, RunSettings } from '../orchestration/orchestrator.js';
 import { providersOf } from '../orchestration/resolve.js';
 import { findSatisfier, type Provider, parseDependency } from '../pacman/depend.js';
+import { packageNameProblem } from '../pacman/names.js';
 import { dependsFor, parseSrcinfo, type Srcinfo } from '../pacman/srcinfo.js';
 
-/** What the service needs of a scheduler (reference 7). */
+/** What the service needs of a scheduler (docs/compatibility.md#scheduling). */
 export interface PackageScheduling {
   /** Puts a package on its schedule, moves it, or (undefined) takes it off. */
   reschedule(
@@ -96,7 +97,7 @@ export class DependencyError extends SereneError {}
 
 /**
  * The package operations of the API: add (with AUR dependencies), remove, settings, builds and
- * their lookups, as the original's handlers do them (reference 1.3).
+ * their lookups, as the original's handlers do them (docs/compatibility.md#endpoints).
  */
 export class PackageService {
   private readonly store: Store;
@@ -156,7 +157,7 @@ export class PackageService {
 
   /**
    * One build by `latest`, a 0-based index from the oldest, or an exact RFC 3339 start time
-   * (reference 1.3); `InputError` for anything else, `NotFoundError` when there is none.
+   * (docs/compatibility.md#endpoints); `InputError` for anything else, `NotFoundError` when there is none.
    */
   async build(base: string, time: string): Promise<BuildRecord> {
     let build: BuildRecord | undefined;
@@ -209,7 +210,7 @@ export class PackageService {
   // --- adding ---------------------------------------------------------------------------------------
 
   /**
-   * Adds a package and the AUR packages it needs (reference 1.3, `POST /package/add`). Resolves with
+   * Adds a package and the AUR packages it needs (docs/compatibility.md#endpoints, `POST /package/add`). Resolves with
    * the added or replaced packages, target first, as they are before any build.
    */
   async add(request: AddRequest): Promise<PackageView[]> {
@@ -227,7 +228,7 @@ export class PackageService {
       checkouts.push({ base, source: target, dir: targetDir, dependency: false });
 
       // dependencies: the sync databases, our published packages and the new one satisfy them,
-      // the AUR provides the rest (reference 1.3, steps 4 and 5)
+      // the AUR provides the rest (docs/compatibility.md#endpoints, adding)
       const providers = [...(await this.syncProviders())];
       for (const record of await this.store.listPackages()) {
         if (record.srcinfo && record.base !== base)
@@ -324,7 +325,7 @@ export class PackageService {
 
   /**
    * Removes a package: its running build, its runner state, its repository entries and files, its
-   * source folder and its records (reference 1.3, `DELETE /package/{name}`). Beyond the original,
+   * source folder and its records (docs/compatibility.md#endpoints, `DELETE /package/{name}`). Beyond the original,
    * it also stops its build and takes it off the schedule.
    */
   async remove(base: string): Promise<void> {
@@ -356,7 +357,7 @@ export class PackageService {
     await this.store.deletePackage(base);
   }
 
-  /** Changes one setting (reference 1.3, `POST /package/{name}/set`). */
+  /** Changes one setting (docs/compatibility.md#endpoints, `POST /package/{name}/set`). */
   async set(base: string, change: SettingChange): Promise<void> {
     const record = await this.record(base);
     let changes: PackageChanges;
@@ -418,14 +419,14 @@ export class PackageService {
     }
   }
 
-  /** Starts a manual build session (reference 1.3, `POST /build`); every base must be added. */
+  /** Starts a manual build session (docs/compatibility.md#endpoints, `POST /build`); every base must be added. */
   async startBuild(bases: readonly string[], settings: Omit<RunSettings, 'reason'>): Promise<void> {
     for (const base of bases) await this.record(base);
     if (bases.length === 0) return;
     await this.orchestrator.start(bases, { ...settings, reason: 'manual' }, { failIfLocked: true });
   }
 
-  /** Builds every enabled package (reference 1.3, `POST /build/all`). */
+  /** Builds every enabled package (docs/compatibility.md#endpoints, `POST /build/all`). */
   async startBuildAll(settings: Omit<RunSettings, 'reason'>): Promise<void> {
     const enabled = (await this.store.listPackages())
       .filter((record) => record.enabled)
@@ -434,7 +435,7 @@ export class PackageService {
     await this.orchestrator.start(enabled, { ...settings, reason: 'manual' }, { failIfLocked: true });
   }
 
-  /** A webhook build: resolve, not clean, not forced (reference 1.3). */
+  /** A webhook build: resolve, not clean, not forced (docs/compatibility.md#endpoints). */
   async startWebhookBuild(base: string): Promise<void> {
     await this.record(base);
     await this.orchestrator.start(
@@ -547,7 +548,7 @@ export class PackageService {
 
 /** A pkgbase becomes a folder name: refuse anything that could leave the sources folder. */
 function checkSafeBase(base: string): void {
-  if (!/^[A-Za-z0-9@._+-]+$/.test(base) || base.startsWith('.') || base.startsWith('-') || base === 'tmp') {
+  if (packageNameProblem(base) !== undefined || base === 'tmp') {
     throw new InputError(`'${base}' is not a valid package base`);
   }
 }

@@ -9,6 +9,7 @@ export * from './database.js';
 export * from './depend.js';
 export * from './desc.js';
 export * from './filesystem-repository.js';
+export * from './names.js';
 export * from './package-reader.js';
 export * from './pkginfo.js';
 export * from './srcinfo.js';

@@ -4,6 +4,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pack as tarPack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidPackageError } from '../errors.js';
@@ -402,7 +403,7 @@ describe.skipIf(missing.length > 0)(`readPackage (missing tools: ${missing.join(
       await expectInvalid(dir, /not a regular file|EISDIR/);
       await expectInvalid(path.join(dir, 'does-not-exist.pkg.tar.zst'), /no such file/);
 
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
       expect((await fs.readdir('/proc/self/fd')).length).toBeLessThanOrEqual(fds);
     }, 120_000);
 

@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidPackageError } from '../errors.js';
+import { hasProgram } from '../testing/pacman.js';
 import {
   isValidPkgname,
   isValidPkgver,
@@ -240,7 +240,7 @@ function prng(seed: number): () => number {
   };
 }
 
-describe.skipIf(!existsSync('/bin/bash') && !existsSync('/usr/bin/bash'))('against bash (repo-add)', () => {
+describe.skipIf(!hasProgram('bash'))('against bash (repo-add)', () => {
   it('reads tricky and random .PKGINFO texts exactly as repo-add does', async () => {
     const texts: string[] = [
       MAKEPKG_PKGINFO,

@@ -1,4 +1,5 @@
 import { InvalidPackageError } from '../errors.js';
+import { packageNameProblem } from './names.js';
 import type { PkgInfo } from './types.js';
 
 /*
@@ -174,7 +175,6 @@ export function readPkginfoFields(text: string): PkgInfo {
   return info;
 }
 
-const PKGNAME = /^[A-Za-z0-9@_+][A-Za-z0-9@._+-]*$/;
 const PKGVER = /^(?:[0-9]+:)?[^\s/:\-\p{C}]+-[^\s/:\-\p{C}]+$/u;
 
 /**
@@ -183,7 +183,7 @@ const PKGVER = /^(?:[0-9]+:)?[^\s/:\-\p{C}]+-[^\s/:\-\p{C}]+$/u;
  * and no `..`.
  */
 export function isValidPkgname(name: string): boolean {
-  return PKGNAME.test(name) && !name.includes('..');
+  return packageNameProblem(name) === undefined && !name.includes('..');
 }
 
 /**

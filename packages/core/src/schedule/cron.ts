@@ -1,7 +1,7 @@
 import { InputError } from '../errors.js';
 
 /**
- * Cron expressions in the dialect of the Rust `cron` crate 0.12, which the original uses (reference 7):
+ * Cron expressions in the dialect of the Rust `cron` crate 0.12, which the original uses (docs/compatibility.md#scheduling):
  * `sec min hour day-of-month month day-of-week [year]`, evaluated in UTC, Sunday = 1.
  *
  * @remarks The grammar mirrors the crate's parser combinators, whitespace quirks included (see

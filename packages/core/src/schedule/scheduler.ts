@@ -73,7 +73,7 @@ export interface PackageSchedulerOptions extends ClockOptions {
 }
 
 /**
- * Runs enabled packages at the times of their cron schedules (reference 7): a map from fire time to
+ * Runs enabled packages at the times of their cron schedules (docs/compatibility.md#scheduling): a map from fire time to
  * the packages due then, one timer for the earliest, and one `run` for all packages due together.
  */
 export interface PackageScheduler {

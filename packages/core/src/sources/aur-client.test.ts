@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type AurEmulator, startAurEmulator } from '../../../../test/fixtures/aur/index.js';
 import { AurRpcError, AurUnreachableError, createAurClient } from './aur-client.js';
@@ -79,7 +80,7 @@ describe('AUR client lookup', () => {
   it('coalesces lookups that arrive a little apart', async () => {
     const client = createAurClient({ baseUrl: aur.url, batchWindowMs: 20 });
     const staggered = NAMES.slice(0, 10).map(async (name, i) => {
-      await new Promise((resolve) => setTimeout(resolve, i * 2));
+      await sleep(i * 2);
       return client.lookup(name);
     });
     expect((await Promise.all(staggered)).every((p) => p !== undefined)).toBe(true);

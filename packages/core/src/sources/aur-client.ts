@@ -7,6 +7,7 @@
  * requests instead of 1,000.
  */
 
+import { setTimeout as delay } from 'node:timers/promises';
 import type { SourceOperationOptions } from '../contracts/source.js';
 import { innermostMessage, SereneError } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
@@ -406,17 +407,9 @@ function checkBody(body: unknown, status: number): AurPackage[] {
   return record.results as AurPackage[];
 }
 
+/** Waits `ms`; an abort rejects with the signal's reason, as the request it delays would. */
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
+  return delay(ms, undefined, { signal }).catch((error: unknown) => {
+    throw signal?.aborted ? signal.reason : error;
   });
 }

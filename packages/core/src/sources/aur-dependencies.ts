@@ -1,5 +1,5 @@
 /**
- * Which AUR packages adding a package brings along (reference 1.3, steps 4-5): the dependencies
+ * Which AUR packages adding a package brings along (docs/compatibility.md#endpoints, adding): the dependencies
  * (`Depends`, `MakeDepends`, `CheckDepends`) that nothing else satisfies, found in the AUR by name or by
  * `Provides`, transitively, as aur-depends resolves them with its default flags.
  */

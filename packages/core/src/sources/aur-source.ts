@@ -1,5 +1,5 @@
 /**
- * The AUR source (server/src/package/source/aur.rs): a clone of `<AUR_URL>/<base>.git` (or of the
+ * The AUR source (docs/compatibility.md#sources): a clone of `<AUR_URL>/<base>.git` (or of the
  * base's branch of the GitHub mirror); its state is the AUR's version of the package.
  */
 import * as fs from 'node:fs/promises';

@@ -1,7 +1,6 @@
 /**
  * Devel packages: the remote commits of the `git+` sources of a `.SRCINFO`, which make a devel package's
- * state change when upstream moves (reference 4.2; server/src/package/aur.rs `source_latest_version`,
- * git.rs `find_remote_commit`).
+ * state change when upstream moves (docs/compatibility.md#sources).
  */
 import type { SourceOperationOptions } from '../contracts/source.js';
 import { archValues, parseSrcinfo, type Srcinfo } from '../pacman/srcinfo.js';

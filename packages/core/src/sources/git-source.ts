@@ -1,5 +1,5 @@
 /**
- * The custom git source (server/src/package/source/git.rs): a clone of any git repository holding a
+ * The custom git source (docs/compatibility.md#sources): a clone of any git repository holding a
  * PKGBUILD; its state is the checkout's `HEAD` commit.
  */
 import type { GitSourceJson, InnerSource, SourceOperationOptions } from '../contracts/source.js';

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GitServer, startGitServer } from '../../../../test/fixtures/git/index.js';
 import { InputError } from '../errors.js';
@@ -100,7 +101,7 @@ describe('limiter', () => {
           active++;
           peak = Math.max(peak, active);
           order.push(i);
-          await new Promise((resolve) => setTimeout(resolve, 5));
+          await sleep(5);
           active--;
         }),
       ),

@@ -1,6 +1,6 @@
 /**
  * The `git` command line, wrapped: clone, pull, `HEAD` and `ls-remote`, as the original runs them
- * (server/src/package/git.rs). Arguments go straight to `execFile` (no shell); URLs that would read as
+ * (docs/compatibility.md#sources). Arguments go straight to `execFile` (no shell); URLs that would read as
  * options are refused, and git never prompts for credentials.
  */
 import { execFile } from 'node:child_process';

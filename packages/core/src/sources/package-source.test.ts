@@ -93,7 +93,7 @@ function setup(options: { sources?: string[]; refs?: Record<string, string> } = 
   return { generator, git, inner, factory, source };
 }
 
-describe('.SRCINFO generation (reference 4.2, update step 2)', () => {
+describe('.SRCINFO generation (docs/compatibility.md#sources)', () => {
   it('never generates when the checkout has a .SRCINFO', async () => {
     const { generator, inner, source } = setup();
     inner.own = srcinfo('1.0');
@@ -158,7 +158,7 @@ describe('.SRCINFO generation (reference 4.2, update step 2)', () => {
   });
 });
 
-describe('devel revisions and the state string (reference 4.2, update step 3)', () => {
+describe('devel revisions and the state string (docs/compatibility.md#sources)', () => {
   const A = 'https://a.example/a.git';
   const B = 'https://b.example/b.git#branch=dev';
   const refs = { [`${A} HEAD`]: 'aaaaaaa', 'https://b.example/b.git refs/heads/dev': 'bbbbbbb' };

@@ -1,5 +1,5 @@
 /**
- * The source wrapper (server/src/package/source/mod.rs `Source`): devel flag, `.SRCINFO` override,
+ * The source wrapper (docs/compatibility.md#sources): devel flag, `.SRCINFO` override,
  * generated `.SRCINFO` and devel revisions around an inner source, and the JSON the original keeps in
  * `package.source`.
  */

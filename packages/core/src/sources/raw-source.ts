@@ -1,5 +1,5 @@
 /**
- * The raw source (server/src/package/source/raw.rs): a PKGBUILD given as text; its state is the
+ * The raw source (docs/compatibility.md#sources): a PKGBUILD given as text; its state is the
  * standard Base64 (with padding) of the SHA-256 of that text.
  */
 import { createHash } from 'node:crypto';

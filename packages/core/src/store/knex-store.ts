@@ -1,6 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import knex, { type Knex } from 'knex';
+import type { Knex } from 'knex';
 import type { GateRecord } from '../contracts/gate.js';
 import {
   type BuildChanges,
@@ -38,6 +38,9 @@ import {
 import { SqliteStatements } from './sqlite-statements.js';
 import { formatTimestamp, toStoredTimestamp } from './timestamp.js';
 
+/** The knex factory (the `knex` package's default export). */
+export type KnexFactory = typeof import('knex').default;
+
 /** Options of {@link createKnexStore}. Give `url` or `filename`. */
 export interface KnexStoreOptions {
   /**
@@ -50,8 +53,11 @@ export interface KnexStoreOptions {
   filename?: string | undefined;
   /** Receives the store's own lines and knex's warnings. @default a logger that drops everything */
   logger?: Logger | undefined;
-  /** The knex factory, for tests that wrap it. @default the `knex` package */
-  lib?: typeof knex | undefined;
+  /**
+   * The knex factory, for tests that wrap it. @default the `knex` package, imported when the store
+   * opens: who never opens a knex store never loads knex, sqlite3 or pg
+   */
+  lib?: KnexFactory | undefined;
   /**
    * Where the logs and sources of a serene-aur install are, when `filename` is its `serene.db`: it is
    * then copied to `serene.db.serene-aur-backup` and imported at `open()`.
@@ -81,7 +87,7 @@ export function createKnexStore(options: KnexStoreOptions): Store {
   return new KnexStore(
     { ...knexConfig(options), sereneAur: options.sereneAur },
     options.logger ?? createNoopLogger(),
-    options.lib ?? knex,
+    options.lib,
   );
 }
 
@@ -484,13 +490,13 @@ class KnexStore extends KnexOperations implements Store {
   readonly name: string;
   readonly #config: StoreConfig;
   readonly #logger: Logger;
-  readonly #lib: typeof knex;
+  readonly #lib: KnexFactory | undefined;
   #knex: Knex | undefined;
   readonly #statements: SqliteStatements | undefined;
   #opening: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(config: StoreConfig, logger: Logger, lib: typeof knex) {
+  constructor(config: StoreConfig, logger: Logger, lib: KnexFactory | undefined) {
     super();
     this.name = config.name;
     this.#config = config;
@@ -521,7 +527,8 @@ class KnexStore extends KnexOperations implements Store {
   async #open(): Promise<void> {
     if (this.#config.file) await fs.mkdir(path.dirname(path.resolve(this.#config.file)), { recursive: true });
     const logger = this.#logger;
-    const db = this.#lib({
+    const lib = this.#lib ?? (await import('knex')).default;
+    const db = lib({
       ...this.#config.config,
       log: {
         warn: (message: unknown) => logger.warn(`knex: ${String(message)}`),

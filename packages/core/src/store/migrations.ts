@@ -31,7 +31,7 @@ export const MIGRATIONS: readonly StoreMigration[] = [
       await knex.schema.createTable('package', (table) => {
         keyColumn(knex, table, 'base').primary();
         keyColumn(knex, table, 'added').notNullable();
-        // JSON of the source (reference 4.2)
+        // JSON of the source (docs/compatibility.md#sources)
         table.text('source').notNullable();
         table.text('srcinfo');
         table.text('pkgbuild');

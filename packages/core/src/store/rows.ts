@@ -109,7 +109,7 @@ export function packageFromRow(row: PackageRow): PackageRecord {
 
 // --- builds ---
 
-/** The `state`, `progress` and `fatal` columns of a state (reference 8.1). */
+/** The `state`, `progress` and `fatal` columns of a state (docs/compatibility.md#database-schema). */
 function stateColumns(state: BuildState): { state: string; progress: string | null; fatal: string | null } {
   switch (state.state) {
     case 'pending':

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /*
  * Real packages for tests, built by makepkg (Debian's pacman-package-manager ships it; `npm test`
@@ -222,8 +223,6 @@ async function copyInto(files: readonly string[], dir: string): Promise<string[]
   }
   return copied;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Builds once per cache key, across processes (a lock folder marks a build in progress); returns the

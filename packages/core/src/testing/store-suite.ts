@@ -33,7 +33,7 @@ const T0 = Date.UTC(2024, 4, 1, 12, 0, 0, 0);
 /** A time `offset` milliseconds after a fixed instant. */
 const at = (offset: number): Date => new Date(T0 + offset);
 
-/** A package with defaults as a new package has them (reference 4.1). */
+/** A package with defaults as a new package has them (docs/compatibility.md#package-records). */
 export function samplePackage(base: string, overrides: Partial<PackageRecord> = {}): PackageRecord {
   return {
     base,
@@ -744,7 +744,7 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
           ['beta', 1, 'pending'],
           ['alpha', 3, 'running'],
         ]);
-        // start-up clean-up as the orchestrator does it (reference 5.2)
+        // start-up clean-up as the orchestrator does it (docs/compatibility.md#build-states)
         await store.transaction(async (tx) => {
           for (const build of await tx.listUnfinishedBuilds()) {
             const progress = build.state.state === 'running' ? build.state.info : 'resolve';

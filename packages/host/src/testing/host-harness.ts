@@ -3,10 +3,12 @@
  * signing key, the environment of a server on 127.0.0.1, and a client that speaks to it.
  * Not part of the build (see tsconfig.json).
  */
+
 import * as fs from 'node:fs/promises';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { secretToken } from '@serene/plugin-repo-http';
 
 /** The API secret the test data folder authorizes. */
@@ -75,7 +77,7 @@ export async function until(
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
 }
 
