@@ -36,6 +36,7 @@ export {
 } from './orchestration/limits.js';
 export {
   BUILD_DEFAULTS,
+  type BuildInFlight,
   BuildOrchestrator,
   type OrchestratorOptions,
   RESTART_MESSAGE,
