@@ -369,7 +369,7 @@ describe('the server process (npm start)', () => {
     });
     const text = output(child);
     const exited = exit(child);
-    await until(() => text().includes('serene is serving'), 30_000, 'the server to start');
+    await until(() => text().includes('serene is serving'), 120_000, 'the server to start');
     const list = await api(`http://127.0.0.1:${port}`, '/package/list', { secret: TEST_SECRET });
     expect(list.json).toEqual([]);
     child.kill('SIGTERM');
@@ -379,5 +379,5 @@ describe('the server process (npm start)', () => {
     expect((await fs.readdir(data.dataDir)).filter((name) => name.startsWith('serene.db'))).toEqual([
       'serene.db',
     ]);
-  });
+  }, 180_000);
 });
