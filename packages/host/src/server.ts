@@ -20,7 +20,12 @@ import {
   type SereneParts,
 } from '@serene/core';
 import { createDashboard } from '@serene/plugin-dashboard';
-import { createDockerEnginePool, createDockerRunner, type DockerEngineSpec } from '@serene/plugin-docker';
+import {
+  createDockerEnginePool,
+  createDockerRunner,
+  type DockerEnginePool,
+  type DockerEngineSpec,
+} from '@serene/plugin-docker';
 import {
   checkAuthorizedSecretsFile,
   createHttpListener,
@@ -64,6 +69,11 @@ export interface SereneServer extends Omit<Serene, 'start' | 'stop' | 'add'> {
    * store. Idempotent.
    */
   close(): Promise<void>;
+}
+
+/** Whether the runner is a pool of Docker Engines (`ENGINES`), with their state and load. */
+function isEnginePool(runner: unknown): runner is DockerEnginePool {
+  return typeof (runner as Partial<DockerEnginePool>).engines === 'function';
 }
 
 /** The engines of `ENGINES` with their TLS and SSH key files read (relative paths from `DATA_DIR`). */
@@ -188,6 +198,7 @@ export async function createParts(
  * here: it gets the composed serene and the configuration, and starts and stops with the server.
  */
 export function httpPlugins(serene: Serene, config: HostConfig): HttpPlugin[] {
+  const runner = serene.runner;
   return [
     config.metrics
       ? createMetrics({
@@ -195,6 +206,7 @@ export function httpPlugins(serene: Serene, config: HostConfig): HttpPlugin[] {
           orchestrator: serene.orchestrator,
           store: serene.store,
           arch: config.arch,
+          ...(isEnginePool(runner) ? { engines: () => runner.engines() } : {}),
         })
       : undefined,
     config.dashboard ? createDashboard() : undefined,
