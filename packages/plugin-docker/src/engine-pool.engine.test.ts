@@ -88,8 +88,14 @@ class TestEngine {
     const all = await this.docker.listContainers({ all: true });
     return all.filter((info) => info.Names.some((name) => name.startsWith(`/${PREFIX}`)));
   }
-  async removeOurs(): Promise<void> {
-    for (const info of await this.containers()) {
+  /** Removes this process's containers, or with `all` those of every run (the engines are ours alone). */
+  async removeOurs(all = false): Promise<void> {
+    const infos = all
+      ? (await this.docker.listContainers({ all: true })).filter((info) =>
+          info.Names.some((name) => name.startsWith('/serene-engines-')),
+        )
+      : await this.containers();
+    for (const info of infos) {
       await this.docker
         .getContainer(info.Id)
         .remove({ force: true })
@@ -136,6 +142,8 @@ describe.skipIf(!canRun && process.env.CI !== 'true')('Docker Engine pool on rea
   beforeAll(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-engines-test-'));
     await Promise.all([one.start(), two.start()]);
+    // what an interrupted run left on these engines (kept data roots)
+    await Promise.all([one.removeOurs(true), two.removeOurs(true)]);
   }, 600_000);
 
   afterAll(async () => {
