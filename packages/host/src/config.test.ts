@@ -284,6 +284,67 @@ describe('readConfig', () => {
   });
 });
 
+describe('ENGINES', () => {
+  const engines = [
+    { name: 'local', url: 'unix:///var/run/docker.sock', capacity: 2 },
+    {
+      url: 'tcp://build1.lan:2376',
+      capacity: 3,
+      labels: ['big'],
+      tls: { ca: 'ca.pem', cert: 'c.pem', key: 'k.pem' },
+    },
+    { name: 'pi', url: 'ssh://builder@pi.lan', arch: 'aarch64' },
+  ];
+
+  it('reads a JSON array of engines; the concurrency limit is the sum of their capacities unless set', () => {
+    const config = readConfig(
+      { ENGINES: JSON.stringify(engines), ENGINE_PINS: 'chromium=big, firefox=big' },
+      '/srv',
+    );
+    expect(config.engines).toEqual([
+      { name: 'local', url: 'unix:///var/run/docker.sock', capacity: 2, labels: [] },
+      {
+        name: 'engine-2',
+        url: 'tcp://build1.lan:2376',
+        capacity: 3,
+        labels: ['big'],
+        tls: { ca: 'ca.pem', cert: 'c.pem', key: 'k.pem' },
+      },
+      { name: 'pi', url: 'ssh://builder@pi.lan', arch: 'aarch64', capacity: 1, labels: [] },
+    ]);
+    expect(config.concurrentBuilds).toBe(6);
+    expect(config.enginePins).toEqual({ chromium: 'big', firefox: 'big' });
+    expect(
+      readConfig({ ENGINES: JSON.stringify(engines), CONCURRENT_BUILDS: '2' }, '/srv').concurrentBuilds,
+    ).toBe(2);
+    expect(readConfig({}, '/srv').engines).toBeUndefined();
+  });
+
+  it.each([
+    ['[]', 'not a non-empty array'],
+    ['{"url":"x"}', 'not a non-empty array'],
+    ['[{"url":', 'not JSON'],
+    ['[{"name":"a"}]', 'engine 1.url'],
+    ['[{"url":"/s","capacity":0}]', 'engine 1.capacity'],
+    ['[{"url":"/s","arch":"x86-64"}]', 'engine 1.arch'],
+    ['[{"url":"/s","colour":"red"}]', 'engine 1'],
+    ['[{"url":"ftp://x"}]', 'engine 1.url'],
+    ['[{"url":"/s","tls":{"ca":"ca.pem"}}]', 'tls is for tcp://'],
+    ['[{"url":"/a","name":"x"},{"url":"/b","name":"x"}]', "the name 'x' is used twice"],
+  ])('refuses ENGINES=%s naming the cause (%s)', (value, cause) => {
+    const message = errorOf({ ENGINES: value }).message;
+    expect(message).toContain('ENGINES=');
+    expect(message).toContain(cause);
+  });
+
+  it('refuses DOCKER_URL with ENGINES, and a malformed ENGINE_PINS', () => {
+    expect(errorOf({ ENGINES: '[{"url":"/s"}]', DOCKER_URL: '/t' }).message).toContain(
+      'ENGINES replaces DOCKER_URL',
+    );
+    expect(errorOf({ ENGINE_PINS: 'chromium' }).message).toContain("'chromium' is not pkgbase=label");
+  });
+});
+
 describe('docs/configuration.md', () => {
   it('has the table of SETTINGS (paste the expected table when a setting was added)', async () => {
     const fs = await import('node:fs/promises');

@@ -22,7 +22,7 @@ import {
   parseCron,
   REVIEW_MODES,
 } from '@serene/core';
-import { DOCKER_RUNNER_DEFAULTS } from '@serene/plugin-docker';
+import { DOCKER_RUNNER_DEFAULTS, ENGINE_POOL_DEFAULTS, parseDockerUrl } from '@serene/plugin-docker';
 import { z } from 'zod';
 
 /** The server's version as the original reports it (`GET /`, `{version}` of `RUNNER_IMAGE`). */
@@ -203,6 +203,90 @@ function optional<T>(name: string, schema: z.ZodType<T, string>, meta: Meta): Va
   };
 }
 
+/** One Docker Engine of `ENGINES`, as written (file paths not read yet). */
+export interface EngineSetting {
+  name: string;
+  url: string;
+  arch?: string | undefined;
+  capacity: number;
+  labels: string[];
+  /** PEM files of a `tcp://` engine with TLS */
+  tls?: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined;
+  /** private key file of an `ssh://` engine */
+  sshKey?: string | undefined;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const ENGINE_SCHEMA = z
+  .object({
+    name: z.string().regex(NAME, 'letters, digits and _ . -').optional(),
+    url: z.string().min(1),
+    arch: z
+      .string()
+      .regex(/^[A-Za-z0-9_]+$/, 'an architecture name such as `x86_64`')
+      .optional(),
+    capacity: z.number().int().min(1).max(1000).optional(),
+    labels: z.array(z.string().regex(NAME, 'letters, digits and _ . -')).optional(),
+    tls: z
+      .object({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })
+      .strict()
+      .optional(),
+    sshKey: z.string().optional(),
+  })
+  .strict();
+
+/** Reads `ENGINES`: a JSON array of engines; throws naming the first problem. */
+export function parseEngines(text: string): EngineSetting[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`not JSON (${(error as Error).message})`);
+  }
+  if (!Array.isArray(json) || json.length === 0) throw new Error('not a non-empty array');
+  const names = new Set<string>();
+  return json.map((entry, index) => {
+    const result = ENGINE_SCHEMA.safeParse(entry);
+    if (!result.success) {
+      const issue = result.error.issues[0]!;
+      const where = issue.path.length > 0 ? `.${issue.path.join('.')}` : '';
+      throw new Error(`engine ${index + 1}${where}: ${issue.message}`);
+    }
+    const engine = result.data;
+    try {
+      const endpoint = parseDockerUrl(engine.url);
+      if (engine.tls && endpoint.kind !== 'http') throw new Error('tls is for tcp:// and https:// engines');
+      if (engine.sshKey !== undefined && endpoint.kind !== 'ssh')
+        throw new Error('sshKey is for ssh:// engines');
+    } catch (error) {
+      throw new Error(`engine ${index + 1}.url: ${(error as Error).message}`);
+    }
+    const name = engine.name ?? `engine-${index + 1}`;
+    if (names.has(name)) throw new Error(`engine ${index + 1}: the name '${name}' is used twice`);
+    names.add(name);
+    return {
+      name,
+      url: engine.url,
+      arch: engine.arch,
+      capacity: engine.capacity ?? ENGINE_POOL_DEFAULTS.capacity,
+      labels: engine.labels ?? [],
+      tls: engine.tls,
+      sshKey: engine.sshKey,
+    };
+  });
+}
+
+/** Reads `ENGINE_PINS`: `pkgbase=label` pairs separated by commas. */
+function parsePins(text: string): Record<string, string> {
+  const pins: Record<string, string> = {};
+  for (const pair of text.split(',')) {
+    const match = /^\s*([^\s=]+)\s*=\s*([A-Za-z0-9][A-Za-z0-9_.-]*)\s*$/.exec(pair);
+    if (!match) throw new Error(`'${pair.trim()}' is not pkgbase=label`);
+    pins[match[1]!] = match[2]!;
+  }
+  return pins;
+}
+
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const CONTAINER_NAME_EXPECTED = 'a container name: letters, digits and _ . - (not starting with one of them)';
 const LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -299,11 +383,13 @@ export const SETTINGS = {
     meaning: 'build dependents of a failed build anyway',
   }),
   // the original takes 0 too (and then builds nothing): here it counts as 1
-  concurrentBuilds: setting(
+  concurrentBuilds: optional(
     'CONCURRENT_BUILDS',
     integer(0).transform((value) => Math.max(1, value)),
-    BUILD_DEFAULTS.concurrentBuilds,
-    { meaning: 'builds at once, across the whole server (0 counts as 1)' },
+    {
+      doc: `${BUILD_DEFAULTS.concurrentBuilds}, with ENGINES the sum of their capacities`,
+      meaning: 'builds at once, across the whole server (0 counts as 1)',
+    },
   ),
   forceClean: setting('FORCE_CLEAN', bool(), BUILD_DEFAULTS.forceClean, { meaning: 'every build is clean' }),
   buildTimeoutMs: optional('BUILD_TIMEOUT', duration(), {
@@ -373,6 +459,23 @@ export const SETTINGS = {
     doc: '/var/run/docker.sock',
     meaning: 'Docker Engine: unix socket path, tcp:// or http(s)://',
   }),
+  engines: optional(
+    'ENGINES',
+    accepts(
+      'a JSON array of engines, each {url, name?, arch?, capacity?, labels?, tls?, sshKey?}',
+      parseEngines,
+    ),
+    {
+      doc: 'unset (one engine: DOCKER_URL)',
+      meaning: 'several Docker Engines, replacing DOCKER_URL (docs/engines.md)',
+      ours: true,
+    },
+  ),
+  enginePins: optional('ENGINE_PINS', accepts('pkgbase=label pairs separated by commas', parsePins), {
+    doc: 'unset',
+    meaning: 'packages built only on engines with that label: `chromium=big,firefox=big`',
+    ours: true,
+  }),
   runnerImage: setting('RUNNER_IMAGE', text(), DEFAULT_RUNNER_IMAGE_TEMPLATE, {
     meaning: 'runner image; {version} is replaced',
   }),
@@ -440,8 +543,16 @@ type Parsed = { -readonly [K in keyof typeof SETTINGS]: z.output<(typeof SETTING
 export type HostConfig = Readonly<
   Omit<
     Parsed,
-    'rustLog' | 'databaseUrl' | 'authorizedSecretsFile' | 'signKeyFile' | 'scheduleDevel' | 'logLevel'
+    | 'rustLog'
+    | 'databaseUrl'
+    | 'authorizedSecretsFile'
+    | 'signKeyFile'
+    | 'scheduleDevel'
+    | 'logLevel'
+    | 'concurrentBuilds'
   > & {
+    /** CONCURRENT_BUILDS, or the sum of the engines' capacities with ENGINES, or 5 */
+    concurrentBuilds: number;
     databaseUrl: string;
     authorizedSecretsFile: string;
     signKeyFile: string;
@@ -535,6 +646,11 @@ export function readConfig(
     throw new InputError(`invalid configuration:\n${problems.join('\n')}`);
   }
   const parsed = result.data as Parsed;
+  if (parsed.engines && parsed.dockerUrl !== undefined) {
+    throw new InputError(
+      'invalid configuration:\n  DOCKER_URL and ENGINES are both set: ENGINES replaces DOCKER_URL (list that engine in ENGINES)',
+    );
+  }
   const { rustLog, ...rest } = parsed;
   const dataDir = path.resolve(cwd, parsed.dataDir);
   const inData = (file: string) => path.join(dataDir, file);
@@ -552,5 +668,10 @@ export function readConfig(
     scheduleDevel: parsed.scheduleDevel ?? parsed.schedule,
     runnerImage: parsed.runnerImage.replaceAll('{version}', SERVER_VERSION),
     logLevel: parsed.logLevel ?? levelFromRustLog(rustLog) ?? 'info',
+    concurrentBuilds:
+      parsed.concurrentBuilds ??
+      (parsed.engines
+        ? parsed.engines.reduce((sum, engine) => sum + engine.capacity, 0)
+        : BUILD_DEFAULTS.concurrentBuilds),
   });
 }

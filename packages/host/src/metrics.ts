@@ -19,6 +19,15 @@ export interface MetricsOptions {
   store: Pick<Store, 'listLatestBuilds' | 'listPackages' | 'listGates'>;
   /** `ARCH`: requests below `/<arch>/` are counted as `repository` */
   arch: string;
+  /** the Docker Engines with their state and load (`ENGINES`), for the per-engine gauges */
+  engines?: () => readonly {
+    name: string;
+    arch: string | undefined;
+    state: string;
+    capacity: number;
+    running: number;
+    lost: number;
+  }[];
   /** the clock @default Date.now */
   now?: () => number;
 }
@@ -72,6 +81,35 @@ export function createMetrics(options: MetricsOptions): Metrics {
       this.set({ state: 'queued' }, queue.queued);
     },
   });
+  if (options.engines) {
+    const engines = options.engines;
+    const perEngine = (
+      name: string,
+      help: string,
+      value: (e: ReturnType<typeof engines>[number]) => number,
+    ) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['engine', 'arch'] as const,
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const engine of engines())
+            this.set({ engine: engine.name, arch: engine.arch ?? 'unknown' }, value(engine));
+        },
+      });
+    perEngine('serene_engine_up', 'Whether a Docker Engine answers (1) or is down (0)', (e) =>
+      e.state === 'up' ? 1 : 0,
+    );
+    perEngine('serene_engine_capacity', 'Builds a Docker Engine runs at once', (e) => e.capacity);
+    perEngine('serene_engine_running', 'Builds running on a Docker Engine now', (e) => e.running);
+    perEngine(
+      'serene_engine_lost_builds',
+      'Builds taken from a Docker Engine that went away, since the start',
+      (e) => e.lost,
+    );
+  }
   new Gauge({
     name: 'serene_packages',
     help: 'Packages by the state of their latest build (`none` when never built)',

@@ -14,12 +14,18 @@ import {
   createSerene,
   createSourceFactory,
   createSyncDatabases,
+  InputError,
   type Logger,
   type Serene,
   type SereneParts,
 } from '@serene/core';
 import { createDashboard } from '@serene/plugin-dashboard';
-import { createDockerRunner } from '@serene/plugin-docker';
+import {
+  createDockerEnginePool,
+  createDockerRunner,
+  type DockerEnginePool,
+  type DockerEngineSpec,
+} from '@serene/plugin-docker';
 import {
   checkAuthorizedSecretsFile,
   createHttpListener,
@@ -29,7 +35,7 @@ import {
 } from '@serene/plugin-repo-http';
 import { loadSigner } from '@serene/plugin-signing';
 import { CLI_SOURCE_TYPE, cliPackagePart, cliSourceKind } from './cli-package.js';
-import { type HostConfig, SERVER_VERSION } from './config.js';
+import { type EngineSetting, type HostConfig, SERVER_VERSION } from './config.js';
 import { createHostLogger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 
@@ -65,6 +71,49 @@ export interface SereneServer extends Omit<Serene, 'start' | 'stop' | 'add'> {
   close(): Promise<void>;
 }
 
+/** Whether the runner is a pool of Docker Engines (`ENGINES`), with their state and load. */
+function isEnginePool(runner: unknown): runner is DockerEnginePool {
+  return typeof (runner as Partial<DockerEnginePool>).engines === 'function';
+}
+
+/** The engines of `ENGINES` with their TLS and SSH key files read (relative paths from `DATA_DIR`). */
+async function readEngineFiles(
+  engines: readonly EngineSetting[],
+  dataDir: string,
+): Promise<DockerEngineSpec[]> {
+  const read = async (file: string, what: string): Promise<string> => {
+    try {
+      return await fs.readFile(path.resolve(dataDir, file), 'utf8');
+    } catch (error) {
+      throw new InputError(`ENGINES: cannot read ${what} ${file}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  };
+  return await Promise.all(
+    engines.map(async (engine) => {
+      const tls = engine.tls
+        ? {
+            ...(engine.tls.ca ? { ca: await read(engine.tls.ca, `the CA of ${engine.name}`) } : {}),
+            ...(engine.tls.cert
+              ? { cert: await read(engine.tls.cert, `the certificate of ${engine.name}`) }
+              : {}),
+            ...(engine.tls.key ? { key: await read(engine.tls.key, `the key of ${engine.name}`) } : {}),
+          }
+        : undefined;
+      return {
+        name: engine.name,
+        url: engine.url,
+        arch: engine.arch,
+        capacity: engine.capacity,
+        labels: engine.labels,
+        tls,
+        sshPrivateKey: engine.sshKey ? await read(engine.sshKey, `the SSH key of ${engine.name}`) : undefined,
+      };
+    }),
+  );
+}
+
 /** The default parts, made from the configuration; `given` ones are used as they are. */
 export async function createParts(
   config: HostConfig,
@@ -89,21 +138,27 @@ export async function createParts(
       // a serene.db of serene-aur is imported with its log files and legacy sources
       sereneAur: { logsDir: config.logsDir, sourcesDir: config.sourcesDir },
     });
+  const runnerOptions = {
+    image: config.runnerImage,
+    prefix: config.runnerPrefix,
+    srcinfoName: config.runnerSrcinfoName,
+    packager: config.packager,
+    pruneImages: config.pruneImages,
+    pullImage: config.pullImage,
+    imageSchedule: config.scheduleImage,
+    network: config.runnerNetwork,
+    resources: { memoryBytes: config.runnerMemoryBytes, cpus: config.runnerCpus, pids: config.runnerPids },
+  };
   const runner =
     given.runner ??
-    createDockerRunner({
-      url: config.dockerUrl,
-      image: config.runnerImage,
-      prefix: config.runnerPrefix,
-      srcinfoName: config.runnerSrcinfoName,
-      packager: config.packager,
-      pruneImages: config.pruneImages,
-      pullImage: config.pullImage,
-      imageSchedule: config.scheduleImage,
-      network: config.runnerNetwork,
-      resources: { memoryBytes: config.runnerMemoryBytes, cpus: config.runnerCpus, pids: config.runnerPids },
-      logger,
-    });
+    (config.engines
+      ? createDockerEnginePool({
+          engines: await readEngineFiles(config.engines, config.dataDir),
+          runner: runnerOptions,
+          pins: config.enginePins ?? {},
+          logger,
+        })
+      : createDockerRunner({ ...runnerOptions, url: config.dockerUrl, logger }));
   const publisher =
     given.publisher ??
     createFilesystemRepository({
@@ -143,6 +198,7 @@ export async function createParts(
  * here: it gets the composed serene and the configuration, and starts and stops with the server.
  */
 export function httpPlugins(serene: Serene, config: HostConfig): HttpPlugin[] {
+  const runner = serene.runner;
   return [
     config.metrics
       ? createMetrics({
@@ -150,6 +206,7 @@ export function httpPlugins(serene: Serene, config: HostConfig): HttpPlugin[] {
           orchestrator: serene.orchestrator,
           store: serene.store,
           arch: config.arch,
+          ...(isEnginePool(runner) ? { engines: () => runner.engines() } : {}),
         })
       : undefined,
     config.dashboard ? createDashboard() : undefined,

@@ -17,7 +17,13 @@ import {
 import type Dockerode from 'dockerode';
 import { inputFiles, packInputs, readSingleFile, unpackOutputs } from './archive.js';
 import { createDemuxer } from './demux.js';
-import { type DockerEndpoint, dockerodeOptions, formatDockerEndpoint, parseDockerUrl } from './docker-url.js';
+import {
+  type DockerEndpoint,
+  type DockerTls,
+  dockerodeOptions,
+  formatDockerEndpoint,
+  parseDockerUrl,
+} from './docker-url.js';
 import { combineStats } from './stats.js';
 
 // --- OPTIONS ---
@@ -65,6 +71,17 @@ export interface DockerRunnerOptions {
    * @default '/var/run/docker.sock'
    */
   url?: string;
+  /**
+   * TLS material (PEM contents) of a `tcp://` or `https://` engine; given, a `tcp://` engine is
+   * spoken to over HTTPS with the engine's certificate checked against `ca` (`docker --tlsverify`)
+   * @default undefined
+   */
+  tls?: DockerTls;
+  /**
+   * private key (PEM contents) for an `ssh://` engine
+   * @default undefined (the SSH client's defaults)
+   */
+  sshPrivateKey?: string | Buffer;
   /**
    * the runner image (`RUNNER_IMAGE`); `serene-runner:local` is what `npm run runner-image` builds
    * @default DEFAULT_RUNNER_IMAGE
@@ -149,6 +166,41 @@ export interface DockerRunner extends Runner {
    * removed.
    */
   removeLeftovers(): Promise<string[]>;
+  /** Whether the engine answers a ping now. Never rejects. */
+  ping(): Promise<boolean>;
+  /**
+   * What the engine says of itself (`GET /info`): its processor architecture as pacman names it
+   * (`x86_64`, `aarch64`, `armv7h`), CPUs and memory.
+   * @throws DockerUnreachableError when it cannot be reached
+   */
+  engineInfo(): Promise<DockerEngineInfo>;
+}
+
+/** What a Docker Engine says of itself. */
+export interface DockerEngineInfo {
+  /** processor architecture, as pacman names it */
+  arch: string;
+  cpus: number;
+  memoryBytes: number;
+  /** the engine's version */
+  version: string;
+}
+
+/** The engine's architecture (`uname -m`, or Go's names on some engines) as pacman names it. */
+export function pacmanArch(engineArch: string): string {
+  const arch = engineArch.trim().toLowerCase();
+  const names: Record<string, string> = {
+    amd64: 'x86_64',
+    x86_64: 'x86_64',
+    arm64: 'aarch64',
+    aarch64: 'aarch64',
+    armv7l: 'armv7h',
+    arm: 'armv7h',
+    i386: 'i686',
+    i686: 'i686',
+    riscv64: 'riscv64',
+  };
+  return names[arch] ?? arch;
 }
 
 /** The Docker Engine cannot be reached (not running, wrong `DOCKER_URL`, connection lost). */
@@ -264,7 +316,10 @@ function createKeyedLock(): <T>(key: string, task: () => Promise<T>) => Promise<
  * an unreachable engine fails each build with a clear message until it is back.
  */
 export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRunner {
-  const endpoint: DockerEndpoint = parseDockerUrl(options.url);
+  const parsedEndpoint: DockerEndpoint = parseDockerUrl(options.url);
+  // TLS material given: a tcp:// engine is spoken to over HTTPS, as `docker --tlsverify -H tcp://`
+  const endpoint: DockerEndpoint =
+    options.tls && parsedEndpoint.kind === 'http' ? { ...parsedEndpoint, protocol: 'https' } : parsedEndpoint;
   const endpointUrl = formatDockerEndpoint(endpoint);
   const image = options.image ?? DEFAULT_RUNNER_IMAGE;
   const prefix = options.prefix ?? DOCKER_RUNNER_DEFAULTS.prefix;
@@ -305,7 +360,12 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
     if (disposed) throw new PluginError(DOCKER_RUNNER_NAME, 'the runner was disposed');
     if (!client) {
       const Docker = options.lib ?? (await import('dockerode')).default;
-      client = new Docker(dockerodeOptions(endpoint) as Dockerode.DockerOptions);
+      client = new Docker(
+        dockerodeOptions(endpoint, {
+          tls: options.tls,
+          sshPrivateKey: options.sshPrivateKey,
+        }) as Dockerode.DockerOptions,
+      );
     }
     return client;
   };
@@ -818,6 +878,32 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
         logger.warn('could not look for leftover runner containers', { error: formatErrorChain(error) });
         return [];
       }
+    },
+
+    async ping() {
+      try {
+        await withEngine(async () => undefined);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+
+    async engineInfo() {
+      return await withEngine(async (engine) => {
+        const info = (await engine.info()) as {
+          Architecture?: string;
+          NCPU?: number;
+          MemTotal?: number;
+          ServerVersion?: string;
+        };
+        return {
+          arch: pacmanArch(info.Architecture ?? ''),
+          cpus: info.NCPU ?? 0,
+          memoryBytes: info.MemTotal ?? 0,
+          version: info.ServerVersion ?? '',
+        };
+      }, 'while reading its /info');
     },
 
     async dispose() {

@@ -20,12 +20,15 @@ describe('parseDockerUrl', () => {
     ['HTTP://Example.org:9000/', { kind: 'http', protocol: 'http', host: 'example.org', port: 9000 }],
     ['https://docker.example:2376', { kind: 'http', protocol: 'https', host: 'docker.example', port: 2376 }],
     ['tcp://[::1]:2375', { kind: 'http', protocol: 'http', host: '::1', port: 2375 }],
+    ['ssh://builder@pi.lan', { kind: 'ssh', host: 'pi.lan', port: 22, username: 'builder' }],
+    ['ssh://pi.lan:2222', { kind: 'ssh', host: 'pi.lan', port: 2222, username: undefined }],
   ])('%s', (url, expected) => {
     expect(parseDockerUrl(url)).toEqual(expected);
   });
 
   it('rejects other schemes and hostless URLs with an InputError', () => {
-    expect(() => parseDockerUrl('ssh://me@host')).toThrow(/not a supported Docker URL/);
+    expect(() => parseDockerUrl('ftp://me@host')).toThrow(/not a supported Docker URL/);
+    expect(() => parseDockerUrl('ssh://')).toThrow(expect.objectContaining({ name: 'InputError' }));
     expect(() => parseDockerUrl('tcp://:2375')).toThrow(expect.objectContaining({ name: 'InputError' }));
   });
 
@@ -46,5 +49,19 @@ describe('parseDockerUrl', () => {
     expect(tcp).toMatchObject({ host: 'h', port: 1, protocol: 'http' });
     expect(Object.keys(tcp)).toContain('socketPath');
     expect(tcp.socketPath).toBeUndefined();
+  });
+
+  it('passes TLS material to an https engine and a key to an ssh engine', () => {
+    const tls = { ca: 'CA', cert: 'CERT', key: 'KEY' };
+    expect(dockerodeOptions(parseDockerUrl('https://h:2376'), { tls })).toMatchObject({
+      protocol: 'https',
+      ...tls,
+    });
+    // plain http never gets TLS material
+    expect(dockerodeOptions(parseDockerUrl('tcp://h:2375'), { tls }).ca).toBeUndefined();
+    const ssh = dockerodeOptions(parseDockerUrl('ssh://me@h'), { sshPrivateKey: 'PRIVATE' });
+    expect(ssh).toMatchObject({ protocol: 'ssh', host: 'h', port: 22, username: 'me' });
+    expect(ssh.sshOptions).toEqual({ privateKey: 'PRIVATE' });
+    expect(formatDockerEndpoint(parseDockerUrl('ssh://me@h'))).toBe('ssh://me@h:22');
   });
 });

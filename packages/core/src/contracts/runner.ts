@@ -36,6 +36,12 @@ export interface RunnerJob {
    * then has `aborted: 'timeout'`
    */
   timeoutMs?: number;
+  /**
+   * the architecture the build is for, as pacman names it (`x86_64`, `aarch64`); a runner that
+   * drives machines of several architectures places the build on one of this architecture
+   * @default the runner's own
+   */
+  arch?: string;
 }
 
 /** Callbacks and the cancellation signal of one run. */

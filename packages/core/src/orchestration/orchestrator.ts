@@ -575,6 +575,7 @@ export class BuildOrchestrator {
           clean,
           outputDir: output,
           timeoutMs: this.buildTimeoutMs,
+          arch: this.arch,
         },
         { onLog: logs.write, signal: job.controller.signal },
       );
