@@ -1,5 +1,5 @@
 // The engine pool on real Docker Engines: two extra `dockerd` started here, each with its own socket,
-// data root, exec root and pid file under /tmp/serene-engines-N (the data roots are kept between
+// data root, exec root and pid file under /tmp/serene-engines-<clone id>-N (the data roots are kept between
 // runs, so the runner image is loaded once), next to the machine's engine, which is not touched.
 // Architectures are by configuration: every engine here is x86_64; one is declared aarch64.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -11,17 +11,19 @@ import { createMemoryLogger, type RunnerJob } from '@serene/core';
 import { simplePkgbuild, writeRunnerJob } from '@serene/core/testing';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLONE_ID, TEST_RUNNER_IMAGE } from '../../../scripts/clone.mjs';
 import { createDockerEnginePool, type DockerEnginePool, type DockerEngineSpec } from './index.js';
 
-const IMAGE = 'serene-runner:local';
-const PREFIX = `serene-engines-${process.pid}-`;
+// this clone's runner image and names (scripts/clone.mjs): another clone's run never touches them
+const IMAGE = TEST_RUNNER_IMAGE;
+const PREFIX = `serene-engines-${CLONE_ID}-${process.pid}-`;
 
 const canRun =
   process.getuid?.() === 0 &&
   spawnSync('dockerd', ['--version'], { stdio: 'ignore' }).status === 0 &&
   spawnSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' }).status === 0;
 const reason =
-  'needs root, dockerd and serene-runner:local on the machine engine (node scripts/setup-docker.mjs)';
+  `needs root, dockerd and ${TEST_RUNNER_IMAGE} on the machine engine (node scripts/setup-docker.mjs)`;
 if (!canRun && process.env.CI !== 'true') console.warn(`skipping the engine pool tests: ${reason}`);
 
 /** One extra Docker Engine of this test. */
@@ -30,7 +32,7 @@ class TestEngine {
   readonly socket: string;
   private process: ChildProcess | undefined;
   constructor(readonly n: number) {
-    this.root = `/tmp/serene-engines-${n}`;
+    this.root = `/tmp/serene-engines-${CLONE_ID}-${n}`;
     this.socket = path.join(this.root, 'docker.sock');
   }
   get url(): string {
@@ -92,7 +94,7 @@ class TestEngine {
   async removeOurs(all = false): Promise<void> {
     const infos = all
       ? (await this.docker.listContainers({ all: true })).filter((info) =>
-          info.Names.some((name) => name.startsWith('/serene-engines-')),
+          info.Names.some((name) => name.startsWith(`/serene-engines-${CLONE_ID}-`)),
         )
       : await this.containers();
     for (const info of infos) {
