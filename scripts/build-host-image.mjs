@@ -275,7 +275,9 @@ async function localBase() {
   // builds on them); bases of other nodes may be another checkout's, and are left alone
   for (const old of probe('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}', 'serene-host-base'])
     .stdout.split('\n')
-    .filter((line) => line.startsWith(`serene-host-base:${CLONE_ID}-${nodeVersion.slice(1)}-`) && line !== tag)) {
+    .filter(
+      (line) => line.startsWith(`serene-host-base:${CLONE_ID}-${nodeVersion.slice(1)}-`) && line !== tag,
+    )) {
     probe('docker', ['image', 'rm', old]);
   }
   return tag;

@@ -19,7 +19,7 @@ export function renderApiDoc() {
     '',
     'Authentication: the `Authorization` header carries the CLI secret; its SHA-256 (standard Base64) must be a',
     'line of `authorized_secrets`. *read* routes need it unless `ALLOW_READS=true`; *write* routes always do.',
-    'Errors are plain text bodies with the status code (the original\'s), e.g. `404 package not found`.',
+    "Errors are plain text bodies with the status code (the original's), e.g. `404 package not found`.",
     '',
     '| method | path | summary |',
     '| --- | --- | --- |',
@@ -27,7 +27,9 @@ export function renderApiDoc() {
   for (const [route, operations] of Object.entries(doc.paths)) {
     for (const [method, operation] of Object.entries(operations)) {
       if (typeof operation !== 'object' || operation === null || !('responses' in operation)) continue;
-      const summary = String(operation.summary ?? operation.description ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+      const summary = String(operation.summary ?? operation.description ?? '')
+        .replace(/\|/g, '\\|')
+        .replace(/\n/g, ' ');
       lines.push(`| ${method.toUpperCase()} | \`${route}\` | ${summary} |`);
     }
   }

@@ -69,13 +69,24 @@ describe.skipIf(setupMissing(SUITE, missing))(SUITE, () => {
   let serverOutput = '';
   let lines: string[];
 
-  /** Runs one README line with bash in the clone, as a user's shell would (HOME: a new user's). */
+  /**
+   * Runs one README line with bash in the clone, as a user's shell would (HOME: a new user's).
+   * Asynchronously: the AUR stand-in answers from this process, which must not block while it waits.
+   */
   const sh = (line: string, env: NodeJS.ProcessEnv = {}) =>
-    spawnSync('bash', ['-c', line], {
-      cwd: clone,
-      encoding: 'utf8',
-      env: { PATH: process.env.PATH ?? '', HOME: home, ...env },
-      timeout: 15 * 60_000,
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn('bash', ['-c', line], {
+        cwd: clone,
+        env: { PATH: process.env.PATH ?? '', HOME: home, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        timeout: 15 * 60_000,
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk) => (stdout += chunk));
+      child.stderr.on('data', (chunk) => (stderr += chunk));
+      child.on('error', reject);
+      child.on('close', (status) => resolve({ status, stdout, stderr }));
     });
 
   beforeAll(async () => {
@@ -113,7 +124,9 @@ describe.skipIf(setupMissing(SUITE, missing))(SUITE, () => {
       // the first line: `npm install && npm start`, split so that the server runs in the background
       expect(lines[0]).toMatch(/^npm install && npm start\s+#/);
       // this user's own HOME for npm: its cache (offline first) and node-gyp's headers, as a user has them
-      const install = sh('npm install --prefer-offline --no-audit --no-fund', { HOME: process.env.HOME });
+      const install = await sh('npm install --prefer-offline --no-audit --no-fund', {
+        HOME: process.env.HOME,
+      });
       expect(install.status, `${install.stdout}\n${install.stderr}`).toBe(0);
       // npm linked the CLI: the committed launcher, which runs the build npm install made
       expect((await fs.lstat(path.join(clone, 'node_modules/.bin/serene'))).isSymbolicLink()).toBe(true);
@@ -159,7 +172,7 @@ describe.skipIf(setupMissing(SUITE, missing))(SUITE, () => {
       const cli = lines.filter((line) => line.startsWith('./serene '));
       expect(cli).toHaveLength(2);
       for (const line of cli) {
-        const result = sh(line.replaceAll('localhost:8080', `127.0.0.1:${port}`));
+        const result = await sh(line.replaceAll('localhost:8080', `127.0.0.1:${port}`));
         expect(result.status, `${line}\n${result.stdout}\n${result.stderr}\n${serverOutput}`).toBe(0);
       }
       // the first line appended this machine's token to the server's authorized_secrets

@@ -22,8 +22,7 @@ const canRun =
   process.getuid?.() === 0 &&
   spawnSync('dockerd', ['--version'], { stdio: 'ignore' }).status === 0 &&
   spawnSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' }).status === 0;
-const reason =
-  `needs root, dockerd and ${TEST_RUNNER_IMAGE} on the machine engine (node scripts/setup-docker.mjs)`;
+const reason = `needs root, dockerd and ${TEST_RUNNER_IMAGE} on the machine engine (node scripts/setup-docker.mjs)`;
 if (!canRun && process.env.CI !== 'true') console.warn(`skipping the engine pool tests: ${reason}`);
 
 /** One extra Docker Engine of this test. */

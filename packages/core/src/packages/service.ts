@@ -12,7 +12,14 @@ import {
   type PackageRecord,
   type Store,
 } from '../contracts/store.js';
-import { ConflictError, formatErrorChain, InputError, NotFoundError, NotRunningError, SereneError } from '../errors.js';
+import {
+  ConflictError,
+  formatErrorChain,
+  InputError,
+  NotFoundError,
+  NotRunningError,
+  SereneError,
+} from '../errors.js';
 import type { GatePolicyView, HeldUpdateView, UpdateGate } from '../gate/gate.js';
 import { parseCoolOff, parseReviewMode } from '../gate/policy.js';
 import { createNoopLogger, type Logger } from '../logger.js';

@@ -4,8 +4,8 @@ import {
   type Dependency,
   findSatisfier,
   formatDependency,
-  parseDependency,
   type Provider,
+  parseDependency,
   satisfies,
   versionSatisfies,
 } from './depend.js';

@@ -99,7 +99,17 @@ describe.skipIf(missing.length > 0)(`pacman conformance (missing: ${missing.join
     const entries = await entriesOf(path.join(ours, 'test.files.tar.gz'));
     const descs = [...entries].filter(([name]) => name.endsWith('/desc')).map(([, text]) => text);
     const all = descs.join('\n');
-    for (const field of ['BASE', 'GROUPS', 'PGPSIG', 'LICENSE', 'REPLACES', 'CONFLICTS', 'PROVIDES', 'DEPENDS', 'OPTDEPENDS']) {
+    for (const field of [
+      'BASE',
+      'GROUPS',
+      'PGPSIG',
+      'LICENSE',
+      'REPLACES',
+      'CONFLICTS',
+      'PROVIDES',
+      'DEPENDS',
+      'OPTDEPENDS',
+    ]) {
       expect(all, field).toContain(`%${field}%`);
     }
     expect(all).toMatch(/%OPTDEPENDS%\n[^\n]+: [^\n]+/);

@@ -5,7 +5,7 @@
  */
 import type { SourceOperationOptions } from '../contracts/source.js';
 import { NotFoundError } from '../errors.js';
-import { type Dependency, parseDependency, type Provider, satisfies } from '../pacman/depend.js';
+import { type Dependency, type Provider, parseDependency, satisfies } from '../pacman/depend.js';
 import type { AurClient, AurPackage } from './aur-client.js';
 
 /** Options of {@link resolveAurDependencies}. */

@@ -4,7 +4,7 @@
  */
 import type { SourceOperationOptions } from '../contracts/source.js';
 import { archValues, parseSrcinfo, type Srcinfo } from '../pacman/srcinfo.js';
-import { GitError, type Git } from './git.js';
+import { type Git, GitError } from './git.js';
 
 /** A `git+` source URL (without `git+`) split as makepkg reads it. */
 export interface GitSourceUrl {

@@ -20,8 +20,8 @@ import { type AurClient, type AurClientOptions, createAurClient } from './aur-cl
 import { resolveAurDependencies, resolveAurDependenciesOf } from './aur-dependencies.js';
 import { AUR_SOURCE_TYPE, AurSource, isDevelAurBase } from './aur-source.js';
 import { DEFAULT_AUR_GITHUB_MIRROR_URL, type SourceEnvironment } from './environment.js';
-import { GIT_SOURCE_TYPE, GitSource } from './git-source.js';
 import { createGit, type Git } from './git.js';
+import { GIT_SOURCE_TYPE, GitSource } from './git-source.js';
 import { PackageSource, readSourceJson } from './package-source.js';
 import { RAW_SOURCE_TYPE, RawSource } from './raw-source.js';
 

@@ -42,7 +42,14 @@ export async function createTestGpgHome(
     'sign',
     'never',
   ]);
-  const { stdout } = await exec('gpg', ['--batch', '--homedir', homedir, '--with-colons', '--fingerprint', uid]);
+  const { stdout } = await exec('gpg', [
+    '--batch',
+    '--homedir',
+    homedir,
+    '--with-colons',
+    '--fingerprint',
+    uid,
+  ]);
   const fingerprint = stdout
     .split('\n')
     .find((line) => line.startsWith('fpr:'))
@@ -68,14 +75,27 @@ export async function createTestGpgHome(
 }
 
 /** Verifies a detached signature against an armoured public key in a fresh keyring. */
-export async function verifyWithGpg(publicKey: string, dataFile: string, signatureFile: string): Promise<boolean> {
+export async function verifyWithGpg(
+  publicKey: string,
+  dataFile: string,
+  signatureFile: string,
+): Promise<boolean> {
   const homedir = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-gpgv-'));
   try {
     await fs.chmod(homedir, 0o700);
     const keyFile = path.join(homedir, 'key.asc');
     await fs.writeFile(keyFile, publicKey);
     await exec('gpg', ['--batch', '--homedir', homedir, '--import', keyFile]);
-    await exec('gpg', ['--batch', '--homedir', homedir, '--trust-model', 'always', '--verify', signatureFile, dataFile]);
+    await exec('gpg', [
+      '--batch',
+      '--homedir',
+      homedir,
+      '--trust-model',
+      'always',
+      '--verify',
+      signatureFile,
+      dataFile,
+    ]);
     return true;
   } catch {
     return false;

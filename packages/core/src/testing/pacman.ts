@@ -6,9 +6,7 @@ import * as path from 'node:path';
 
 /** Whether a program is on the PATH. */
 export function hasProgram(program: string): boolean {
-  return (process.env.PATH ?? '')
-    .split(':')
-    .some((dir) => dir !== '' && existsSync(path.join(dir, program)));
+  return (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(path.join(dir, program)));
 }
 
 /** Result of one program run. */

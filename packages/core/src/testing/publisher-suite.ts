@@ -22,7 +22,11 @@ export interface PublisherSuiteOptions {
   create: (context: PublisherContext) => Promise<Publisher> | Publisher;
   /** when given, the suite also runs with signing on */
   signer?: () => Promise<Signer>;
-  additionalTests?: (context: { publisher: () => Publisher; dir: () => string; packages: () => string }) => void;
+  additionalTests?: (context: {
+    publisher: () => Publisher;
+    dir: () => string;
+    packages: () => string;
+  }) => void;
 }
 
 const NAME = 'conform';

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { tarDirectory, tarFile, TAR_END } from '../pacman/tar.js';
+import { TAR_END, tarDirectory, tarFile } from '../pacman/tar.js';
 
 /** What {@link writeSyntheticPackage} puts into a package. */
 export interface SyntheticPackage {
