@@ -392,7 +392,8 @@ function startSigning(options: RepoCommonOptions, io: CliIo, messages: Messages)
       env: io.env,
       key: options.key,
       ready,
-      onSigned: (file) => signed.push(path.basename(file).replace(/^\.tmp\./, '')),
+      // a staged archive is .tmp.NAME.RANDOM (core's durable writes): report NAME, as repo-add
+      onSigned: (file) => signed.push(path.basename(file).replace(/^\.tmp\.(.*)\.[0-9a-f]{8}$/, '$1')),
     }),
     report() {
       const order = (name: string) => (name.includes('.db.') ? 0 : 1);
