@@ -380,7 +380,7 @@ async function legacySource(legacy: Json, base: string, sourcesDir: string, logg
   }
 }
 
-/** The state string of a source JSON (reference 4.2, 4.3), or undefined for kinds we do not know. */
+/** The state string of a source JSON (docs/compatibility.md#sources), or undefined for kinds we do not know. */
 function sourceState(source: Json): string | undefined {
   const inner = source.inner as Json | undefined;
   let state: string | undefined;
