@@ -251,6 +251,12 @@ describe.skipIf(missing.length > 0 && process.env.CI !== 'true')(
       const only = await serene(['repo', 'add', '-v', db]);
       expect(only.code, only.stderr).toBe(0);
       expect(only.stdout).not.toContain('Creating updated database file');
+      const onlyRemove = await serene(['repo', 'remove', '-v', db]);
+      expect(onlyRemove.code, onlyRemove.stderr).toBe(0);
+      expect(onlyRemove.stdout).toContain('Verifying database signature');
+      expect(onlyRemove.stdout).not.toContain('Creating updated database file');
+      const theirsOnly = await repoTool('repo-remove', ['-v', db]);
+      expect(theirsOnly.code, theirsOnly.stderr).toBe(0);
     });
 
     it('-s with a key the keyring lacks fails as repo-add and changes nothing', async () => {

@@ -332,7 +332,9 @@ describe('serene repo add / remove', () => {
         [[], 2],
         [['repo'], 2],
         [['repo', 'add'], 2],
-        [['repo', 'remove', 'x.db.tar.gz'], 2],
+        [['repo', 'remove'], 2],
+        // as repo-remove: the database alone is no usage error, a missing one is exit 1
+        [['repo', 'remove', 'x.db.tar.gz'], 1],
         [['repo', 'add', '--frobnicate', 'x.db.tar.gz'], 2],
         [['repo', 'frob'], 2],
         [['--help'], 0],
@@ -343,6 +345,7 @@ describe('serene repo add / remove', () => {
         const output = await serene(args);
         expect(output.code, args.join(' ')).toBe(code);
         if (code === 2) expect(output.stderr, args.join(' ')).toMatch(/Usage: serene/);
+        if (code === 1) expect(output.stderr, args.join(' ')).toMatch(/was not found/);
       }
       expect((await serene(['repo', 'add', '--help'])).stdout).toMatch(/--prevent-downgrade/);
       // nothing was created by the usage errors

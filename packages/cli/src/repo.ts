@@ -188,7 +188,11 @@ export async function repoRemove(
   try {
     const signing = startSigning(options, io, messages);
     const database = await openDatabase(db, messages, io, options.lockTimeoutMs, signing?.signer);
-    if (options.verify && !(await verifyDatabase(database, messages, io))) return EXIT_ERROR;
+    if (options.verify) {
+      if (!(await verifyDatabase(database, messages, io))) return EXIT_ERROR;
+      // as repo-remove: -v with the database alone verifies and changes nothing
+      if (names.length === 0) return EXIT_OK;
+    }
     const removed = await database.remove(names);
     await signing?.ready;
     const byName = new Map(removed.map((entry) => [entry.name, entry]));
@@ -240,10 +244,8 @@ export async function runRepoCommand(
   }
   const [db, ...rest] = parsed.positionals;
   if (db === undefined) return usage(command, "missing required argument 'db'", io);
-  if (command === 'remove') {
-    if (rest.length === 0) return usage(command, "missing required argument 'names'", io);
-    return repoRemove(db, rest, options as RepoRemoveOptions, io);
-  }
+  // as repo-remove, the database alone is no error: it is rewritten unchanged (or, with -v, verified)
+  if (command === 'remove') return repoRemove(db, rest, options as RepoRemoveOptions, io);
   return repoAdd(db, rest, options as RepoAddOptions, io);
 }
 
@@ -252,7 +254,7 @@ function usage(command: 'add' | 'remove', message: string, io: CliIo): number {
   io.stderr(
     command === 'add'
       ? 'Usage: serene repo add [options] <db> [packages...]\n'
-      : 'Usage: serene repo remove [options] <db> <names...>\n',
+      : 'Usage: serene repo remove [options] <db> [names...]\n',
   );
   io.stderr(`(serene repo ${command} --help for the options)\n`);
   return EXIT_USAGE;
@@ -320,7 +322,7 @@ export function registerRepoCommand(program: Command, io: CliIo, setExitCode: (c
     .command('remove')
     .description('remove packages by name from a database (as repo-remove; package files stay)')
     .argument('<db>', 'the database, NAME.db.tar.gz')
-    .argument('<names...>', 'package names to remove')
+    .argument('[names...]', 'package names to remove')
     .action(async (db: string, names: string[], options: RepoRemoveOptions) => {
       setExitCode(await repoRemove(db, names, options, io));
     });
