@@ -58,6 +58,7 @@ export {
   PackageService,
   type PackageServiceOptions,
   type PackageView,
+  type QueuedBuild,
   type SettingChange,
 } from './packages/service.js';
 

@@ -4,7 +4,7 @@
  * the process's own figures. prom-client does the format; a registry per server, so that several
  * servers in one process (tests) do not share counters.
  */
-import type { BuildEvents, BuildOrchestrator, EventBus, Store } from '@serene/core';
+import type { BuildEvents, BuildOrchestrator, EngineStatus, EventBus, Store } from '@serene/core';
 import type { HttpPlugin } from '@serene/plugin-repo-http';
 import type Koa from 'koa';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -19,15 +19,11 @@ export interface MetricsOptions {
   store: Pick<Store, 'listLatestBuilds' | 'listPackages' | 'listGates'>;
   /** `ARCH`: requests below `/<arch>/` are counted as `repository` */
   arch: string;
-  /** the Docker Engines with their state and load (`ENGINES`), for the per-engine gauges */
-  engines?: () => readonly {
-    name: string;
-    arch: string | undefined;
-    state: string;
-    capacity: number;
-    running: number;
-    lost: number;
-  }[];
+  /**
+   * the engines with their state and load (`PackageService.engines`: the Docker Engines of
+   * `ENGINES`, or the one engine), for the per-engine gauges
+   */
+  engines?: () => Promise<readonly EngineStatus[]> | readonly EngineStatus[];
   /** the clock @default Date.now */
   now?: () => number;
 }
@@ -83,30 +79,35 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   if (options.engines) {
     const engines = options.engines;
-    const perEngine = (
-      name: string,
-      help: string,
-      value: (e: ReturnType<typeof engines>[number]) => number,
-    ) =>
+    // one look at the engines serves every gauge of a scrape (the one engine is pinged for it)
+    let seen: { at: number; list: Promise<readonly EngineStatus[]> } | undefined;
+    const current = () => {
+      if (!seen || now() - seen.at > 1000) seen = { at: now(), list: Promise.resolve(engines()) };
+      return seen.list;
+    };
+    const perEngine = (name: string, help: string, value: (e: EngineStatus) => number | undefined) =>
       new Gauge({
         name,
         help,
         labelNames: ['engine', 'arch'] as const,
         registers: [registry],
-        collect() {
+        async collect() {
+          const list = await current();
           this.reset();
-          for (const engine of engines())
-            this.set({ engine: engine.name, arch: engine.arch ?? 'unknown' }, value(engine));
+          for (const engine of list) {
+            const v = value(engine);
+            if (v !== undefined) this.set({ engine: engine.name, arch: engine.arch ?? 'unknown' }, v);
+          }
         },
       });
-    perEngine('serene_engine_up', 'Whether a Docker Engine answers (1) or is down (0)', (e) =>
+    perEngine('serene_engine_up', 'Whether an engine answers (1) or is down or not asked yet (0)', (e) =>
       e.state === 'up' ? 1 : 0,
     );
-    perEngine('serene_engine_capacity', 'Builds a Docker Engine runs at once', (e) => e.capacity);
-    perEngine('serene_engine_running', 'Builds running on a Docker Engine now', (e) => e.running);
+    perEngine('serene_engine_capacity', 'Builds an engine runs at once', (e) => e.capacity);
+    perEngine('serene_engine_running', 'Builds running on an engine now', (e) => e.running);
     perEngine(
       'serene_engine_lost_builds',
-      'Builds taken from a Docker Engine that went away, since the start',
+      'Builds taken from a Docker Engine that went away, since the start (ENGINES)',
       (e) => e.lost,
     );
   }

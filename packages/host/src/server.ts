@@ -23,7 +23,6 @@ import { createDashboard } from '@serene/plugin-dashboard';
 import {
   createDockerEnginePool,
   createDockerRunner,
-  type DockerEnginePool,
   type DockerEngineSpec,
 } from '@serene/plugin-docker';
 import {
@@ -69,11 +68,6 @@ export interface SereneServer extends Omit<Serene, 'start' | 'stop' | 'add'> {
    * store. Idempotent.
    */
   close(): Promise<void>;
-}
-
-/** Whether the runner is a pool of Docker Engines (`ENGINES`), with their state and load. */
-function isEnginePool(runner: unknown): runner is DockerEnginePool {
-  return typeof (runner as Partial<DockerEnginePool>).engines === 'function';
 }
 
 /** The engines of `ENGINES` with their TLS and SSH key files read (relative paths from `DATA_DIR`). */
@@ -198,7 +192,6 @@ export async function createParts(
  * here: it gets the composed serene and the configuration, and starts and stops with the server.
  */
 export function httpPlugins(serene: Serene, config: HostConfig): HttpPlugin[] {
-  const runner = serene.runner;
   return [
     config.metrics
       ? createMetrics({
@@ -206,7 +199,7 @@ export function httpPlugins(serene: Serene, config: HostConfig): HttpPlugin[] {
           orchestrator: serene.orchestrator,
           store: serene.store,
           arch: config.arch,
-          ...(isEnginePool(runner) ? { engines: () => runner.engines() } : {}),
+          engines: () => serene.service.engines(),
         })
       : undefined,
     config.dashboard ? createDashboard() : undefined,

@@ -82,8 +82,10 @@ export interface DockerEngineStatus {
   state: 'up' | 'down' | 'unknown';
   capacity: number;
   labels: readonly string[];
-  /** builds running on it now */
+  /** builds running on it now (`.SRCINFO` generations too) */
   running: number;
+  /** pkgbases of the builds running on it now */
+  builds: string[];
   /** builds started on it since the start */
   started: number;
   /** builds taken away from it because it went away */
@@ -159,6 +161,7 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
         capacity: spec.capacity ?? ENGINE_POOL_DEFAULTS.capacity,
         labels: [...(spec.labels ?? [])],
         running: 0,
+        builds: [],
         started: 0,
         lost: 0,
         since: new Date(),
@@ -356,7 +359,12 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
     name: DOCKER_RUNNER_NAME,
     capacity,
 
-    engines: () => engines.map((engine) => ({ ...engine.status, labels: [...engine.status.labels] })),
+    engines: () =>
+      engines.map((engine) => ({
+        ...engine.status,
+        labels: [...engine.status.labels],
+        builds: [...engine.status.builds],
+      })),
 
     check,
 
@@ -395,6 +403,7 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
           return { ...result, logs: earlier + result.logs };
         }
         engine.status.started += 1;
+        engine.status.builds.push(job.base);
         lastEngine.set(job.base, engine);
         const note = `:: SERENE :: building on Docker Engine ${engine.status.name} (${engine.status.arch})\n`;
         onLog(note);
@@ -427,6 +436,7 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
             engine: engine.status.name,
           });
         } finally {
+          engine.status.builds.splice(engine.status.builds.indexOf(job.base), 1);
           release(engine);
         }
       }

@@ -35,6 +35,7 @@ import {
 } from './schemas.js';
 import {
   buildInfo,
+  engineJson,
   formatTime,
   heldUpdate,
   packageInfo,
@@ -372,7 +373,7 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
       readable: options.allowReads,
       signed: options.signer !== undefined,
       fingerprint: options.signer ? await options.signer.fingerprint() : null,
-      engines: service.engines().map((engine) => ({ name: engine.name, architecture: engine.arch })),
+      engines: (await service.engines()).map(engineJson),
       packages: await service.count(),
       queue: {
         running: queue.filter((build) => build.phase === 'running').length,
@@ -380,6 +381,10 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
       },
     };
     ctx.body = details;
+  });
+
+  router.get('/engines', read, async (ctx) => {
+    ctx.body = (await service.engines()).map(engineJson);
   });
 
   router.get('/events', read, (ctx) => {

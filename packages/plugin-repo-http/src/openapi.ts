@@ -19,6 +19,7 @@ import {
   PackagePeekSchema,
   PackagePolicySchema,
   PackageSettingsRequestSchema,
+  EngineSchema,
   QueueEntrySchema,
   RecentBuildSchema,
   ReviewDecisionRequestSchema,
@@ -126,6 +127,7 @@ export function openApiDocument(version: string, arch: string): Json {
           QueueEntry: QueueEntrySchema,
           RecentBuild: RecentBuildSchema,
           ServerDetails: ServerDetailsSchema,
+          Engine: EngineSchema,
           StateEvent: StateEventSchema,
           WhoAmI: WhoAmISchema,
         }),
@@ -422,6 +424,19 @@ export function openApiDocument(version: string, arch: string): Json {
           summary: 'the server for operators: key fingerprint, engines, queue (beyond the original)',
           security: READ,
           responses: { 200: json('the server', ref('ServerDetails')), ...guarded },
+        },
+      },
+      '/engines': {
+        get: {
+          summary: 'the engines that build packages, with their state and load (beyond the original)',
+          description:
+            'With `ENGINES`, each Docker Engine of the pool as the pool sees it (pinged every 10 s); without, ' +
+            'the one engine of `DOCKER_URL`, named after the runner, pinged when asked, its capacity `CONCURRENT_BUILDS`.',
+          security: READ,
+          responses: {
+            200: json('the engines', { type: 'array', items: ref('Engine') }),
+            ...guarded,
+          },
         },
       },
       '/events': {

@@ -101,6 +101,10 @@ describe('GET /queue and POST /package/{name}/cancel', () => {
     );
     const queue = (await h.ask('/queue')).json as Record<string, unknown>[];
     expect(queue.map((entry) => entry.base).sort()).toEqual(['alpha', 'beta']);
+    // the one engine of the runner carries both: its load and its builds
+    expect((await h.ask('/engines')).json).toMatchObject([
+      { name: 'gated', running: 2, builds: ['alpha', 'beta'] },
+    ]);
     expect(queue[0]).toMatchObject({
       reason: 'manual',
       state: { state: 'running', info: 'build' },
@@ -185,6 +189,7 @@ describe('GET /builds', () => {
     expect((await h.ask('/builds', { secret: null })).status).toBe(200);
     expect((await h.ask('/queue', { secret: null })).status).toBe(200);
     expect((await h.ask('/server', { secret: null })).status).toBe(200);
+    expect((await h.ask('/engines', { secret: null })).status).toBe(200);
     expect((await h.ask('/package/alpha/cancel', { method: 'POST', secret: null })).status).toBe(401);
   });
 });
@@ -241,15 +246,32 @@ describe('GET /server', () => {
       architecture: 'x86_64',
       signed: true,
       fingerprint: 'ABCDEF',
-      engines: [{ name: 'gated', architecture: 'x86_64' }],
+      // a runner that drives one machine and cannot be pinged: its one engine, state unknown
+      engines: [
+        {
+          name: 'gated',
+          architecture: 'x86_64',
+          state: 'unknown',
+          reason: null,
+          capacity: 5,
+          running: 0,
+          builds: [],
+          labels: [],
+        },
+      ],
       packages: 1,
       queue: { running: 0, queued: 0 },
     });
+    const engines = await h.ask('/engines');
+    expect(engines.status).toBe(200);
+    expect(engines.json).toEqual((reply.json as { engines: unknown }).engines);
+    // reads follow ALLOW_READS, as the other reads
+    expect((await h.ask('/engines', { secret: null })).status).toBe(401);
     const doc = (await h.ask('/openapi.json')).json as { paths: Record<string, unknown> };
     expect((await h.ask('/whoami')).json).toEqual({ name: 'tester@laptop' });
     expect((await h.ask('/whoami', { secret: 'wrong' })).status).toBe(403);
     expect((await h.ask('/whoami', { secret: null })).status).toBe(401);
-    for (const path of ['/queue', '/builds', '/package/{name}/cancel', '/server', '/events', '/whoami']) {
+    for (const path of ['/queue', '/builds', '/package/{name}/cancel', '/server', '/engines', '/events', '/whoami']) {
       expect(Object.keys(doc.paths)).toContain(path);
     }
   });

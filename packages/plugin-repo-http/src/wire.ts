@@ -5,15 +5,18 @@ import {
   type BuildEvents,
   type BuildInFlight,
   type BuildRecord,
+  type EngineStatus,
   formatCoolOff,
   type GatePolicy,
   type GatePolicyView,
   type HeldUpdateView,
   type PackageView,
+  type QueuedBuild,
   type TrustRecord,
 } from '@serene/core';
 import type {
   BuildInfo,
+  EngineJson,
   GatePolicyJson,
   HeldUpdateJson,
   PackageInfo,
@@ -140,8 +143,8 @@ export function heldUpdate(view: HeldUpdateView): HeldUpdateJson {
   };
 }
 
-/** `QueueEntry` of a build in flight. */
-export function queueEntry(build: BuildInFlight): QueueEntry {
+/** `QueueEntry` of a build in flight; `engine` when it is known (`PackageService.queue`). */
+export function queueEntry(build: BuildInFlight | QueuedBuild): QueueEntry {
   return {
     base: build.base,
     started: formatTime(build.started),
@@ -149,14 +152,31 @@ export function queueEntry(build: BuildInFlight): QueueEntry {
     state: build.state,
     phase: build.phase,
     waiting_for: build.waitingFor,
-    engine: build.runner,
+    engine: ('engine' in build ? build.engine : undefined) ?? null,
     architecture: build.arch,
   };
 }
 
-/** `RecentBuild` of a build record. */
+/** `RecentBuild` of a build record, with its architecture when the store recorded one. */
 export function recentBuild(build: BuildRecord): RecentBuild {
-  return { base: build.package, ...buildInfo(build) };
+  // a store that records each build's architecture (docs/engines.md#architectures) sets `arch`
+  const arch = (build as BuildRecord & { arch?: string | undefined }).arch;
+  return { base: build.package, ...buildInfo(build), ...(arch === undefined ? {} : { architecture: arch }) };
+}
+
+/** `Engine` of an engine's status. */
+export function engineJson(engine: EngineStatus): EngineJson {
+  return {
+    name: engine.name,
+    architecture: engine.arch ?? null,
+    state: engine.state,
+    since: formatTime(engine.since),
+    reason: engine.reason ?? null,
+    capacity: engine.capacity,
+    running: engine.running,
+    builds: [...engine.builds],
+    labels: [...engine.labels],
+  };
 }
 
 /** The data of a server-wide `change` event. */

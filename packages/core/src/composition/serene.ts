@@ -235,6 +235,7 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
     schedulingDefault: settings.schedulingDefault,
     syncProviders,
     gate,
+    concurrentBuilds: settings.concurrentBuilds,
     logger: logger.child({ part: 'packages' }),
   });
 

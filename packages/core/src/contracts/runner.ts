@@ -75,6 +75,30 @@ export interface RunResult {
   stats: BuildStats | null;
 }
 
+/** One machine a runner builds on (a Docker Engine), with its state and load now. */
+export interface EngineStatus {
+  /** unique among the runner's engines; for logs, the API and metrics */
+  name: string;
+  /** the architecture it builds for, as pacman names it; undefined until it answered once */
+  arch: string | undefined;
+  /** `unknown` before it was asked */
+  state: 'up' | 'down' | 'unknown';
+  /** when the state last changed (as far as serene saw) */
+  since: Date;
+  /** why it is down */
+  reason?: string;
+  /** builds it runs at once */
+  capacity: number;
+  /** builds running on it now */
+  running: number;
+  /** pkgbases of the builds running on it now */
+  builds: readonly string[];
+  /** labels packages can be pinned to */
+  labels: readonly string[];
+  /** builds taken from it because it went away, since the start (runners that move such builds) */
+  lost?: number;
+}
+
 /**
  * A `Runner` runs one build job: sources in, package files, `.SRCINFO`, stats and a live log out.
  */
@@ -99,4 +123,11 @@ export interface Runner {
   init?(): Promise<void>;
   /** Releases resources and stops the runner's own schedules; called once, when serene stops. */
   dispose?(): Promise<void>;
+  /**
+   * The machines it builds on, with their state and load, when it drives several (the pool of
+   * Docker Engines, docs/engines.md); a runner without it builds on one machine.
+   */
+  engines?(): EngineStatus[];
+  /** Whether the one machine it builds on answers now (the Docker runner pings its engine). Never rejects. */
+  ping?(): Promise<boolean>;
 }
