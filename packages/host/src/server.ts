@@ -20,11 +20,7 @@ import {
   type SereneParts,
 } from '@serene/core';
 import { createDashboard } from '@serene/plugin-dashboard';
-import {
-  createDockerEnginePool,
-  createDockerRunner,
-  type DockerEngineSpec,
-} from '@serene/plugin-docker';
+import { createDockerEnginePool, createDockerRunner, type DockerEngineSpec } from '@serene/plugin-docker';
 import {
   checkAuthorizedSecretsFile,
   createHttpListener,

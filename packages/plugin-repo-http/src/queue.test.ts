@@ -271,7 +271,15 @@ describe('GET /server', () => {
     expect((await h.ask('/whoami')).json).toEqual({ name: 'tester@laptop' });
     expect((await h.ask('/whoami', { secret: 'wrong' })).status).toBe(403);
     expect((await h.ask('/whoami', { secret: null })).status).toBe(401);
-    for (const path of ['/queue', '/builds', '/package/{name}/cancel', '/server', '/engines', '/events', '/whoami']) {
+    for (const path of [
+      '/queue',
+      '/builds',
+      '/package/{name}/cancel',
+      '/server',
+      '/engines',
+      '/events',
+      '/whoami',
+    ]) {
       expect(Object.keys(doc.paths)).toContain(path);
     }
   });

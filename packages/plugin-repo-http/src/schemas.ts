@@ -306,7 +306,7 @@ export const QueueEntrySchema = z.object({
 export const RecentBuildSchema = BuildInfoSchema.extend({
   base: z.string(),
   architecture: z.string().optional().meta({
-    description: 'the architecture it was built for, when recorded (absent: the server\'s `ARCH`)',
+    description: "the architecture it was built for, when recorded (absent: the server's `ARCH`)",
   }),
 });
 
