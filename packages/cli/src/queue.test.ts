@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { EngineStatus } from '@serene/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Harness, SECRET, startHarness } from '../../plugin-repo-http/src/testing/harness.js';
 import { runCli } from './cli.js';
@@ -10,12 +11,41 @@ import type { CliIo } from './io.js';
 // (Koa app, SQLite store, orchestrator, the gated instant runner).
 
 let h: Harness;
+/** a server whose runner drives two engines, their status set by the test (as the Docker Engine pool's) */
+let pool: Harness;
 let home: string;
+const since = new Date(Date.now() - 90_000);
 beforeAll(async () => {
   h = await startHarness({
     packages: [
       { base: 'alpha', pkgver: '1.0' },
       { base: 'beta', pkgver: '2.0' },
+    ],
+  });
+  pool = await startHarness({
+    packages: [{ base: 'gamma', pkgver: '3.0' }],
+    engines: (running): EngineStatus[] => [
+      {
+        name: 'big',
+        arch: 'x86_64',
+        state: 'up',
+        since,
+        capacity: 2,
+        running: running.length,
+        builds: running,
+        labels: ['big', 'fast'],
+      },
+      {
+        name: 'pi',
+        arch: undefined,
+        state: 'down',
+        since,
+        reason: 'it stopped answering pings',
+        capacity: 1,
+        running: 0,
+        builds: [],
+        labels: [],
+      },
     ],
   });
   home = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-cli-queue-'));
@@ -26,10 +56,14 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await h.close();
+  await pool.close();
   await fs.rm(home, { recursive: true, force: true });
 });
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function run(
+  args: string[],
+  server?: Harness,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = { code: -1, stdout: '', stderr: '' };
   const io: CliIo = {
     stdout: (text) => {
@@ -49,7 +83,7 @@ async function run(args: string[]): Promise<{ code: number; stdout: string; stde
     stdinIsTTY: false,
     exec: async () => 0,
   };
-  out.code = await runCli(args, io, { pollMs: 100 });
+  out.code = await runCli(server ? ['--server', server.url, ...args] : args, io, { pollMs: 100 });
   return out;
 }
 
@@ -77,8 +111,9 @@ describe('serene queue, cancel and list --builds', () => {
     await until(async () => (await run(['queue'])).stdout.includes('running'));
     const queue = await run(['queue']);
     const lines = queue.stdout.trimEnd().split('\n');
-    expect(lines[0]?.split(/\s+/)).toEqual(['name', 'state', 'step', 'reason', 'engine', 'for']);
-    expect(lines[1]).toMatch(/^alpha\s+running\s+build\s+manual\s+gated\/x86_64\s+\d+s$/);
+    expect(lines[0]?.split(/\s+/)).toEqual(['name', 'state', 'step', 'reason', 'engine', 'arch', 'for']);
+    // the runner's one engine, named after it
+    expect(lines[1]).toMatch(/^alpha\s+running\s+build\s+manual\s+gated\s+x86_64\s+\d+s$/);
 
     const cancelled = await run(['cancel', 'alpha']);
     expect([cancelled.code, cancelled.stdout]).toEqual([0, 'cancelled the running build of alpha\n']);
@@ -120,5 +155,29 @@ describe('serene queue, cancel and list --builds', () => {
       'build',
       'time',
     ]);
+  });
+});
+
+describe('serene server engines, and the engine of each build in serene queue', () => {
+  it('prints the engines with state, load, labels and builds, and why one is down', async () => {
+    const idle = await run(['server', 'engines'], pool);
+    expect(idle.code).toBe(0);
+    expect(idle.stdout.trimEnd().split('\n')).toEqual([
+      expect.stringMatching(/^name\s+state\s+for\s+load\s+arch\s+labels\s+building$/),
+      expect.stringMatching(/^big\s+up\s+1m 3\ds\s+0\/2\s+x86_64\s+big,fast\s+-$/),
+      expect.stringMatching(/^pi\s+down\s+1m 3\ds\s+0\/1\s+\?\s+-\s+-$/),
+      'pi is down: it stopped answering pings',
+    ]);
+
+    expect((await run(['add', 'gamma', '-s'], pool)).code).toBe(0);
+    pool.hold('gamma');
+    expect((await run(['build', 'gamma'], pool)).code).toBe(0);
+    await until(async () => (await run(['server', 'engines'], pool)).stdout.includes('gamma'));
+    const busy = (await run(['server', 'engines'], pool)).stdout.split('\n');
+    expect(busy[1]).toMatch(/^big\s+up\s+\S+ \S+\s+1\/2\s+x86_64\s+big,fast\s+gamma$/);
+    const queue = (await run(['queue'], pool)).stdout.split('\n');
+    expect(queue[1]).toMatch(/^gamma\s+running\s+build\s+manual\s+big\s+x86_64\s+\d+s$/);
+    pool.release('gamma');
+    await until(async () => ((await pool.ask('/queue')).json as unknown[]).length === 0);
   });
 });

@@ -39,10 +39,11 @@ export async function showQueue(context: ClientContext): Promise<number> {
           ? entry.state.info
           : entry.phase,
     entry.reason,
-    `${entry.engine}/${entry.architecture}`,
+    entry.engine ?? '-',
+    entry.architecture,
     duration(now.getTime() - new Date(entry.started).getTime()),
   ]);
-  io.stdout(table(['name', 'state', 'step', 'reason', 'engine', 'for'], rows, style));
+  io.stdout(table(['name', 'state', 'step', 'reason', 'engine', 'arch', 'for'], rows, style));
   return EXIT_OK;
 }
 

@@ -6,11 +6,11 @@ import type { Command } from 'commander';
 import { segment } from './api.js';
 import { apiAction, type ClientContext, reportClientError, versionWarning } from './client.js';
 import { authorizedSecretsLine, clientPaths, loadSecret, readConfig, secretToken } from './config.js';
-import { duration, localTime, stateWord } from './format.js';
+import { duration, localTime, type Style, stateWord, styleFor, table } from './format.js';
 import { type CliIo, EXIT_ERROR, EXIT_OK } from './io.js';
 import { localArchitecture, setupSignatures } from './pacman-setup.js';
 import { VERSION } from './version.js';
-import { type PackagePeek, PROTOCOL_VERSION, type SereneInfo } from './wire.js';
+import { type EngineJson, type PackagePeek, PROTOCOL_VERSION, type SereneInfo } from './wire.js';
 
 // --- server ---
 
@@ -51,6 +51,38 @@ export async function serverInfo(context: ClientContext): Promise<number> {
   ];
   const keyWidth = Math.max(...rows.map(([key]) => key.length)) + 1;
   for (const [key, value] of rows) io.stdout(`${`${key}:`.padEnd(keyWidth)}  ${value}\n`);
+  return EXIT_OK;
+}
+
+/** An engine's state, coloured. */
+function engineState(state: EngineJson['state'], style: Style): string {
+  if (state === 'up') return style.green(state);
+  if (state === 'down') return style.red(state);
+  return style.dim(state);
+}
+
+/**
+ * `serene server engines`: the engines that build packages, with state, load and what runs on them
+ * (`GET /engines`, beyond the original); why each engine that is down is down, after the table.
+ */
+export async function serverEngines(context: ClientContext): Promise<number> {
+  const { io, api } = context;
+  const engines = await api.json<EngineJson[]>('GET', '/engines');
+  const style = styleFor(io);
+  const now = Date.now();
+  const rows = engines.map((engine) => [
+    engine.name,
+    engineState(engine.state, style),
+    duration(now - new Date(engine.since).getTime()),
+    `${engine.running}/${engine.capacity}`,
+    engine.architecture ?? '?',
+    engine.labels.length > 0 ? engine.labels.join(',') : '-',
+    engine.builds.length > 0 ? engine.builds.join(', ') : '-',
+  ]);
+  io.stdout(table(['name', 'state', 'for', 'load', 'arch', 'labels', 'building'], rows, style));
+  for (const engine of engines) {
+    if (engine.state === 'down') io.stdout(`${engine.name} is down: ${engine.reason ?? 'no reason given'}\n`);
+  }
   return EXIT_OK;
 }
 
@@ -107,11 +139,17 @@ export function registerServerCommands(
   io: CliIo,
   setExitCode: (code: number) => void,
 ): void {
-  const server = program.command('server').description('about the server: info, webhooks, signing key');
+  const server = program
+    .command('server')
+    .description('about the server: info, engines, webhooks, signing key');
   server
     .command('info')
     .description('version, uptime, features and package states of the server')
     .action(apiAction(io, setExitCode, (context) => serverInfo(context)));
+  server
+    .command('engines')
+    .description('the engines that build packages: state, load, architecture, labels, builds')
+    .action(apiAction(io, setExitCode, (context) => serverEngines(context)));
   server
     .command('webhook')
     .description('the webhook url that builds a package')

@@ -18,6 +18,7 @@ import {
   createMemoryLogger,
   createSerene,
   createSourceFactory,
+  type EngineStatus,
   type FilesystemRepository,
   type LogRecord,
   type PackageService,
@@ -110,6 +111,11 @@ export interface HarnessOptions {
   };
   /** stats the runner reports for a build (the instant runner reports none) */
   stats?: (base: string) => BuildStats | null;
+  /**
+   * makes the runner one of several engines (as the Docker Engine pool), whose status the test
+   * drives: called with the bases whose builds are in the runner now, in the order they came
+   */
+  engines?: (running: readonly string[]) => EngineStatus[];
 }
 
 /** Sends one request with a raw path (no URL normalisation, so `..` and `%2e` reach the server). */
@@ -179,16 +185,21 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const instant = createInstantRunner({ behaviour: (job) => options.behaviour?.(job.base) ?? 'success' });
   const gates = new Map<string, { promise: Promise<void>; open: () => void }>();
   const loggers = new Map<string, (chunk: string) => void>();
+  const running: string[] = [];
+  const engines = options.engines;
   const runner: Runner = {
     name: 'gated',
     printSrcinfo: (dir) => instant.printSrcinfo(dir),
+    ...(engines ? { engines: () => engines([...running]) } : {}),
     async run(job, runOptions = {}) {
       loggers.set(job.base, (chunk) => runOptions.onLog?.(chunk));
+      running.push(job.base);
       try {
         await gates.get(job.base)?.promise;
         const result = await instant.run(job, runOptions);
         return options.stats ? { ...result, stats: options.stats(job.base) } : result;
       } finally {
+        running.splice(running.indexOf(job.base), 1);
         loggers.delete(job.base);
       }
     },
