@@ -6,6 +6,7 @@
 import type {
   BuildInfo,
   BuildState,
+  Engine,
   HeldUpdate,
   HeldUpdateReview,
   PackageInfo,
@@ -103,6 +104,7 @@ export class Api {
       `/builds?count=${count}${before ? `&before=${encodeURIComponent(before)}` : ''}`,
     );
   server = () => this.json<ServerDetails>('GET', '/server');
+  engines = () => this.json<Engine[]>('GET', '/engines');
   startBuild = (packages: string[], clean = false) =>
     this.json<null>('POST', '/build', { packages, clean, resolve: true, force: true });
   buildAll = () =>

@@ -68,9 +68,25 @@ export interface SereneInfo {
   signed: boolean;
 }
 
+/** An engine that builds packages, with its state and load (`GET /engines`). */
+export interface Engine {
+  name: string;
+  /** null until it answered once */
+  architecture: string | null;
+  state: 'up' | 'down' | 'unknown';
+  since: string;
+  /** why it is down */
+  reason: string | null;
+  capacity: number;
+  running: number;
+  /** bases of the builds running on it */
+  builds: string[];
+  labels: string[];
+}
+
 export interface ServerDetails extends SereneInfo {
   fingerprint: string | null;
-  engines: { name: string; architecture: string }[];
+  engines: Engine[];
   packages: number;
   queue: { running: number; queued: number };
 }
@@ -82,7 +98,8 @@ export interface QueueEntry {
   state: BuildState;
   phase: 'waiting' | 'queued' | 'running';
   waiting_for: string[];
-  engine: string;
+  /** the engine running it; null while it waits for its turn or a free engine */
+  engine: string | null;
   architecture: string;
 }
 

@@ -17,6 +17,7 @@ export function QueuePage() {
   const { api, queue, user, changes } = useStore();
   const [recent, setRecent] = useState<RecentBuild[] | undefined>(undefined);
   const [more, setMore] = useState(true);
+  const [engines, setEngines] = useState(1);
   const [error, setError] = useState<string | undefined>(undefined);
   const now = useTick(1000);
 
@@ -36,6 +37,14 @@ export function QueuePage() {
     };
   }, [api, changes]);
 
+  // how many engines build: the engine and architecture columns are shown once there are several
+  useEffect(() => {
+    api.engines().then(
+      (list) => setEngines(list.length),
+      () => setEngines(1),
+    );
+  }, [api]);
+
   const loadMore = async () => {
     const last = recent?.at(-1);
     if (!last) return;
@@ -45,6 +54,7 @@ export function QueuePage() {
   };
 
   const running = queue.filter((entry) => entry.phase === 'running');
+  const placed = engines > 1 || new Set(queue.map((entry) => entry.architecture)).size > 1;
   const waiting = queue.filter((entry) => entry.phase !== 'running');
   return (
     <section>
@@ -61,7 +71,12 @@ export function QueuePage() {
                 <th scope="col">State</th>
                 <th scope="col">Step</th>
                 <th scope="col">Reason</th>
-                <th scope="col">Engine</th>
+                {placed && (
+                  <>
+                    <th scope="col">Engine</th>
+                    <th scope="col">Arch</th>
+                  </>
+                )}
                 <th scope="col">For</th>
                 {user && (
                   <th scope="col">
@@ -81,9 +96,16 @@ export function QueuePage() {
                   </td>
                   <td>{step(entry)}</td>
                   <td>{entry.reason}</td>
-                  <td class="mono">
-                    {entry.engine}/{entry.architecture}
-                  </td>
+                  {placed && (
+                    <>
+                      <td class="mono" data-column="engine">
+                        {entry.engine ?? '–'}
+                      </td>
+                      <td class="mono" data-column="arch">
+                        {entry.architecture}
+                      </td>
+                    </>
+                  )}
                   <td>{duration(now - new Date(entry.started).getTime())}</td>
                   {user && (
                     <td class="row-actions">
