@@ -1,6 +1,6 @@
 import type { BuildRecord } from '@serene/core';
 import { describe, expect, it } from 'vitest';
-import { buildInfo, formatTime } from './wire.js';
+import { buildInfo, formatTime, recentBuild } from './wire.js';
 
 describe('formatTime', () => {
   it('writes RFC 3339 UTC with a Z, the fraction only when there is one (as chrono)', () => {
@@ -40,6 +40,30 @@ describe('buildInfo', () => {
       mem_peak: null,
       cpu_user: null,
       io_tbw: null,
+    });
+  });
+});
+
+describe('recentBuild', () => {
+  it("names the build's architecture only when the store recorded one", () => {
+    const record: BuildRecord = {
+      package: 'alpha',
+      started: new Date('2025-03-08T12:00:00Z'),
+      ended: null,
+      state: { state: 'pending' },
+      reason: 'manual',
+      version: null,
+      runSuccess: null,
+      runStarted: null,
+      runEnded: null,
+      stats: null,
+    };
+    expect(recentBuild(record)).not.toHaveProperty('architecture');
+    expect(recentBuild(record).base).toBe('alpha');
+    // a store with a column per build's architecture (docs/engines.md#architectures) sets `arch`
+    expect(recentBuild({ ...record, arch: 'aarch64' } as BuildRecord)).toMatchObject({
+      base: 'alpha',
+      architecture: 'aarch64',
     });
   });
 });
