@@ -110,6 +110,11 @@ export interface HarnessOptions {
   };
   /** stats the runner reports for a build (the instant runner reports none) */
   stats?: (base: string) => BuildStats | null;
+  /**
+   * architectures served beside the primary `x86_64`, each with its repository in `repository-<arch>`
+   * (the instant runner builds for any of them) @default none
+   */
+  arches?: string[];
 }
 
 /** Sends one request with a raw path (no URL normalisation, so `..` and `%2e` reach the server). */
@@ -196,8 +201,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
   const repositoryDir = path.join(root, 'repository');
   const publisher = createFilesystemRepository({ dir: repositoryDir });
+  const others = (options.arches ?? []).map((arch) => {
+    const dir = `${repositoryDir}-${arch}`;
+    return { arch, dir, publisher: createFilesystemRepository({ dir }) };
+  });
   const serene = createSerene(
     {
+      publishers: Object.fromEntries(others.map((other) => [other.arch, other.publisher])),
       logger,
       store: createKnexStore({ filename: ':memory:' }),
       runner,
@@ -209,6 +219,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
     {
       arch: 'x86_64',
+      arches: ['x86_64', ...(options.arches ?? [])],
       name: 'serene',
       sourcesDir: path.join(root, 'sources'),
       workDir: path.join(root, 'work'),
@@ -232,6 +243,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     publisher,
     repositoryDir,
     arch: 'x86_64',
+    repositories: others,
     name: 'serene',
     version: 'v0.4.3',
     started: new Date('2025-03-08T12:00:01.123Z'),
