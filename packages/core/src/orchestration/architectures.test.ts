@@ -55,6 +55,7 @@ async function setUp(
     publishers: { aarch64: arm },
     sourcesDir: path.join(root, 'sources'),
     workDir: path.join(root, 'work'),
+    ownRepositoryUrl: 'http://serene.lan/x86_64/',
   });
   cleanups.push(async () => {
     await orchestrator.stop();
@@ -100,6 +101,11 @@ describe('BuildOrchestrator with several architectures', () => {
 
     const jobs = h.runner.jobs.map((job) => `${job.base}/${job.arch}`).sort();
     expect(jobs).toEqual(['both/aarch64', 'both/x86_64', 'noarch/x86_64', 'pc/x86_64', 'pi/aarch64']);
+    // each build's runner syncs from the repository of its own architecture
+    const armJob = h.runner.jobs.find((job) => job.arch === 'aarch64');
+    expect(armJob?.inputs.customRepo).toContain('Server = http://serene.lan/aarch64\n');
+    const pcJob = h.runner.jobs.find((job) => job.base === 'pc');
+    expect(pcJob?.inputs.customRepo).toContain('Server = http://serene.lan/x86_64/\n');
     // `both` waited for `noarch` (its dependency, in each architecture): both builds started after it
     const order = h.runner.jobs.map((job) => `${job.base}/${job.arch}`);
     expect(order.indexOf('noarch/x86_64')).toBeLessThan(order.indexOf('both/x86_64'));

@@ -692,7 +692,7 @@ export class BuildOrchestrator {
           sourceDir: this.sourceDir(job.base),
           inputs: {
             customRepo: this.ownRepositoryUrl
-              ? `[${this.repositoryName}]\nSigLevel = Never\nServer = ${this.ownRepositoryUrl}\n`
+              ? `[${this.repositoryName}]\nSigLevel = Never\nServer = ${this.ownRepositoryOf(job.arch)}\n`
               : '',
             prepare: record.prepare ?? '',
             makepkgFlags: record.flags.map((flag) => `--${flag} `).join(''),
@@ -902,6 +902,19 @@ export class BuildOrchestrator {
       },
       flush,
     };
+  }
+
+  /**
+   * `OWN_REPOSITORY_URL` for a build of `arch`: a URL ending in `/<ARCH>` names the primary's
+   * repository, so another architecture's build gets its own (`/<arch>`); any other URL is kept
+   * (pacman's `$arch` in it picks the build machine's).
+   */
+  private ownRepositoryOf(arch: string): string | undefined {
+    const url = this.ownRepositoryUrl;
+    if (url === undefined || arch === this.arch) return url;
+    const trimmed = url.replace(/\/+$/, '');
+    const suffix = `/${this.arch}`;
+    return trimmed.endsWith(suffix) ? `${trimmed.slice(0, -suffix.length)}/${arch}` : url;
   }
 
   /** A build as messages name it: its base, with its architecture when several are served. */
