@@ -362,7 +362,7 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
         throw new InputError(`before must be an RFC 3339 time, not ${quote(text)}`);
       }
     }
-    ctx.body = (await service.recentBuilds(count, before)).map(recentBuild);
+    ctx.body = (await service.recentBuilds(count, before)).map((build) => recentBuild(build, arch));
   });
 
   router.post('/package/:name/cancel', write, async (ctx) => {
@@ -382,6 +382,7 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
       signed: options.signer !== undefined,
       fingerprint: options.signer ? await options.signer.fingerprint() : null,
       engines: service.engines().map((engine) => ({ name: engine.name, architecture: engine.arch })),
+      architectures: [...repositories.keys()],
       packages: await service.count(),
       queue: {
         running: queue.filter((build) => build.phase === 'running').length,

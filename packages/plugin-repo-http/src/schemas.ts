@@ -300,7 +300,10 @@ export const QueueEntrySchema = z.object({
 });
 
 /** An entry of `GET /builds`: a build with its package. */
-export const RecentBuildSchema = BuildInfoSchema.extend({ base: z.string() });
+export const RecentBuildSchema = BuildInfoSchema.extend({
+  base: z.string(),
+  architecture: z.string().meta({ description: 'what the build was for (docs/engines.md#architectures)' }),
+});
 
 /** `GET /server`: what an operator needs to see of the server. */
 export const ServerDetailsSchema = SereneInfoSchema.extend({
@@ -308,6 +311,9 @@ export const ServerDetailsSchema = SereneInfoSchema.extend({
   engines: z
     .array(z.object({ name: z.string(), architecture: z.string() }))
     .meta({ description: 'what builds packages' }),
+  architectures: z
+    .array(z.string())
+    .meta({ description: 'the architectures served, each at `/<arch>/`, `architecture` (the primary) first' }),
   packages: z.number().int(),
   queue: z.object({ running: z.number().int(), queued: z.number().int() }),
 });

@@ -155,8 +155,8 @@ export function queueEntry(build: BuildInFlight): QueueEntry {
 }
 
 /** `RecentBuild` of a build record. */
-export function recentBuild(build: BuildRecord): RecentBuild {
-  return { base: build.package, ...buildInfo(build) };
+export function recentBuild(build: BuildRecord, primaryArch: string): RecentBuild {
+  return { base: build.package, ...buildInfo(build), architecture: build.arch ?? primaryArch };
 }
 
 /** The data of a server-wide `change` event. */
