@@ -244,7 +244,10 @@ describe.skipIf(!canRun && process.env.CI !== 'true')('Docker Engine pool on rea
     });
     try {
       const pkgbuilds = {
-        [`${PREFIX}multi`]: simplePkgbuild(`${PREFIX}multi`).replace("arch=('any')", "arch=('x86_64' 'aarch64')"),
+        [`${PREFIX}multi`]: simplePkgbuild(`${PREFIX}multi`).replace(
+          "arch=('any')",
+          "arch=('x86_64' 'aarch64')",
+        ),
         [`${PREFIX}noarch`]: simplePkgbuild(`${PREFIX}noarch`),
       };
       for (const [base, pkgbuild] of Object.entries(pkgbuilds)) {

@@ -143,7 +143,12 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
       repository.arch,
       {
         publisher: repository.publisher,
-        files: new RepositoryFiles({ dir: repository.dir, mount: `/${repository.arch}`, logger, ...options.files }),
+        files: new RepositoryFiles({
+          dir: repository.dir,
+          mount: `/${repository.arch}`,
+          logger,
+          ...options.files,
+        }),
       },
     ]),
   );

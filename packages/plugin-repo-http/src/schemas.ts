@@ -313,7 +313,9 @@ export const ServerDetailsSchema = SereneInfoSchema.extend({
     .meta({ description: 'what builds packages' }),
   architectures: z
     .array(z.string())
-    .meta({ description: 'the architectures served, each at `/<arch>/`, `architecture` (the primary) first' }),
+    .meta({
+      description: 'the architectures served, each at `/<arch>/`, `architecture` (the primary) first',
+    }),
   packages: z.number().int(),
   queue: z.object({ running: z.number().int(), queued: z.number().int() }),
 });

@@ -170,32 +170,32 @@ describe('BuildOrchestrator with several architectures', () => {
   });
 
   it.skipIf(
-    setupMissing('architectures with pacman', hasProgram('pacman') ? [] : ['pacman (Debian pacman-package-manager)']),
-  )(
-    'pacman of each architecture installs from its own repository, the any package from both',
-    async () => {
-      const h = await setUp([
-        { base: 'noarch', pkgver: '1.0', arch: ['any'] },
-        { base: 'both', pkgver: '2.0', arch: ['x86_64', 'aarch64'], depends: ['noarch'] },
-      ]);
-      await h.add('noarch');
-      await h.add('both');
-      await h.run(['noarch', 'both']);
-      for (const arch of ['x86_64', 'aarch64']) {
-        const sandbox = await createPacmanSandbox(
-          [{ name: 'serene', server: `file://${path.join(h.root, `repository-${arch}`)}` }],
-          { architecture: arch },
-        );
-        cleanups.push(() => sandbox.cleanup());
-        const sync = await sandbox.pacman(['-Sy']);
-        expect(sync.code, sync.stderr).toBe(0);
-        const list = await sandbox.pacman(['-Sl', 'serene']);
-        expect(list.stdout.trim().split('\n').sort()).toEqual(['serene both 2.0-1', 'serene noarch 1.0-1']);
-        const install = await sandbox.pacman(['-S', 'both']);
-        expect(install.code, install.stderr).toBe(0);
-        const query = await sandbox.pacman(['-Qi', 'both']);
-        expect(query.stdout).toMatch(new RegExp(`Architecture\\s+: ${arch}`));
-      }
-    },
-  );
+    setupMissing(
+      'architectures with pacman',
+      hasProgram('pacman') ? [] : ['pacman (Debian pacman-package-manager)'],
+    ),
+  )('pacman of each architecture installs from its own repository, the any package from both', async () => {
+    const h = await setUp([
+      { base: 'noarch', pkgver: '1.0', arch: ['any'] },
+      { base: 'both', pkgver: '2.0', arch: ['x86_64', 'aarch64'], depends: ['noarch'] },
+    ]);
+    await h.add('noarch');
+    await h.add('both');
+    await h.run(['noarch', 'both']);
+    for (const arch of ['x86_64', 'aarch64']) {
+      const sandbox = await createPacmanSandbox(
+        [{ name: 'serene', server: `file://${path.join(h.root, `repository-${arch}`)}` }],
+        { architecture: arch },
+      );
+      cleanups.push(() => sandbox.cleanup());
+      const sync = await sandbox.pacman(['-Sy']);
+      expect(sync.code, sync.stderr).toBe(0);
+      const list = await sandbox.pacman(['-Sl', 'serene']);
+      expect(list.stdout.trim().split('\n').sort()).toEqual(['serene both 2.0-1', 'serene noarch 1.0-1']);
+      const install = await sandbox.pacman(['-S', 'both']);
+      expect(install.code, install.stderr).toBe(0);
+      const query = await sandbox.pacman(['-Qi', 'both']);
+      expect(query.stdout).toMatch(new RegExp(`Architecture\\s+: ${arch}`));
+    }
+  });
 });

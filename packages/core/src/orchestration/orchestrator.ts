@@ -25,7 +25,7 @@ import type { Provider } from '../pacman/depend.js';
 import { memberArch, parseSrcinfo, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
 import { type BuildEvents, EventBus } from './events.js';
 import { BUILD_OUTPUT_LIMITS, type BuildOutputLimits, checkBuildOutput } from './limits.js';
-import { providersOf, type Resolution, resolveSession } from './resolve.js';
+import { providersOf, resolveSession } from './resolve.js';
 import { Semaphore } from './semaphore.js';
 
 /** Options of one run (a build session), as the original's triggers set them (docs/compatibility.md#build-sessions). */
@@ -246,7 +246,9 @@ export class BuildOrchestrator {
         phase: job.phase,
         waitingFor:
           job.phase === 'waiting'
-            ? [...new Set([...(job.waitingFor ?? [])].map((key) => key.slice(0, key.lastIndexOf('/'))))].sort()
+            ? [
+                ...new Set([...(job.waitingFor ?? [])].map((key) => key.slice(0, key.lastIndexOf('/')))),
+              ].sort()
             : [],
         runner: this.runner.name,
         arch: job.arch,
@@ -851,7 +853,13 @@ export class BuildOrchestrator {
   private async setState(job: Job, state: BuildState, changes?: BuildChanges): Promise<void> {
     await this.store.updateBuild(job.base, job.started, { ...changes, state });
     job.state = state;
-    this.bus.emit('state', { base: job.base, started: job.started, state, reason: job.reason, arch: job.arch });
+    this.bus.emit('state', {
+      base: job.base,
+      started: job.started,
+      state,
+      reason: job.reason,
+      arch: job.arch,
+    });
   }
 
   /** Records the source state a build failed at, so scheduled runs skip it until it changes. */
@@ -863,7 +871,13 @@ export class BuildOrchestrator {
     await this.store.updateBuild(job.base, job.started, { ...changes, state, ended: this.now() });
     job.state = state;
     this.jobs.delete(job.key);
-    this.bus.emit('state', { base: job.base, started: job.started, state, reason: job.reason, arch: job.arch });
+    this.bus.emit('state', {
+      base: job.base,
+      started: job.started,
+      state,
+      reason: job.reason,
+      arch: job.arch,
+    });
   }
 
   /**

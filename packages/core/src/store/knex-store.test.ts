@@ -124,7 +124,11 @@ describe('knex store on a SQLite file', () => {
     await store.close();
     const raw = knex({ client: 'sqlite3', connection: { filename: file }, useNullAsDefault: true });
     // a build row as the version before wrote it: no arch column named
-    await raw('build').insert({ package: 'alpha', started: '2024-05-01T12:34:56.789000000Z', state: 'success' });
+    await raw('build').insert({
+      package: 'alpha',
+      started: '2024-05-01T12:34:56.789000000Z',
+      state: 'success',
+    });
     await raw.destroy();
     const reopened = await open(file);
     try {
