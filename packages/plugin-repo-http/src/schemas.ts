@@ -311,11 +311,9 @@ export const ServerDetailsSchema = SereneInfoSchema.extend({
   engines: z
     .array(z.object({ name: z.string(), architecture: z.string() }))
     .meta({ description: 'what builds packages' }),
-  architectures: z
-    .array(z.string())
-    .meta({
-      description: 'the architectures served, each at `/<arch>/`, `architecture` (the primary) first',
-    }),
+  architectures: z.array(z.string()).meta({
+    description: 'the architectures served, each at `/<arch>/`, `architecture` (the primary) first',
+  }),
   packages: z.number().int(),
   queue: z.object({ running: z.number().int(), queued: z.number().int() }),
 });
