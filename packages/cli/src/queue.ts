@@ -67,9 +67,13 @@ export async function listRecentBuilds(context: ClientContext, count: number): P
   }
   const style = styleFor(io);
   const now = new Date();
+  // a server of several architectures: which one each build was for
+  const arches = new Set(builds.map((build) => build.architecture));
+  const name = (build: RecentBuild) =>
+    arches.size > 1 ? `${build.base} (${build.architecture})` : build.base;
   const rows = builds.map((build) => [
     localTime(build.started),
-    build.base,
+    name(build),
     colourState(stateWord(build.state), style),
     build.version ?? '-',
     build.reason,

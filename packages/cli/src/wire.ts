@@ -195,4 +195,6 @@ export interface EngineJson {
 /** An entry of `GET /builds` (beyond the original): a build with its package. */
 export interface RecentBuild extends BuildInfo {
   base: string;
+  /** what the build was for (servers before several architectures leave it out) */
+  architecture?: string;
 }

@@ -157,6 +157,22 @@ export async function createParts(
       signer,
       logger: logger.child({ part: 'repository' }),
     });
+  // the repository of each other architecture an engine declares (docs/engines.md#architectures)
+  const publishers =
+    given.publishers ??
+    Object.fromEntries(
+      config.arches
+        .filter((arch) => arch !== config.arch)
+        .map((arch) => [
+          arch,
+          createFilesystemRepository({
+            dir: config.repositoryDirs[arch]!,
+            name: config.name,
+            signer,
+            logger: logger.child({ part: 'repository', arch }),
+          }),
+        ]),
+    );
   const sources =
     given.sources ??
     createSourceFactory({
@@ -180,7 +196,7 @@ export async function createParts(
       arch: config.arch,
       logger: logger.child({ part: 'sync' }),
     });
-  return { logger, signer, store, runner, publisher, sources, syncDatabases };
+  return { logger, signer, store, runner, publisher, publishers, sources, syncDatabases };
 }
 
 /**
@@ -225,6 +241,9 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
     publisher: serene.publisher,
     repositoryDir: config.repositoryDir,
     arch: config.arch,
+    repositories: [...serene.publishers]
+      .filter(([arch]) => arch !== config.arch)
+      .map(([arch, publisher]) => ({ arch, dir: config.repositoryDirs[arch]!, publisher })),
     name: config.name,
     version: SERVER_VERSION,
     started,
@@ -250,6 +269,7 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
   logger.info('serene is serving', {
     url: `http://${config.host}:${listener ? listener.port() : config.port}`,
     repository: `/${config.arch}/${config.name}.db`,
+    ...(config.arches.length > 1 ? { architectures: config.arches } : {}),
     signed: serene.signer !== undefined,
     runner: serene.runner.name,
     store: serene.store.name,

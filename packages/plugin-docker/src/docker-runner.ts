@@ -186,6 +186,11 @@ export interface DockerEngineInfo {
   version: string;
 }
 
+/** The `CARCH=` entry of a build container's environment, if it has one. */
+function carchEnv(carch: string | undefined): string | undefined {
+  return carch === undefined ? undefined : `CARCH=${carch}`;
+}
+
 /** The engine's architecture (`uname -m`, or Go's names on some engines) as pacman names it. */
 export function pacmanArch(engineArch: string): string {
   const arch = engineArch.trim().toLowerCase();
@@ -501,6 +506,7 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
     info: Dockerode.ContainerInspectInfo,
     job: RunnerJob,
     imageId: string | undefined,
+    carch: string | undefined,
   ): string | undefined => {
     if (job.clean) return 'clean build';
     if (info.Config.Image !== image) return 'image changed';
@@ -511,6 +517,8 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
     if (packager !== undefined && !(info.Config.Env ?? []).includes(`PACKAGER=${packager}`)) {
       return 'PACKAGER changed';
     }
+    if ((info.Config.Env ?? []).find((entry) => entry.startsWith('CARCH=')) !== carchEnv(carch))
+      return 'architecture changed';
     const labels = info.Config.Labels ?? {};
     if (labels[CONFIG_LABEL] !== settingsKey || labels[BASE_LABEL] !== job.base)
       return 'runner settings changed';
@@ -523,6 +531,7 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
     engine: Dockerode,
     job: RunnerJob,
     name: string,
+    carch: string | undefined,
   ): Promise<Dockerode.Container> => {
     const existing = engine.getContainer(name);
     const info = await inspectOrNull(existing);
@@ -532,7 +541,7 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
         .inspect()
         .then((found) => found.Id)
         .catch(() => undefined);
-      const reason = reuseBlocker(info, job, imageId);
+      const reason = reuseBlocker(info, job, imageId, carch);
       if (reason === undefined) {
         logger.debug('reusing build container', { base: job.base, container: name });
         return existing;
@@ -544,7 +553,10 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
       name,
       Image: image,
       Entrypoint: BUILD_ENTRYPOINT,
-      Env: packager !== undefined ? [`PACKAGER=${packager}`] : [],
+      Env: [
+        ...(packager !== undefined ? [`PACKAGER=${packager}`] : []),
+        ...(carch !== undefined ? [carchEnv(carch)!] : []),
+      ],
       Labels: { [CONFIG_LABEL]: settingsKey, [BASE_LABEL]: job.base },
       HostConfig: hostConfig(),
     });
@@ -652,6 +664,9 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
       : `${what}; its container ${name} was stopped`;
   };
 
+  /** the engine's processor architecture, read once when a job first names an architecture */
+  let nativeArch: string | undefined;
+
   const build = async (job: RunnerJob, options: RunOptions, signal: AbortSignal): Promise<RunResult> => {
     const since = Date.now();
     const name = prefix + containerSuffix(job.base);
@@ -691,8 +706,13 @@ export function createDockerRunner(options: DockerRunnerOptions = {}): DockerRun
     if (!source?.isDirectory()) throw new InputError(`the source folder ${job.sourceDir} does not exist`);
     if (signal.aborted) return abortedResult('cancelled');
 
+    // a job for another architecture than the engine's processor (an engine declared `aarch64` that
+    // runs emulated images, say): makepkg is told (CARCH), so that the package is named for it
+    const wanted = job.arch !== undefined && job.arch !== 'any' ? job.arch : undefined;
+    if (wanted !== undefined) nativeArch ??= (await runner.engineInfo()).arch;
+    const carch = wanted !== undefined && wanted !== nativeArch ? wanted : undefined;
     return await withEngine(async (engine) => {
-      const container = await buildContainer(engine, job, name);
+      const container = await buildContainer(engine, job, name, carch);
       await upload(container, await packInputs(job.sourceDir, inputFiles(job.inputs)));
       const early = abortedBeforeStart();
       if (early) return abortedResult(early);

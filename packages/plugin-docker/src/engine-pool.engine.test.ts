@@ -7,7 +7,14 @@ import { openSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createMemoryLogger, type RunnerJob } from '@serene/core';
+import {
+  BuildOrchestrator,
+  createFilesystemRepository,
+  createKnexStore,
+  createMemoryLogger,
+  createSourceFactory,
+  type RunnerJob,
+} from '@serene/core';
 import { simplePkgbuild, writeRunnerJob } from '@serene/core/testing';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -203,6 +210,103 @@ describe.skipIf(!canRun && process.env.CI !== 'true')('Docker Engine pool on rea
       /no Docker Engine builds for architecture riscv64/,
     );
   }, 300_000);
+
+  it('builds a package of x86_64 and aarch64 and an any package through the orchestrator: the aarch64 engine builds only for aarch64, any goes into both repositories', async () => {
+    const { pool } = await makePool([
+      { name: 'x86', url: one.url, capacity: 2 },
+      { name: 'arm', url: two.url, capacity: 2, arch: 'aarch64' },
+    ]);
+    const root = await fs.mkdtemp(path.join(dir, 'orchestrated-'));
+    const store = createKnexStore({ filename: ':memory:' });
+    await store.open();
+    const repository = (arch: string) =>
+      createFilesystemRepository({ dir: path.join(root, `repository-${arch}`), name: 'serene' });
+    const x86 = repository('x86_64');
+    const arm = repository('aarch64');
+    await x86.init();
+    await arm.init();
+    const sources = createSourceFactory({ generateSrcinfo: (sourceDir) => pool.printSrcinfo(sourceDir) });
+    const orchestrator = new BuildOrchestrator({
+      store,
+      sources,
+      runner: pool,
+      publisher: x86,
+      publishers: { aarch64: arm },
+      arch: 'x86_64',
+      arches: ['x86_64', 'aarch64'],
+      sourcesDir: path.join(root, 'sources'),
+      workDir: path.join(root, 'work'),
+    });
+    const engines = new Map<string, string>();
+    orchestrator.bus.on('log', (event) => {
+      const engine = engineOf(event.chunk);
+      if (engine) engines.set(`${event.base}@${event.started.getTime()}`, engine);
+    });
+    try {
+      const pkgbuilds = {
+        [`${PREFIX}multi`]: simplePkgbuild(`${PREFIX}multi`).replace(
+          "arch=('any')",
+          "arch=('x86_64' 'aarch64')",
+        ),
+        [`${PREFIX}noarch`]: simplePkgbuild(`${PREFIX}noarch`),
+      };
+      for (const [base, pkgbuild] of Object.entries(pkgbuilds)) {
+        const source = await sources.create({ type: 'raw', pkgbuild, devel: false });
+        await source.initialize(orchestrator.sourceDir(base));
+        await store.insertPackage({
+          base,
+          added: new Date(),
+          source: source.toJSON(),
+          srcinfo: null,
+          pkgbuild: null,
+          enabled: true,
+          clean: false,
+          private: false,
+          dependency: false,
+          schedule: null,
+          prepare: null,
+          flags: [],
+          builtState: 'init',
+          failedState: null,
+        });
+      }
+      const { done } = await orchestrator.start(Object.keys(pkgbuilds), {
+        reason: 'manual',
+        resolve: true,
+        clean: false,
+        force: false,
+      });
+      await done;
+      const builds = [];
+      for (const base of Object.keys(pkgbuilds)) {
+        for (const build of await store.listBuilds(base)) {
+          builds.push({
+            base: base.slice(PREFIX.length),
+            arch: build.arch,
+            state: build.state.state,
+            engine: engines.get(`${base}@${build.started.getTime()}`),
+          });
+        }
+      }
+      expect(builds.sort((a, b) => `${a.base}${a.arch}`.localeCompare(`${b.base}${b.arch}`))).toEqual([
+        { base: 'multi', arch: 'aarch64', state: 'success', engine: 'arm' },
+        { base: 'multi', arch: 'x86_64', state: 'success', engine: 'x86' },
+        { base: 'noarch', arch: 'x86_64', state: 'success', engine: 'x86' },
+      ]);
+      // makepkg was told the architecture (CARCH): the package of the aarch64 build is named and marked for it
+      expect((await arm.list()).map((entry) => [entry.name.slice(PREFIX.length), entry.arch])).toEqual([
+        ['multi', 'aarch64'],
+        ['noarch', 'any'],
+      ]);
+      expect((await x86.list()).map((entry) => [entry.name.slice(PREFIX.length), entry.arch])).toEqual([
+        ['multi', 'x86_64'],
+        ['noarch', 'any'],
+      ]);
+    } finally {
+      await orchestrator.stop();
+      await store.close();
+    }
+  }, 600_000);
 
   it('honours a label pin', async () => {
     const { pool } = await makePool(

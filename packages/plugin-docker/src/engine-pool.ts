@@ -114,6 +114,11 @@ interface Engine {
   initialized: boolean;
 }
 
+/** The key of the engine a package was built on last for an architecture: `base/arch`. */
+function affinityKey(base: string, arch: string | undefined): string {
+  return `${base}/${arch ?? ''}`;
+}
+
 /** The build ended because its engine went away; it is run again elsewhere. */
 class EngineLost extends Error {}
 
@@ -169,7 +174,7 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
     };
   });
   const capacity = engines.reduce((sum, engine) => sum + engine.status.capacity, 0);
-  /** the engine that built a package last */
+  /** the engine that built a package last, for each architecture (see affinityKey) */
   const lastEngine = new Map<string, Engine>();
   /** woken whenever a slot frees or an engine changes state */
   let waiters: (() => void)[] = [];
@@ -251,7 +256,7 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
         engine.status.running < engine.status.capacity &&
         matches(engine, arch, label),
     );
-    const last = base === undefined ? undefined : lastEngine.get(base);
+    const last = base === undefined ? undefined : lastEngine.get(affinityKey(base, arch));
     if (last && free.includes(last)) return last;
     free.sort((a, b) => a.status.running / a.status.capacity - b.status.running / b.status.capacity);
     return free[0];
@@ -404,7 +409,7 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
         }
         engine.status.started += 1;
         engine.status.builds.push(job.base);
-        lastEngine.set(job.base, engine);
+        lastEngine.set(affinityKey(job.base, job.arch), engine);
         const note = `:: SERENE :: building on Docker Engine ${engine.status.name} (${engine.status.arch})\n`;
         onLog(note);
         try {
@@ -426,7 +431,7 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
           if (!(error instanceof EngineLost)) throw error;
           engine.status.lost += 1;
           setState(engine, 'down', error.message);
-          lastEngine.delete(job.base);
+          lastEngine.delete(affinityKey(job.base, job.arch));
           await emptyFolder(job.outputDir);
           const again = `\n:: SERENE :: Docker Engine ${engine.status.name} went away during the build (${error.message}); the build starts again on another engine\n`;
           onLog(again);
@@ -459,12 +464,17 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
       }
     },
 
-    async remove(base) {
-      lastEngine.delete(base);
-      // the container may be on any engine; one that is down keeps its copy until it is removed there
+    async remove(base, removeOptions = {}) {
+      const arch = removeOptions.arch;
+      for (const key of [...lastEngine.keys()]) {
+        if (arch === undefined ? key.startsWith(`${base}/`) : key === affinityKey(base, arch))
+          lastEngine.delete(key);
+      }
+      // the container may be on any engine (of the architecture); one that is down keeps its copy until
+      // it is removed there
       await Promise.all(
         engines
-          .filter((engine) => engine.status.state === 'up')
+          .filter((engine) => engine.status.state === 'up' && matches(engine, arch, undefined))
           .map((engine) =>
             (engine.runner.remove?.(base) ?? Promise.resolve()).catch((error) => {
               if (!(error instanceof DockerUnreachableError)) throw error;

@@ -135,12 +135,24 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
     pingIntervalMs: options.liveLogs?.pingIntervalMs,
     maxBufferedBytes: options.liveLogs?.maxBufferedBytes,
   });
-  const files = new RepositoryFiles({
-    dir: options.repositoryDir,
-    mount: `/${arch}`,
-    logger,
-    ...options.files,
-  });
+  // the primary architecture's repository, then each other architecture's (docs/engines.md#architectures)
+  const repositories = new Map(
+    [
+      { arch, dir: options.repositoryDir, publisher: options.publisher },
+      ...(options.repositories ?? []).filter((repository) => repository.arch !== arch),
+    ].map((repository) => [
+      repository.arch,
+      {
+        publisher: repository.publisher,
+        files: new RepositoryFiles({
+          dir: repository.dir,
+          mount: `/${repository.arch}`,
+          logger,
+          ...options.files,
+        }),
+      },
+    ]),
+  );
   let openApi: string | undefined;
   // GET /package/list reads and parses every package: its answer is kept until something changes
   const packageList = new Memo<Buffer>(options.listCacheMs ?? 60_000);
@@ -189,19 +201,21 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
   // route 1 of the original: any first segment; a foreign architecture is a 400
   router.get('/:arch/package/:name', async (ctx) => {
     const requested = ctx.params.arch ?? '';
-    if (requested !== arch) {
+    const repository = repositories.get(requested);
+    if (!repository) {
       throw new InputError(`architecture '${printable(requested)}' is not supported by this server`);
     }
     const name = nameParam(ctx);
+    const publisher = repository.publisher;
     // the publisher's record of what each base published (bases.json), else its database
-    const filename = options.publisher.fileOf
-      ? await options.publisher.fileOf(name)
-      : (await options.publisher.list()).find((candidate) => candidate.name === name)?.filename;
+    const filename = publisher.fileOf
+      ? await publisher.fileOf(name)
+      : (await publisher.list()).find((candidate) => candidate.name === name)?.filename;
     if (filename === undefined)
       throw new NotFoundError(`package '${name}' does not exist or is not yet built`);
     ctx.body = null;
     ctx.status = 307;
-    ctx.set('Location', `/${encodeSegment(arch)}/${filename.split('/').map(encodeSegment).join('/')}`);
+    ctx.set('Location', `/${encodeSegment(requested)}/${filename.split('/').map(encodeSegment).join('/')}`);
   });
 
   // --- packages ---
@@ -354,7 +368,7 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
         throw new InputError(`before must be an RFC 3339 time, not ${quote(text)}`);
       }
     }
-    ctx.body = (await service.recentBuilds(count, before)).map(recentBuild);
+    ctx.body = (await service.recentBuilds(count, before)).map((build) => recentBuild(build, arch));
   });
 
   router.post('/package/:name/cancel', write, async (ctx) => {
@@ -374,6 +388,7 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
       signed: options.signer !== undefined,
       fingerprint: options.signer ? await options.signer.fingerprint() : null,
       engines: (await service.engines()).map(engineJson),
+      architectures: [...repositories.keys()],
       packages: await service.count(),
       queue: {
         running: queue.filter((build) => build.phase === 'running').length,
@@ -430,7 +445,8 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
   for (const plugin of plugins) if (plugin.routes) app.use(plugin.routes);
   app.use(async (ctx, next) => {
     const pathname = ctx.path;
-    if (!files.covers(pathname) || isPackageRoute(pathname)) return next();
+    const files = repositories.get(firstSegment(pathname))?.files;
+    if (!files?.covers(pathname) || isPackageRoute(pathname)) return next();
     await files.handle(ctx.req as IncomingMessage, ctx.res as ServerResponse, pathname);
     ctx.respond = false;
   });
@@ -455,7 +471,7 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
       liveLogs.close();
       liveEvents.close();
       secrets.close();
-      files.close();
+      for (const repository of repositories.values()) repository.files.close();
       for (const plugin of started.splice(0).reverse()) {
         await Promise.resolve(plugin.stop?.()).catch((error) =>
           logger.error('an HTTP plugin failed to stop', {
@@ -481,6 +497,12 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
     stop,
     close: stop,
   };
+}
+
+/** The first segment of a request path, as it is (`/x86_64/serene.db` → `x86_64`). */
+function firstSegment(pathname: string): string {
+  const end = pathname.indexOf('/', 1);
+  return pathname.slice(1, end === -1 ? undefined : end);
 }
 
 /** `/{arch}/package/{name}`: exactly three segments, the second `package`. */

@@ -305,9 +305,7 @@ export const QueueEntrySchema = z.object({
 /** An entry of `GET /builds`: a build with its package. */
 export const RecentBuildSchema = BuildInfoSchema.extend({
   base: z.string(),
-  architecture: z.string().optional().meta({
-    description: "the architecture it was built for, when recorded (absent: the server's `ARCH`)",
-  }),
+  architecture: z.string().meta({ description: 'what the build was for (docs/engines.md#architectures)' }),
 });
 
 /** An entry of `GET /engines`: one engine that builds packages, with its state and load. */
@@ -334,6 +332,9 @@ export const ServerDetailsSchema = SereneInfoSchema.extend({
   engines: z
     .array(EngineSchema)
     .meta({ description: 'what builds packages (as `GET /engines`): one engine without `ENGINES`' }),
+  architectures: z.array(z.string()).meta({
+    description: 'the architectures served, each at `/<arch>/`, `architecture` (the primary) first',
+  }),
   packages: z.number().int(),
   queue: z.object({ running: z.number().int(), queued: z.number().int() }),
 });

@@ -157,11 +157,9 @@ export function queueEntry(build: BuildInFlight | QueuedBuild): QueueEntry {
   };
 }
 
-/** `RecentBuild` of a build record, with its architecture when the store recorded one. */
-export function recentBuild(build: BuildRecord): RecentBuild {
-  // a store that records each build's architecture (docs/engines.md#architectures) sets `arch`
-  const arch = (build as BuildRecord & { arch?: string | undefined }).arch;
-  return { base: build.package, ...buildInfo(build), ...(arch === undefined ? {} : { architecture: arch }) };
+/** `RecentBuild` of a build record. */
+export function recentBuild(build: BuildRecord, primaryArch: string): RecentBuild {
+  return { base: build.package, ...buildInfo(build), architecture: build.arch ?? primaryArch };
 }
 
 /** `Engine` of an engine's status. */

@@ -113,8 +113,11 @@ export interface Runner {
   run(job: RunnerJob, options?: RunOptions): Promise<RunResult>;
   /** Prints the `.SRCINFO` of a source folder (`makepkg --printsrcinfo`) in an isolated environment. */
   printSrcinfo(sourceDir: string, options?: { signal?: AbortSignal }): Promise<string>;
-  /** Forgets per-package state (removes the package's container or work folder). */
-  remove?(base: string): Promise<void>;
+  /**
+   * Forgets per-package state (removes the package's container or work folder); with `arch`, only
+   * the state of its builds for that architecture (a runner of several architectures), else all.
+   */
+  remove?(base: string, options?: { arch?: string }): Promise<void>;
   /**
    * Prepares the runner when serene starts, before any build: its own chores (the Docker runner
    * pulls its image, removes containers a crash left and starts its image schedule). A rejection

@@ -95,10 +95,16 @@ export interface BuildRecord {
   runEnded: Date | null;
   /** null when no stats were read; a stats object whose fields are all null reads back as null */
   stats: BuildStats | null;
+  /**
+   * the architecture the build is for, as pacman names it (`x86_64`, `aarch64`); absent for builds
+   * recorded before serene built for several architectures (and the original's): those are of the
+   * server's primary architecture, `ARCH` (docs/engines.md#architectures)
+   */
+  arch?: string | undefined;
 }
 
 /** What {@link StoreOperations.updateBuild} may change: any field but the identity. */
-export type BuildChanges = Partial<Omit<BuildRecord, 'package' | 'started'>>;
+export type BuildChanges = Partial<Omit<BuildRecord, 'package' | 'started' | 'arch'>>;
 
 /**
  * A build start time to look a build up by: a `Date`, or an RFC 3339 date-time string, which is

@@ -53,6 +53,8 @@ export interface PackageServiceOptions {
   sources: SourceFactory;
   orchestrator: BuildOrchestrator;
   publisher: Publisher;
+  /** the repository of each architecture other than the primary (docs/engines.md#architectures) */
+  publishers?: Readonly<Record<string, Publisher>> | undefined;
   runner: Runner;
   scheduling: PackageScheduling;
   /** the folder holding `sources/<pkgbase>` (the orchestrator's) */
@@ -127,6 +129,7 @@ export class PackageService {
   private readonly sources: SourceFactory;
   private readonly orchestrator: BuildOrchestrator;
   private readonly publisher: Publisher;
+  private readonly publishers: Publisher[];
   private readonly runner: Runner;
   private readonly scheduling: PackageScheduling;
   private readonly sourcesDir: string;
@@ -146,6 +149,7 @@ export class PackageService {
     this.sources = options.sources;
     this.orchestrator = options.orchestrator;
     this.publisher = options.publisher;
+    this.publishers = [options.publisher, ...Object.values(options.publishers ?? {})];
     this.runner = options.runner;
     this.scheduling = options.scheduling;
     this.sourcesDir = options.sourcesDir;
@@ -404,15 +408,18 @@ export class PackageService {
     const members = record.srcinfo
       ? parseSrcinfo(record.srcinfo).packages.map((member) => member.pkgname)
       : [];
-    const published = new Set((await this.publisher.list()).map((entry) => entry.name));
-    const toRemove = members.filter((name) => published.has(name));
-    // with the base, the publisher also removes what it recorded for it (bases.json)
-    await this.publisher.remove(toRemove, { base }).catch((error) =>
-      this.logger.error('could not remove packages from the repository', {
-        base,
-        error: formatErrorChain(error),
-      }),
-    );
+    // from the repository of every architecture
+    for (const publisher of this.publishers) {
+      const published = new Set((await publisher.list()).map((entry) => entry.name));
+      const toRemove = members.filter((name) => published.has(name));
+      // with the base, the publisher also removes what it recorded for it (bases.json)
+      await publisher.remove(toRemove, { base }).catch((error) =>
+        this.logger.error('could not remove packages from the repository', {
+          base,
+          error: formatErrorChain(error),
+        }),
+      );
+    }
     await fs.rm(path.join(this.sourcesDir, base), { recursive: true, force: true });
     if (this.logsDir !== undefined) {
       const dir = path.resolve(this.logsDir);

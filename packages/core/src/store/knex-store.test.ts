@@ -10,7 +10,7 @@ import { createMemoryLogger } from '../logger.js';
 import { setupMissing } from '../testing/setup.js';
 import { sampleBuild, samplePackage, testStore } from '../testing/store-suite.js';
 import { createKnexStore } from './knex-store.js';
-import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations.js';
+import { MIGRATIONS, MIGRATIONS_TABLE, migrationSource } from './migrations.js';
 import { formatTimestamp, fromStoredTimestamp, parseTimestamp, toStoredTimestamp } from './timestamp.js';
 
 // --- SQLite ---
@@ -104,6 +104,37 @@ describe('knex store on a SQLite file', () => {
       expect((await reopened.getBuildByIndex('alpha', 0))?.started.toISOString()).toBe(
         '2024-05-01T12:34:56.789Z',
       );
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('adds the build architecture to a database of the version before (0003): its builds have none', async () => {
+    dir ??= await fs.mkdtemp(path.join(os.tmpdir(), 'serene-store-'));
+    const file = path.join(dir, 'before-arch.db');
+    const db = knex({ client: 'sqlite3', connection: { filename: file }, useNullAsDefault: true });
+    await db.migrate.latest({
+      migrationSource: migrationSource(MIGRATIONS.filter((migration) => migration.name < '0003')),
+      tableName: MIGRATIONS_TABLE,
+    });
+    expect(await db.schema.hasColumn('build', 'arch')).toBe(false);
+    await db.destroy();
+    const store = await open(file);
+    await store.insertPackage(samplePackage('alpha'));
+    await store.close();
+    const raw = knex({ client: 'sqlite3', connection: { filename: file }, useNullAsDefault: true });
+    // a build row as the version before wrote it: no arch column named
+    await raw('build').insert({
+      package: 'alpha',
+      started: '2024-05-01T12:34:56.789000000Z',
+      state: 'success',
+    });
+    await raw.destroy();
+    const reopened = await open(file);
+    try {
+      const [build] = await reopened.listBuilds('alpha');
+      expect(build?.state).toEqual({ state: 'success' });
+      expect(build && 'arch' in build).toBe(false);
     } finally {
       await reopened.close();
     }

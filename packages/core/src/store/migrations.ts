@@ -118,6 +118,21 @@ export const MIGRATIONS: readonly StoreMigration[] = [
       await knex.schema.dropTable('package_gate');
     },
   },
+  {
+    // the architecture a build is for (docs/engines.md#architectures); null for the builds recorded
+    // before, which are of the primary architecture (`ARCH`)
+    name: '0003_build_arch',
+    async up(knex) {
+      await knex.schema.alterTable('build', (table) => {
+        table.text('arch');
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable('build', (table) => {
+        table.dropColumn('arch');
+      });
+    },
+  },
 ];
 
 /** The knex migration source over {@link MIGRATIONS}. */

@@ -47,6 +47,8 @@ export interface BuildRow {
   cpu_system: number | string | null;
   io_tbr: number | string | null;
   io_tbw: number | string | null;
+  /** null for builds recorded before migration 0003 (of the primary architecture) */
+  arch?: string | null;
 }
 
 // --- packages ---
@@ -184,7 +186,12 @@ export function buildColumns(changes: BuildChanges): Record<string, unknown> {
 
 /** The row of a whole build. */
 export function buildRow(record: BuildRecord): Record<string, unknown> {
-  return { package: record.package, started: formatTimestamp(record.started), ...buildColumns(record) };
+  return {
+    package: record.package,
+    started: formatTimestamp(record.started),
+    ...buildColumns(record),
+    ...(record.arch === undefined ? {} : { arch: record.arch }),
+  };
 }
 
 export function buildFromRow(row: BuildRow): BuildRecord {
@@ -199,6 +206,7 @@ export function buildFromRow(row: BuildRow): BuildRecord {
     runStarted: row.run_started === null ? null : fromStoredTimestamp(row.run_started),
     runEnded: row.run_ended === null ? null : fromStoredTimestamp(row.run_ended),
     stats: statsFromColumns(row),
+    ...(row.arch === null || row.arch === undefined ? {} : { arch: row.arch }),
   };
 }
 

@@ -502,6 +502,7 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
           runStarted: new Date(Date.UTC(2024, 2, 1, 0, 0, 0, 0)),
           runEnded: new Date(Date.UTC(2024, 2, 1, 0, 0, 0, 500)),
           stats,
+          arch: 'aarch64',
         });
         await store.insertBuild(build);
         expect(await store.listBuilds('alpha')).toEqual([build]);
@@ -515,6 +516,24 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
         const nulls = sampleBuild('alpha', at(1));
         await store.insertBuild(nulls);
         expect(await store.getBuild('alpha', at(1))).toEqual(nulls);
+      });
+
+      it('keeps the architecture of each build; one recorded without reads back without', async () => {
+        await store.insertBuild(sampleBuild('alpha', at(0)));
+        await store.insertBuild(sampleBuild('alpha', at(1), { arch: 'x86_64' }));
+        await store.insertBuild(sampleBuild('alpha', at(2), { arch: 'aarch64' }));
+        await store.updateBuild('alpha', at(2), { state: { state: 'success' } });
+        const builds = await store.listBuilds('alpha');
+        expect(builds.map((build) => build.arch)).toEqual(['aarch64', 'x86_64', undefined]);
+        expect('arch' in builds[2]!).toBe(false);
+        // the package's latest build is its newest of any architecture
+        expect((await store.getLatestBuild('alpha'))?.arch).toBe('aarch64');
+        expect((await store.listLatestBuilds()).map((build) => build.arch)).toEqual(['aarch64']);
+        expect((await store.listRecentBuilds(10)).map((build) => build.arch)).toEqual([
+          'aarch64',
+          'x86_64',
+          undefined,
+        ]);
       });
 
       it('round-trips partial stats, and stats without any value as null', async () => {

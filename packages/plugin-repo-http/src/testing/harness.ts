@@ -116,6 +116,11 @@ export interface HarnessOptions {
    * drives: called with the bases whose builds are in the runner now, in the order they came
    */
   engines?: (running: readonly string[]) => EngineStatus[];
+  /**
+   * architectures served beside the primary `x86_64`, each with its repository in `repository-<arch>`
+   * (the instant runner builds for any of them) @default none
+   */
+  arches?: string[];
 }
 
 /** Sends one request with a raw path (no URL normalisation, so `..` and `%2e` reach the server). */
@@ -207,8 +212,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
   const repositoryDir = path.join(root, 'repository');
   const publisher = createFilesystemRepository({ dir: repositoryDir });
+  const others = (options.arches ?? []).map((arch) => {
+    const dir = `${repositoryDir}-${arch}`;
+    return { arch, dir, publisher: createFilesystemRepository({ dir }) };
+  });
   const serene = createSerene(
     {
+      publishers: Object.fromEntries(others.map((other) => [other.arch, other.publisher])),
       logger,
       store: createKnexStore({ filename: ':memory:' }),
       runner,
@@ -220,6 +230,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
     {
       arch: 'x86_64',
+      arches: ['x86_64', ...(options.arches ?? [])],
       name: 'serene',
       sourcesDir: path.join(root, 'sources'),
       workDir: path.join(root, 'work'),
@@ -243,6 +254,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     publisher,
     repositoryDir,
     arch: 'x86_64',
+    repositories: others,
     name: 'serene',
     version: 'v0.4.3',
     started: new Date('2025-03-08T12:00:01.123Z'),
