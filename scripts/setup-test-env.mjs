@@ -25,6 +25,13 @@ const PROGRAMS = {
   xz: 'xz-utils',
   git: 'git',
   debootstrap: 'debootstrap',
+  bzip2: 'bzip2',
+  // the CLI's onboarding through a pty and the elevator (packages/cli/src/onboarding.test.ts)
+  script: 'bsdutils',
+  sudo: 'sudo',
+  // the CLI's completions, parsed and run by each shell (packages/cli/src/completions.test.ts)
+  zsh: 'zsh',
+  fish: 'fish',
   // the dashboard's browser test (packages/plugin-dashboard)
   chromium: 'chromium',
 };
