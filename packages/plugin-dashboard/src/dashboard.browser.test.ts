@@ -368,6 +368,8 @@ describeBrowser(
       // released: the gate holds nothing, and exactly the approved revision is built and published
       expect((await api('/review')).json).toEqual([]);
       await until(async () => (await published('delta')) === '1.1-1');
+      // the database is written before the build is recorded as a success (its `publish` phase)
+      await until(async () => (await h.service.builds('delta'))[0]?.state.state !== 'running');
       expect((await h.service.builds('delta'))[0]?.state).toEqual({ state: 'success' });
       await shot('15-review-approved');
     });
