@@ -15,7 +15,7 @@ import {
   createSourceFactory,
   type RunnerJob,
 } from '@serene/core';
-import { simplePkgbuild, writeRunnerJob } from '@serene/core/testing';
+import { samplePackage, simplePkgbuild, writeRunnerJob } from '@serene/core/testing';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLONE_ID, TEST_RUNNER_IMAGE } from '../../../scripts/clone.mjs';
@@ -253,22 +253,9 @@ describe.skipIf(!canRun && process.env.CI !== 'true')('Docker Engine pool on rea
       for (const [base, pkgbuild] of Object.entries(pkgbuilds)) {
         const source = await sources.create({ type: 'raw', pkgbuild, devel: false });
         await source.initialize(orchestrator.sourceDir(base));
-        await store.insertPackage({
-          base,
-          added: new Date(),
-          source: source.toJSON(),
-          srcinfo: null,
-          pkgbuild: null,
-          enabled: true,
-          clean: false,
-          private: false,
-          dependency: false,
-          schedule: null,
-          prepare: null,
-          flags: [],
-          builtState: 'init',
-          failedState: null,
-        });
+        await store.insertPackage(
+          samplePackage(base, { added: new Date(), source: source.toJSON(), clean: false }),
+        );
       }
       const { done } = await orchestrator.start(Object.keys(pkgbuilds), {
         reason: 'manual',

@@ -10,6 +10,7 @@ import { createKnexStore } from '../store/knex-store.js';
 import { createInstantRunner } from '../testing/instant-runner.js';
 import { createPacmanSandbox, hasProgram } from '../testing/pacman.js';
 import { setupMissing } from '../testing/setup.js';
+import { samplePackage } from '../testing/store-suite.js';
 import { BuildOrchestrator, type RunSettings } from './orchestrator.js';
 
 // Several architectures (docs/engines.md#architectures): the instant runner stands in for engines of
@@ -66,22 +67,10 @@ async function setUp(
   const add = async (name: string, flags: PackageRecord['flags'] = []) => {
     const source = await sources.create({ type: 'aur', name });
     await source.initialize(orchestrator.sourceDir(source.inner.base!));
-    await store.insertPackage({
-      base: source.inner.base!,
-      added: new Date(),
-      source: source.toJSON(),
-      srcinfo: null,
-      pkgbuild: null,
-      enabled: true,
-      clean: false,
-      private: false,
-      dependency: false,
-      schedule: null,
-      prepare: null,
-      flags,
-      builtState: 'init',
-      failedState: null,
-    });
+    const base = source.inner.base!;
+    await store.insertPackage(
+      samplePackage(base, { added: new Date(), source: source.toJSON(), clean: false, flags }),
+    );
   };
   const run = async (bases: string[], settings = manual) => (await orchestrator.start(bases, settings)).done;
   return { root, store, runner, orchestrator, x86, arm, add, run };
