@@ -181,5 +181,8 @@ describe('serene server engines, and the engine of each build in serene queue', 
     expect(queue[1]).toMatch(/^gamma\s+running\s+build\s+manual\s+big\s+x86_64\s+\d+s$/);
     pool.release('gamma');
     await until(async () => ((await pool.ask('/queue')).json as unknown[]).length === 0);
+    // the finished build keeps the engine it ran on
+    const builds = (await run(['list', '--builds'], pool)).stdout.split('\n');
+    expect(builds[1]).toMatch(/ gamma\s+passing\s+3\.0\s+manual\s+big\s+\d+s$/);
   });
 });
