@@ -148,8 +148,8 @@ describe('the host', () => {
     expect((await server.publisher.list()).map((entry) => entry.name).sort()).toEqual(['alpha', 'beta']);
 
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metrics).toMatch(/^serene_builds_total\{state="success",reason="initial"\} 2$/m);
-    expect(metrics).toMatch(/^serene_build_duration_seconds_count\{state="success"\} 2$/m);
+    expect(metrics).toMatch(/^serene_builds_total\{state="success",reason="initial",arch="x86_64"\} 2$/m);
+    expect(metrics).toMatch(/^serene_build_duration_seconds_count\{state="success",arch="x86_64"\} 2$/m);
     expect(metrics).toMatch(/^serene_packages\{state="success"\} 2$/m);
     expect(metrics).toMatch(
       /^serene_http_requests_total\{method="POST",route="\/package\/add",status="200"\} 1$/m,
