@@ -244,11 +244,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     } finally {
       const matched = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
       const route =
-        typeof matched === 'string'
-          ? matched
-          : isRepository(ctx.path)
-            ? 'repository'
-            : 'unmatched';
+        typeof matched === 'string' ? matched : isRepository(ctx.path) ? 'repository' : 'unmatched';
       requests.inc({ method: ctx.method, route, status: String(ctx.status) });
       requestDuration.observe({ route }, Number(process.hrtime.bigint() - begin) / 1e9);
     }

@@ -58,8 +58,7 @@ export function QueuePage() {
   const running = queue.filter((entry) => entry.phase === 'running');
   // the engine and architecture columns, once there are several engines or architectures
   const placed =
-    engines > 1 ||
-    new Set([...queue, ...(recent ?? [])].map((entry) => entry.architecture)).size > 1;
+    engines > 1 || new Set([...queue, ...(recent ?? [])].map((entry) => entry.architecture)).size > 1;
   const waiting = queue.filter((entry) => entry.phase !== 'running');
   return (
     <section>
