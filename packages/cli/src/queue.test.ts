@@ -136,13 +136,15 @@ describe('serene queue, cancel and list --builds', () => {
       'build',
       'version',
       'reason',
+      'engine',
       'took',
       'message',
     ]);
-    // newest first: beta, then the cancelled alpha with who cancelled it
-    expect(rows[1]).toMatch(/ beta\s+passing\s+2\.0\s+manual\s+\d+s$/);
+    // newest first: beta, then the cancelled alpha with who cancelled it; each ran on the runner's
+    // one engine, named after it
+    expect(rows[1]).toMatch(/ beta\s+passing\s+2\.0\s+manual\s+gated\s+\d+s$/);
     expect(rows[2]).toMatch(
-      / alpha\s+aborted\s+-\s+manual\s+\d+s\s+cancelled: build was cancelled by tester@laptop$/,
+      / alpha\s+aborted\s+-\s+manual\s+gated\s+\d+s\s+cancelled: build was cancelled by tester@laptop$/,
     );
     expect((await run(['list', '-b', '-n', '1'])).stdout.trimEnd().split('\n')).toHaveLength(2);
     expect((await run(['list', '-b', '-n', '0'])).code).toBe(2);
@@ -179,5 +181,8 @@ describe('serene server engines, and the engine of each build in serene queue', 
     expect(queue[1]).toMatch(/^gamma\s+running\s+build\s+manual\s+big\s+x86_64\s+\d+s$/);
     pool.release('gamma');
     await until(async () => ((await pool.ask('/queue')).json as unknown[]).length === 0);
+    // the finished build keeps the engine it ran on
+    const builds = (await run(['list', '--builds'], pool)).stdout.split('\n');
+    expect(builds[1]).toMatch(/ gamma\s+passing\s+3\.0\s+manual\s+big\s+\d+s$/);
   });
 });

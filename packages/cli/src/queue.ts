@@ -77,10 +77,13 @@ export async function listRecentBuilds(context: ClientContext, count: number): P
     colourState(stateWord(build.state), style),
     build.version ?? '-',
     build.reason,
+    build.engine ?? '-',
     buildDuration(build, now),
     build.state.state === 'cancelled' || build.state.state === 'fatal' ? describeState(build.state) : '',
   ]);
-  io.stdout(table(['started', 'name', 'build', 'version', 'reason', 'took', 'message'], rows, style));
+  io.stdout(
+    table(['started', 'name', 'build', 'version', 'reason', 'engine', 'took', 'message'], rows, style),
+  );
   return EXIT_OK;
 }
 

@@ -8,7 +8,7 @@ import { apiAction, type ClientContext, reportClientError, versionWarning } from
 import { authorizedSecretsLine, clientPaths, loadSecret, readConfig, secretToken } from './config.js';
 import { duration, localTime, type Style, stateWord, styleFor, table } from './format.js';
 import { type CliIo, EXIT_ERROR, EXIT_OK } from './io.js';
-import { localArchitecture, setupSignatures } from './pacman-setup.js';
+import { pacmanArchitecture, servedArchitectures, setupSignatures } from './pacman-setup.js';
 import { VERSION } from './version.js';
 import { type EngineJson, type PackagePeek, PROTOCOL_VERSION, type SereneInfo } from './wire.js';
 
@@ -29,12 +29,15 @@ export async function serverInfo(context: ClientContext): Promise<number> {
     .map(([word, count]) => `${count} ${word}`)
     .join(', ');
   const started = new Date(info.started);
+  const machine = await pacmanArchitecture(io);
+  const served = await servedArchitectures(api, info, machine);
   const rows: [string, string][] = [
     ['server', `${info.name} ${info.version || '(untagged)'}`],
     ['location', api.url],
     ['architecture', info.architecture],
     ['started', `${localTime(info.started)} (up ${duration(Date.now() - started.getTime())})`],
-    ['repository', `[${info.name}] Server = ${api.url}/${info.architecture}`],
+    ...(served.length > 1 ? [['architectures', served.join(', ')] as [string, string]] : []),
+    ['repository', `[${info.name}] Server = ${api.url}/${served.length > 1 ? '$arch' : info.architecture}`],
     ['reads', info.readable ? 'open to everyone' : 'need a secret'],
     ['signed', info.signed ? 'yes' : 'no'],
     ['packages', packages.length === 0 ? '0' : `${packages.length} (${states})`],
@@ -44,9 +47,9 @@ export async function serverInfo(context: ClientContext): Promise<number> {
     ],
     [
       'this machine',
-      localArchitecture() === info.architecture
-        ? `${localArchitecture()} (can install its packages)`
-        : `${localArchitecture()} (cannot install ${info.architecture} packages)`,
+      served.includes(machine)
+        ? `${machine} (can install its packages)`
+        : `${machine} (cannot install ${served.join(' or ')} packages)`,
     ],
   ];
   const keyWidth = Math.max(...rows.map(([key]) => key.length)) + 1;

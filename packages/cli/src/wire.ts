@@ -197,4 +197,6 @@ export interface RecentBuild extends BuildInfo {
   base: string;
   /** what the build was for (servers before several architectures leave it out) */
   architecture?: string;
+  /** the engine it ran on; null when unknown (servers before it was recorded leave it out) */
+  engine?: string | null;
 }

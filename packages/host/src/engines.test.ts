@@ -225,5 +225,12 @@ describe.skipIf(skip)(SUITE, () => {
     for (const name of names) {
       expect((await server.store.getLatestBuild(name))?.state).toEqual({ state: 'success' });
     }
+    // each finished build names the engine it ran on (the fourth: whichever freed a slot first)
+    const recent = (await api(server.url, '/builds')).json as { base: string; engine: string | null }[];
+    const ranOn = new Map(recent.map((entry) => [entry.base, entry.engine]));
+    for (const entry of queue) {
+      expect(ranOn.get(entry.base)).toEqual(entry.engine ?? expect.stringMatching(/^(big|small)$/));
+    }
+    expect((await server.store.getLatestBuild(queue[0]!.base))?.engine).toBe(ranOn.get(queue[0]!.base));
   });
 });

@@ -17,8 +17,13 @@ export interface MetricsOptions {
   bus: EventBus<BuildEvents>;
   orchestrator: Pick<BuildOrchestrator, 'queue'>;
   store: Pick<Store, 'listLatestBuilds' | 'listPackages' | 'listGates'>;
-  /** `ARCH`: requests below `/<arch>/` are counted as `repository` */
+  /** `ARCH`: the architecture of builds that name none; requests below `/<arch>/` are `repository` */
   arch: string;
+  /**
+   * every served architecture (docs/engines.md#architectures): requests below each one's repository
+   * are counted as `repository` @default [arch]
+   */
+  arches?: readonly string[];
   /**
    * the engines with their state and load (`PackageService.engines`: the Docker Engines of
    * `ENGINES`, or the one engine), for the per-engine gauges
@@ -49,20 +54,20 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   const builds = new Counter({
     name: 'serene_builds_total',
-    help: 'Builds that ended, by end state and reason',
-    labelNames: ['state', 'reason'] as const,
+    help: 'Builds that ended, by end state, reason and architecture',
+    labelNames: ['state', 'reason', 'arch'] as const,
     registers: [registry],
   });
   const started = new Counter({
     name: 'serene_builds_started_total',
-    help: 'Builds that started running (left the queue), by reason',
-    labelNames: ['reason'] as const,
+    help: 'Builds that started running (left the queue), by reason and architecture',
+    labelNames: ['reason', 'arch'] as const,
     registers: [registry],
   });
   const duration = new Histogram({
     name: 'serene_build_duration_seconds',
-    help: 'Time from a build being queued to its end, by end state',
-    labelNames: ['state'] as const,
+    help: 'Time from a build being queued to its end, by end state and architecture',
+    labelNames: ['state', 'arch'] as const,
     buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400],
     registers: [registry],
   });
@@ -206,6 +211,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const unsubscribe = options.bus.on('state', (event) => {
     const id = key(event.base, event.started);
     const state = event.state.state;
+    // the build's architecture; an event without one is of `ARCH` (docs/engines.md#architectures)
+    const arch = event.arch ?? options.arch;
     if (state === 'pending') {
       reasons.set(id, { reason: event.reason ?? 'unknown', queued: now(), running: false });
       return;
@@ -213,16 +220,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
     const known = reasons.get(id);
     if (state === 'running' && known && !known.running) {
       known.running = true;
-      started.inc({ reason: known.reason });
+      started.inc({ reason: known.reason, arch });
     }
     if (DONE.has(state)) {
       reasons.delete(id);
-      builds.inc({ state, reason: known?.reason ?? event.reason ?? 'unknown' });
-      if (known) duration.observe({ state }, (now() - known.queued) / 1000);
+      builds.inc({ state, reason: known?.reason ?? event.reason ?? 'unknown', arch });
+      if (known) duration.observe({ state, arch }, (now() - known.queued) / 1000);
     }
   });
 
-  const repositoryPrefix = `/${options.arch}/`;
+  const repositories = options.arches ?? [options.arch];
+  const isRepository = (pathname: string) =>
+    repositories.some((arch) => pathname === `/${arch}` || pathname.startsWith(`/${arch}/`));
   const middleware: Koa.Middleware = async (ctx, next) => {
     if (ctx.path === '/metrics' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
       ctx.set('Content-Type', registry.contentType);
@@ -235,11 +244,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     } finally {
       const matched = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
       const route =
-        typeof matched === 'string'
-          ? matched
-          : ctx.path.startsWith(repositoryPrefix) || ctx.path === `/${options.arch}`
-            ? 'repository'
-            : 'unmatched';
+        typeof matched === 'string' ? matched : isRepository(ctx.path) ? 'repository' : 'unmatched';
       requests.inc({ method: ctx.method, route, status: String(ctx.status) });
       requestDuration.observe({ route }, Number(process.hrtime.bigint() - begin) / 1e9);
     }

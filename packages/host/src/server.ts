@@ -211,6 +211,7 @@ export function httpPlugins(serene: Serene, config: HostConfig): HttpPlugin[] {
           orchestrator: serene.orchestrator,
           store: serene.store,
           arch: config.arch,
+          arches: config.arches,
           engines: () => serene.service.engines(),
         })
       : undefined,

@@ -23,8 +23,12 @@ export interface BuildInfo {
   io_tbw: number | null;
 }
 
+/** An entry of `GET /builds`: a build with its package, architecture and engine. */
 export interface RecentBuild extends BuildInfo {
   base: string;
+  architecture: string;
+  /** the engine it ran on; null when unknown (not run, or recorded before serene recorded it) */
+  engine: string | null;
 }
 
 export interface PackagePeek {

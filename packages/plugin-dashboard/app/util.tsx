@@ -178,3 +178,18 @@ export function useTitle(title: string): void {
     document.title = `${title} · serene`;
   }, [title]);
 }
+
+/**
+ * How many engines build packages (`GET /engines`), asked once: the engine and architecture columns
+ * of the build tables are shown once there are several (or several architectures).
+ */
+export function useEngineCount(api: { engines(): Promise<readonly unknown[]> }): number {
+  const [engines, setEngines] = useState(1);
+  useEffect(() => {
+    api.engines().then(
+      (list) => setEngines(list.length),
+      () => setEngines(1),
+    );
+  }, [api]);
+  return engines;
+}

@@ -235,7 +235,7 @@ describeBrowser(
       );
       expect(await row('alpha').locator('[data-column="engine"]').textContent()).toBe('big');
       expect(await row('alpha').locator('[data-column="arch"]').textContent()).toBe('x86_64');
-      expect(await page.getByRole('columnheader', { name: 'Engine' }).count()).toBe(1);
+      expect(await page.locator('table.queue').getByRole('columnheader', { name: 'Engine' }).count()).toBe(1);
       await shot('4-queue');
       await page.getByRole('button', { name: 'Cancel the build of beta' }).click();
       // the runner stops when told to (the held build goes on once let go, as a container would end)
@@ -248,6 +248,17 @@ describeBrowser(
       // the recent builds show both outcomes
       await page.locator('table').last().getByText('build was cancelled by tester@laptop').waitFor();
       expect((await h.service.builds('alpha'))[0]?.state).toEqual({ state: 'success' });
+      // ... each with the engine it ran on and its architecture (several engines)
+      const recent = (base: string) =>
+        page
+          .locator('table')
+          .last()
+          .locator('tr', { has: page.getByRole('link', { name: base, exact: true }) });
+      await until(
+        async () => (await recent('alpha').first().locator('[data-column="engine"]').textContent()) === 'big',
+      );
+      expect(await recent('beta').first().locator('[data-column="engine"]').textContent()).toBe('small');
+      expect(await recent('beta').first().locator('[data-column="arch"]').textContent()).toBe('x86_64');
       await shot('5-queue-drained');
     });
 
@@ -256,6 +267,9 @@ describeBrowser(
       await page.getByRole('heading', { name: /^gamma/ }).waitFor();
       await page.locator('figure.chart svg rect').first().waitFor();
       expect(await page.locator('figure.chart svg rect.bar.s-passing').count()).toBe(2);
+      // the history names the engine of each build (GET /builds?package=), here the first engine
+      expect(await page.locator('[data-column="engine"]').allTextContents()).toEqual(['big', 'big']);
+      expect(await page.locator('[data-column="arch"]').allTextContents()).toEqual(['x86_64', 'x86_64']);
       await page.getByText('PKGBUILD', { exact: true }).click();
       await page.locator('pre.code').getByText('pkgver=1.0').waitFor();
       await page.getByRole('button', { name: 'Disable' }).click();

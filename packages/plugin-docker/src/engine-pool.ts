@@ -426,7 +426,7 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
           if (!result.success && result.aborted === undefined && (await wentAway(engine))) {
             throw new EngineLost('it stopped answering during the build');
           }
-          return { ...result, logs: earlier + note + result.logs };
+          return { ...result, logs: earlier + note + result.logs, engine: engine.status.name };
         } catch (error) {
           if (!(error instanceof EngineLost)) throw error;
           engine.status.lost += 1;

@@ -368,7 +368,14 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
         throw new InputError(`before must be an RFC 3339 time, not ${quote(text)}`);
       }
     }
-    ctx.body = (await service.recentBuilds(count, before)).map((build) => recentBuild(build, arch));
+    // `package`: one package's builds, with what the original's `GET /package/{name}/build` lacks
+    const rawBase = ctx.query.package;
+    const base = Array.isArray(rawBase) ? rawBase[0] : rawBase;
+    if (base !== undefined) {
+      const problem = nameProblem(base);
+      if (problem) throw new InputError(`invalid package name ${quote(base)}: ${problem}`);
+    }
+    ctx.body = (await service.recentBuilds(count, before, base)).map((build) => recentBuild(build, arch));
   });
 
   router.post('/package/:name/cancel', write, async (ctx) => {

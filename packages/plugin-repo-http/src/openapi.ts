@@ -391,9 +391,17 @@ export function openApiDocument(version: string, arch: string): Json {
             description: 'only builds started before this RFC 3339 time (the next page)',
             schema: { type: 'string' },
           },
+          {
+            name: 'package',
+            in: 'query',
+            required: false,
+            description: "only this package's builds (a pkgbase; none for an unknown one)",
+            schema: { type: 'string' },
+          },
         ],
         get: {
-          summary: 'the newest builds of every package together, newest first (beyond the original)',
+          summary:
+            'the newest builds of every package together (or of one), newest first, with their architecture and engine (beyond the original)',
           security: READ,
           responses: {
             200: json('builds', { type: 'array', items: ref('RecentBuild') }),

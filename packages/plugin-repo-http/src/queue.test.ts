@@ -178,6 +178,38 @@ describe('GET /builds', () => {
       base: string;
     }[];
     expect(next.map((entry) => entry.base)).toEqual(['beta', 'alpha']);
+    // each ran on the runner's one engine, named after it, for the primary architecture
+    expect(
+      all.map((entry) => [
+        (entry as { engine?: unknown }).engine,
+        (entry as { architecture?: unknown }).architecture,
+      ]),
+    ).toEqual(Array(4).fill(['gated', 'x86_64']));
+    // one package's builds, paged too; the original's list of them is unchanged (no engine, no arch)
+    const alpha = (await h.ask('/builds?package=alpha')).json as { base: string; started: string }[];
+    expect(alpha.map((entry) => entry.base)).toEqual(['alpha', 'alpha']);
+    expect(
+      (
+        (await h.ask(`/builds?package=alpha&before=${encodeURIComponent(alpha[0]!.started)}`))
+          .json as unknown[]
+      ).length,
+    ).toBe(1);
+    expect((await h.ask('/builds?package=nothing')).json).toEqual([]);
+    expect((await h.ask('/builds?package=a%2Fb')).status).toBe(400);
+    const original = (await h.ask('/package/alpha/build')).json as Record<string, unknown>[];
+    expect(original.map((entry) => entry.started)).toEqual(alpha.map((entry) => entry.started));
+    expect(Object.keys(original[0]!).sort()).toEqual([
+      'cpu_system',
+      'cpu_user',
+      'ended',
+      'io_tbr',
+      'io_tbw',
+      'mem_peak',
+      'reason',
+      'started',
+      'state',
+      'version',
+    ]);
     expect((await h.ask('/builds?count=1001')).status).toBe(400);
     expect((await h.ask('/builds?count=x')).status).toBe(400);
     expect((await h.ask('/builds?before=yesterday')).status).toBe(400);

@@ -306,6 +306,10 @@ export const QueueEntrySchema = z.object({
 export const RecentBuildSchema = BuildInfoSchema.extend({
   base: z.string(),
   architecture: z.string().meta({ description: 'what the build was for (docs/engines.md#architectures)' }),
+  engine: z.string().nullable().meta({
+    description:
+      'the engine it ran on (an `Engine` name); null before its run ended, when it ran on none, and for builds recorded before serene recorded it',
+  }),
 });
 
 /** An entry of `GET /engines`: one engine that builds packages, with its state and load. */

@@ -159,7 +159,12 @@ export function queueEntry(build: BuildInFlight | QueuedBuild): QueueEntry {
 
 /** `RecentBuild` of a build record. */
 export function recentBuild(build: BuildRecord, primaryArch: string): RecentBuild {
-  return { base: build.package, ...buildInfo(build), architecture: build.arch ?? primaryArch };
+  return {
+    base: build.package,
+    ...buildInfo(build),
+    architecture: build.arch ?? primaryArch,
+    engine: build.engine ?? null,
+  };
 }
 
 /** `Engine` of an engine's status. */

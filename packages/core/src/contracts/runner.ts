@@ -73,6 +73,12 @@ export interface RunResult {
   /** paths of the built package files, inside `job.outputDir` */
   packages: string[];
   stats: BuildStats | null;
+  /**
+   * the engine the build ran on, by its name in `engines()` (the last one, when it was moved from an
+   * engine that went away); absent from a runner that builds on one machine, and when it ran on none
+   * (cancelled or timed out while it waited)
+   */
+  engine?: string;
 }
 
 /** One machine a runner builds on (a Docker Engine), with its state and load now. */

@@ -713,6 +713,8 @@ export class BuildOrchestrator {
         runStarted: result.started,
         runEnded: result.ended,
         stats: result.stats,
+        // the one engine of a runner without several is named after the runner, as in `engines()`
+        engine: result.engine ?? (this.runner.engines ? undefined : this.runner.name),
       };
       const aborted = job.abortReason ?? result.aborted;
       const published = aborted === undefined && result.success;

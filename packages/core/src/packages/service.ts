@@ -264,10 +264,10 @@ export class PackageService {
 
   /**
    * The newest builds of every package together, newest first; `before` pages on (the `started`
-   * of the last build of the previous page).
+   * of the last build of the previous page); with `base`, only that package's.
    */
-  recentBuilds(limit: number, before?: Date): Promise<BuildRecord[]> {
-    return this.store.listRecentBuilds(limit, before);
+  recentBuilds(limit: number, before?: Date, base?: string): Promise<BuildRecord[]> {
+    return this.store.listRecentBuilds(limit, before, base);
   }
 
   /** The PKGBUILD of the published build. */

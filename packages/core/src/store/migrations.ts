@@ -133,6 +133,21 @@ export const MIGRATIONS: readonly StoreMigration[] = [
       });
     },
   },
+  {
+    // the engine a build ran on (docs/engines.md#architectures); null for the builds recorded before,
+    // those that ran on none (cancelled while they waited) and the original's
+    name: '0004_build_engine',
+    async up(knex) {
+      await knex.schema.alterTable('build', (table) => {
+        table.text('engine');
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable('build', (table) => {
+        table.dropColumn('engine');
+      });
+    },
+  },
 ];
 
 /** The knex migration source over {@link MIGRATIONS}. */

@@ -49,6 +49,8 @@ export interface BuildRow {
   io_tbw: number | string | null;
   /** null for builds recorded before migration 0003 (of the primary architecture) */
   arch?: string | null;
+  /** null for builds recorded before migration 0004 and those that ran on no engine */
+  engine?: string | null;
 }
 
 // --- packages ---
@@ -181,6 +183,7 @@ export function buildColumns(changes: BuildChanges): Record<string, unknown> {
   if (changes.runStarted !== undefined) columns.run_started = optionalTimestamp(changes.runStarted);
   if (changes.runEnded !== undefined) columns.run_ended = optionalTimestamp(changes.runEnded);
   if (changes.stats !== undefined) Object.assign(columns, statsColumns(changes.stats));
+  if (changes.engine !== undefined) columns.engine = changes.engine;
   return columns;
 }
 
@@ -207,6 +210,7 @@ export function buildFromRow(row: BuildRow): BuildRecord {
     runEnded: row.run_ended === null ? null : fromStoredTimestamp(row.run_ended),
     stats: statsFromColumns(row),
     ...(row.arch === null || row.arch === undefined ? {} : { arch: row.arch }),
+    ...(row.engine === null || row.engine === undefined ? {} : { engine: row.engine }),
   };
 }
 

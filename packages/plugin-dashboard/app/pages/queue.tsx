@@ -2,7 +2,17 @@
 import { useEffect, useState } from 'preact/hooks';
 import { act, getState, useStore } from '../store';
 import type { QueueEntry, RecentBuild } from '../types';
-import { ago, describeState, duration, href, StateBadge, took, useTick, useTitle } from '../util';
+import {
+  ago,
+  describeState,
+  duration,
+  href,
+  StateBadge,
+  took,
+  useEngineCount,
+  useTick,
+  useTitle,
+} from '../util';
 
 const RECENT = 50;
 
@@ -17,7 +27,7 @@ export function QueuePage() {
   const { api, queue, user, changes } = useStore();
   const [recent, setRecent] = useState<RecentBuild[] | undefined>(undefined);
   const [more, setMore] = useState(true);
-  const [engines, setEngines] = useState(1);
+  const engines = useEngineCount(api);
   const [error, setError] = useState<string | undefined>(undefined);
   const now = useTick(1000);
 
@@ -37,14 +47,6 @@ export function QueuePage() {
     };
   }, [api, changes]);
 
-  // how many engines build: the engine and architecture columns are shown once there are several
-  useEffect(() => {
-    api.engines().then(
-      (list) => setEngines(list.length),
-      () => setEngines(1),
-    );
-  }, [api]);
-
   const loadMore = async () => {
     const last = recent?.at(-1);
     if (!last) return;
@@ -54,7 +56,9 @@ export function QueuePage() {
   };
 
   const running = queue.filter((entry) => entry.phase === 'running');
-  const placed = engines > 1 || new Set(queue.map((entry) => entry.architecture)).size > 1;
+  // the engine and architecture columns, once there are several engines or architectures
+  const placed =
+    engines > 1 || new Set([...queue, ...(recent ?? [])].map((entry) => entry.architecture)).size > 1;
   const waiting = queue.filter((entry) => entry.phase !== 'running');
   return (
     <section>
@@ -147,6 +151,12 @@ export function QueuePage() {
                 <th scope="col">State</th>
                 <th scope="col">Version</th>
                 <th scope="col">Reason</th>
+                {placed && (
+                  <>
+                    <th scope="col">Engine</th>
+                    <th scope="col">Arch</th>
+                  </>
+                )}
                 <th scope="col">Started</th>
                 <th scope="col">Took</th>
               </tr>
@@ -168,6 +178,16 @@ export function QueuePage() {
                   </td>
                   <td class="mono">{build.version ?? '–'}</td>
                   <td>{build.reason}</td>
+                  {placed && (
+                    <>
+                      <td class="mono" data-column="engine">
+                        {build.engine ?? '–'}
+                      </td>
+                      <td class="mono" data-column="arch">
+                        {build.architecture}
+                      </td>
+                    </>
+                  )}
                   <td>{ago(build.started, now)}</td>
                   <td>{duration(took(build, now))}</td>
                 </tr>

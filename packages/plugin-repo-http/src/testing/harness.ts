@@ -202,7 +202,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       try {
         await gates.get(job.base)?.promise;
         const result = await instant.run(job, runOptions);
-        return options.stats ? { ...result, stats: options.stats(job.base) } : result;
+        // as the pool: the engine it ran on, the one whose builds list it
+        const engine = engines?.([...running]).find((status) => status.builds.includes(job.base))?.name;
+        return {
+          ...result,
+          ...(options.stats ? { stats: options.stats(job.base) } : {}),
+          ...(engine === undefined ? {} : { engine }),
+        };
       } finally {
         running.splice(running.indexOf(job.base), 1);
         loggers.delete(job.base);
