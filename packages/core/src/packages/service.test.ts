@@ -137,6 +137,47 @@ describe('PackageService', () => {
     });
   });
 
+  it('names the engine of each running build by its architecture when a package builds for two at once', async () => {
+    const engine = (name: string, arch: string, builds: string[]) => ({
+      name,
+      arch,
+      state: 'up' as const,
+      since: new Date(),
+      capacity: 1,
+      running: builds.length,
+      builds,
+      labels: [],
+    });
+    const runner = {
+      ...createInstantRunner(),
+      engines: () => [engine('pi', 'aarch64', ['alpha']), engine('pc', 'x86_64', ['alpha', 'beta'])],
+    };
+    const { orchestrator, service } = await harness([], { runner });
+    const build = (base: string, arch: string, phase: 'running' | 'waiting') => ({
+      base,
+      started: new Date(),
+      reason: 'manual' as const,
+      state: { state: 'running' as const },
+      phase,
+      waitingFor: [],
+      runner: 'pool',
+      arch,
+    });
+    // the orchestrator's view of a session in flight (what a pool of two engines runs now)
+    orchestrator.inFlight = () => [
+      build('alpha', 'x86_64', 'running'),
+      build('alpha', 'aarch64', 'running'),
+      build('beta', 'x86_64', 'running'),
+      build('gamma', 'x86_64', 'waiting'),
+    ];
+    expect(service.queue().map((entry) => [entry.base, entry.arch, entry.engine])).toEqual([
+      ['alpha', 'x86_64', 'pc'],
+      ['alpha', 'aarch64', 'pi'],
+      ['beta', 'x86_64', 'pc'],
+      ['gamma', 'x86_64', undefined],
+    ]);
+  });
+
   it('adds an AUR package with its AUR dependency, builds the dependency first, and publishes both', async () => {
     const h = await harness([
       { base: 'app', pkgver: '1.0', depends: ['libthing>=2'] },

@@ -246,10 +246,15 @@ export class PackageService {
   /** The builds queued and running now, oldest first, each with the engine it runs on. */
   queue(): QueuedBuild[] {
     const inFlight = this.orchestrator.inFlight();
+    // an engine builds for one architecture: a package built for two at once runs on two engines
     const engineOf = new Map<string, string>();
+    const key = (base: string, arch: string | undefined) => `${base}\0${arch ?? ''}`;
     if (this.runner.engines) {
       for (const engine of this.runner.engines())
-        for (const base of engine.builds) engineOf.set(base, engine.name);
+        for (const base of engine.builds) {
+          engineOf.set(key(base, engine.arch), engine.name);
+          if (!engineOf.has(key(base, undefined))) engineOf.set(key(base, undefined), engine.name);
+        }
     }
     return inFlight.map((build) => ({
       ...build,
@@ -257,7 +262,7 @@ export class PackageService {
         build.phase !== 'running'
           ? undefined
           : this.runner.engines
-            ? engineOf.get(build.base)
+            ? (engineOf.get(key(build.base, build.arch)) ?? engineOf.get(key(build.base, undefined)))
             : this.runner.name,
     }));
   }
