@@ -91,6 +91,8 @@ export interface Engine {
 export interface ServerDetails extends SereneInfo {
   fingerprint: string | null;
   engines: Engine[];
+  /** the architectures served, each at `/<arch>/`, the primary first (docs/engines.md#architectures) */
+  architectures: string[];
   packages: number;
   queue: { running: number; queued: number };
 }

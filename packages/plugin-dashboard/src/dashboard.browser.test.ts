@@ -388,6 +388,23 @@ describeBrowser(
       await shot('15-review-approved');
     });
 
+    it('on a server of several architectures, offers one pacman.conf line with $arch', async () => {
+      const multi = await startHarness({
+        arches: ['aarch64'],
+        http: { allowReads: true, plugins: [createDashboard({ assetsDir: path.join(root, 'public') })] },
+      });
+      try {
+        await page.goto(`${multi.url}/dashboard/#/server`);
+        await page.getByRole('heading', { name: 'Server' }).waitFor();
+        await page.getByText(`Server = ${multi.url}/$arch`).waitFor();
+        expect(await page.getByText('x86_64, aarch64').count()).toBe(1);
+        await shot('16-server-architectures');
+      } finally {
+        await multi.close();
+        await page.goto(`${h.url}/dashboard/`);
+      }
+    });
+
     it('signs out, and the page asks for the secret again', async () => {
       await page.getByRole('button', { name: /^Sign out/ }).click();
       await page.getByRole('heading', { name: 'Sign in to serene' }).waitFor();

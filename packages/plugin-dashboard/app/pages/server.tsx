@@ -114,7 +114,9 @@ export function ServerPage() {
     );
   }
   if (!server) return <p class="muted">Loading…</p>;
-  const repository = `${API_ROOT}/${server.architecture}`;
+  // several architectures: one line serves every machine, pacman puts in its own for `$arch`
+  const architectures = server.architectures?.length ? server.architectures : [server.architecture];
+  const repository = `${API_ROOT}/${architectures.length > 1 ? '$arch' : server.architecture}`;
   const conf = [
     `[${server.name}]`,
     ...(server.signed ? [] : ['SigLevel = Never']),
@@ -139,8 +141,8 @@ export function ServerPage() {
             <dd>
               {localTime(server.started)} ({ago(server.started)})
             </dd>
-            <dt>Architecture</dt>
-            <dd class="mono">{server.architecture}</dd>
+            <dt>{architectures.length > 1 ? 'Architectures' : 'Architecture'}</dt>
+            <dd class="mono">{architectures.join(', ')}</dd>
             <dt>Packages</dt>
             <dd>{server.packages}</dd>
             <dt>Queue</dt>
