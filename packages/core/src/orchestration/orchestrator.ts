@@ -461,13 +461,7 @@ export class BuildOrchestrator {
         stats: null,
         arch: job.arch,
       });
-      this.bus.emit('state', {
-        base: job.base,
-        started: job.started,
-        state: { state: 'pending' },
-        reason: job.reason,
-        arch: job.arch,
-      });
+      this.emitState(job, { state: 'pending' });
     }
     try {
       for (const { job, message } of refused) {
@@ -851,10 +845,8 @@ export class BuildOrchestrator {
 
   // --- Helpers ----------------------------------------------------------------------------------
 
-  /** Records a state change (with `changes` to the build in the same write) and emits it. */
-  private async setState(job: Job, state: BuildState, changes?: BuildChanges): Promise<void> {
-    await this.store.updateBuild(job.base, job.started, { ...changes, state });
-    job.state = state;
+  /** Tells the bus a build's state changed. */
+  private emitState(job: Job, state: BuildState): void {
     this.bus.emit('state', {
       base: job.base,
       started: job.started,
@@ -862,6 +854,13 @@ export class BuildOrchestrator {
       reason: job.reason,
       arch: job.arch,
     });
+  }
+
+  /** Records a state change (with `changes` to the build in the same write) and emits it. */
+  private async setState(job: Job, state: BuildState, changes?: BuildChanges): Promise<void> {
+    await this.store.updateBuild(job.base, job.started, { ...changes, state });
+    job.state = state;
+    this.emitState(job, state);
   }
 
   /** Records the source state a build failed at, so scheduled runs skip it until it changes. */
@@ -873,13 +872,7 @@ export class BuildOrchestrator {
     await this.store.updateBuild(job.base, job.started, { ...changes, state, ended: this.now() });
     job.state = state;
     this.jobs.delete(job.key);
-    this.bus.emit('state', {
-      base: job.base,
-      started: job.started,
-      state,
-      reason: job.reason,
-      arch: job.arch,
-    });
+    this.emitState(job, state);
   }
 
   /**
