@@ -4,6 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import {
   type CronJob,
   createCronJob,
+  createKeyedLock,
   createNoopLogger,
   formatErrorChain,
   InputError,
@@ -286,21 +287,6 @@ interface ContainerRun {
   started: Date;
   ended: Date;
   logs: string;
-}
-
-/** A per-key queue: callers with the same key run one after the other. */
-function createKeyedLock(): <T>(key: string, task: () => Promise<T>) => Promise<T> {
-  const tails = new Map<string, Promise<unknown>>();
-  return (key, task) => {
-    const previous = tails.get(key) ?? Promise.resolve();
-    const next = previous.then(task, task);
-    const tail = next.catch(() => undefined);
-    tails.set(key, tail);
-    void tail.then(() => {
-      if (tails.get(key) === tail) tails.delete(key);
-    });
-    return next;
-  };
 }
 
 // --- RUNNER ---

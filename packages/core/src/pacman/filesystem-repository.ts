@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { createLimiter } from '../concurrency.js';
 import type { Publisher, PublishOptions, PublishResult, RepoEntry } from '../contracts/publisher.js';
 import type { Signer } from '../contracts/signer.js';
 import { FileChanges, TEMP_PREFIX } from '../durable.js';
@@ -60,12 +61,7 @@ export function createFilesystemRepository(options: FilesystemRepositoryOptions)
   let db: Promise<RepoDatabase> | undefined;
   const basesFile = path.join(dir, BASES_FILE);
   /** publishes and removes one after another: each reads and writes the whole record */
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(task: () => Promise<T>): Promise<T> => {
-    const run = queue.then(task);
-    queue = run.catch(() => undefined);
-    return run;
-  };
+  const serial = createLimiter(1);
 
   /**
    * The record; made from the database's entries (each under its pkgbase) when the file is missing
