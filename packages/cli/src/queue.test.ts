@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Harness, SECRET, startHarness } from '../../plugin-repo-http/src/testing/harness.js';
 import { runCli } from './cli.js';
@@ -57,7 +58,7 @@ async function until(check: () => Promise<boolean> | boolean, ms = 10_000): Prom
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
 }
 
