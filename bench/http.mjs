@@ -27,6 +27,10 @@ import { performance } from 'node:perf_hooks';
 // Results go to stdout and to bench/out/http/results.json.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { hasProgram } from '../scripts/programs.mjs';
+
+/** Where wrk and nginx are looked for: nginx is in /usr/sbin, which a user's PATH may lack. */
+const SEARCH_PATH = `${process.env.PATH ?? ''}:/usr/sbin:/usr/bin`;
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const OUT = path.join(ROOT, 'bench/out/http');
@@ -229,7 +233,7 @@ function keepBest(table, name, run, key) {
 
 /** wrk and nginx, installed with apt when missing (as root); false when they cannot be had. */
 function ensureTools() {
-  const missing = ['wrk', 'nginx'].filter((tool) => !hasProgram(tool));
+  const missing = ['wrk', 'nginx'].filter((tool) => !hasProgram(tool, SEARCH_PATH));
   if (missing.length === 0) return true;
   if (process.getuid?.() !== 0) return false;
   const packages = missing.map((tool) => (tool === 'nginx' ? 'nginx-light' : tool));
@@ -248,7 +252,7 @@ function ensureTools() {
   }
   // the package's own nginx service is not wanted
   spawnSync('sh', ['-c', 'command -v service >/dev/null && service nginx stop'], { stdio: 'ignore' });
-  return ['wrk', 'nginx'].every(hasProgram);
+  return ['wrk', 'nginx'].every((tool) => hasProgram(tool, SEARCH_PATH));
 }
 
 /** The repository folder: a database of `count` packages (published by serene's publisher) and a big file. */
@@ -596,13 +600,6 @@ function freePort() {
     });
     server.on('error', reject);
   });
-}
-
-function hasProgram(program) {
-  return (process.env.PATH ?? '/usr/bin:/usr/sbin')
-    .split(':')
-    .concat(['/usr/sbin', '/usr/bin'])
-    .some((dir) => dir !== '' && existsSync(path.join(dir, program)));
 }
 
 function machine() {

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createMemoryLogger, type RunnerJob } from '@serene/core';
-import { simplePkgbuild, writeRunnerJob } from '@serene/core/testing';
+import { hasProgram, simplePkgbuild, writeRunnerJob } from '@serene/core/testing';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLONE_ID, TEST_RUNNER_IMAGE } from '../../../scripts/clone.mjs';
@@ -21,7 +21,7 @@ const PREFIX = `serene-engines-${CLONE_ID}-${process.pid}-`;
 
 const canRun =
   process.getuid?.() === 0 &&
-  spawnSync('dockerd', ['--version'], { stdio: 'ignore' }).status === 0 &&
+  hasProgram('dockerd') &&
   spawnSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' }).status === 0;
 const reason = `needs root, dockerd and ${TEST_RUNNER_IMAGE} on the machine engine (node scripts/setup-docker.mjs)`;
 if (!canRun && process.env.CI !== 'true') console.warn(`skipping the engine pool tests: ${reason}`);
