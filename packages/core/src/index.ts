@@ -85,6 +85,7 @@ export {
 export {
   MAX_NAME_LENGTH,
   packageNameProblem,
+  repositoryNameProblem,
 } from './pacman/names.js';
 export type { Srcinfo } from './pacman/srcinfo.js';
 // --- schedules ---

@@ -9,6 +9,7 @@ import { InputError } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import { BASES_FILE, type BasesRecord, readBases, writeBases } from './bases.js';
 import { RepoDatabase } from './database.js';
+import { repositoryNameProblem } from './names.js';
 import { readPackage } from './package-reader.js';
 import type { PackageFile } from './types.js';
 
@@ -44,8 +45,6 @@ export interface FilesystemRepository extends Publisher {
   removeOrphans(): Promise<string[]>;
 }
 
-const NAME_PATTERN = /^[A-Za-z0-9@._+-]+$/;
-
 /**
  * The default {@link Publisher}: package files copied into a folder, signed when a signer is set, and
  * listed in a natively written pacman database.
@@ -53,8 +52,9 @@ const NAME_PATTERN = /^[A-Za-z0-9@._+-]+$/;
 export function createFilesystemRepository(options: FilesystemRepositoryOptions): FilesystemRepository {
   const dir = path.resolve(options.dir);
   const name = options.name ?? 'serene';
-  if (!NAME_PATTERN.test(name) || name.startsWith('.')) {
-    throw new InputError(`'${name}' is not a valid repository name`);
+  const problem = repositoryNameProblem(name);
+  if (problem !== undefined) {
+    throw new InputError(`'${name}' is not a valid repository name: ${problem}`);
   }
   const signer = options.signer;
   const logger = options.logger ?? createNoopLogger();
