@@ -1,17 +1,13 @@
-import * as fs from 'node:fs/promises';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Harness, SECRET, startHarness } from '../../plugin-repo-http/src/testing/harness.js';
-import { runCli } from './cli.js';
-import type { CliIo } from './io.js';
+import { type CliHome, type CliOutput, createCliHome } from './testing/cli-home.js';
 
 // `serene queue`, `serene cancel` and `serene list --builds` in-process against a real server
 // (Koa app, SQLite store, orchestrator, the gated instant runner).
 
 let h: Harness;
-let home: string;
+let home: CliHome;
 beforeAll(async () => {
   h = await startHarness({
     packages: [
@@ -19,39 +15,15 @@ beforeAll(async () => {
       { base: 'beta', pkgver: '2.0' },
     ],
   });
-  home = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-cli-queue-'));
-  await fs.mkdir(path.join(home, 'config'), { recursive: true });
-  await fs.writeFile(path.join(home, 'config', 'serene.yml'), `url: ${h.url}\n`);
-  await fs.mkdir(path.join(home, 'data', 'serene'), { recursive: true });
-  await fs.writeFile(path.join(home, 'data', 'serene', 'secret.txt'), `${SECRET}\n`);
+  home = await createCliHome(h.url, SECRET, { tuning: { pollMs: 100 } });
 });
 afterAll(async () => {
   await h.close();
-  await fs.rm(home, { recursive: true, force: true });
+  await home.cleanup();
 });
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = { code: -1, stdout: '', stderr: '' };
-  const io: CliIo = {
-    stdout: (text) => {
-      out.stdout += text;
-    },
-    stderr: (text) => {
-      out.stderr += text;
-    },
-    cwd: home,
-    env: {
-      HOME: home,
-      XDG_CONFIG_HOME: path.join(home, 'config'),
-      XDG_DATA_HOME: path.join(home, 'data'),
-      XDG_CACHE_HOME: path.join(home, 'cache'),
-    },
-    stdoutIsTTY: false,
-    stdinIsTTY: false,
-    exec: async () => 0,
-  };
-  out.code = await runCli(args, io, { pollMs: 100 });
-  return out;
+function run(args: string[]): Promise<CliOutput> {
+  return home.run(args);
 }
 
 async function until(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
