@@ -6,31 +6,21 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { createPacmanSandbox, hasProgram, run } from '../testing/pacman.js';
 import { writeSyntheticPackage } from '../testing/synthetic-package.js';
 import { RepoDatabase } from './database.js';
-
-let root: string;
-let dir: string;
-let pkgs: string;
-
-beforeEach(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-db-'));
-  dir = path.join(root, 'repo');
-  pkgs = path.join(root, 'pkgs');
-  await fs.mkdir(dir);
-});
-afterEach(async () => {
-  await fs.rm(root, { recursive: true, force: true });
-});
-
-const dbFile = () => path.join(dir, 'test.db.tar.gz');
 
 describe('RepoDatabase', () => {
   it.skipIf(!hasProgram('pacman'))(
     'a writer killed at any moment leaves a database pacman reads, and the next writer carries on',
     async () => {
+      const root = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-db-killed-'));
+      onTestFinished(() => fs.rm(root, { recursive: true, force: true }));
+      const dir = path.join(root, 'repo');
+      const pkgs = path.join(root, 'pkgs');
+      await fs.mkdir(dir);
+      const dbFile = () => path.join(dir, 'test.db.tar.gz');
       const files = await Promise.all(
         Array.from({ length: 60 }, (_, i) =>
           writeSyntheticPackage(pkgs, { name: `k${i}`, version: '1.0-1' }),

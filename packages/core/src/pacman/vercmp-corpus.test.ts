@@ -5,21 +5,10 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../testing/random.js';
 import { vercmp } from './vercmp.js';
 
 const VERCMP = '/usr/bin/vercmp';
-
-/** mulberry32: a small seeded PRNG, so the corpus is the same on every run. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Random = () => number;
 
@@ -78,7 +67,7 @@ function mutate(rand: Random, s: string): string {
 
 /** `size` distinct pairs, a few of them a version compared with itself. */
 function corpus(size: number, seed: number): Array<[string, string]> {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const pairs = new Map<string, [string, string]>();
   while (pairs.size < size) {
     const a = fullVersion(rand);
