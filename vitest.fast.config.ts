@@ -1,7 +1,7 @@
 // The fast set for the inner loop (`npm run test:fast`, under two minutes on a quiet two-core
 // machine): the whole suite except the files below, which build real packages in Docker or with
 // makepkg, build images, run the server as a process end to end, fill real tmpfs disks, drive
-// Chromium, or spend their time waiting on processes. `npm test` runs everything. A file that takes
+// Chromium, run pacman against signed repositories, or spend their time waiting on processes. `npm test` runs everything. A file that takes
 // seconds because of one heavy test is split (`database-killed.test.ts` beside `database.test.ts`),
 // so that the rest of it stays in the fast set.
 import { configDefaults, defineConfig, mergeConfig } from 'vitest/config';
@@ -31,6 +31,11 @@ export const SLOW = [
   'packages/core/src/pacman/package-reader-memory.test.ts',
   // the dashboard in a real Chromium
   'packages/plugin-dashboard/src/dashboard.browser.test.ts',
+  // pacman syncing and installing from signed repositories, with pacman-key and gpg keyrings
+  // (the signers themselves are tested in the fast set)
+  'packages/plugin-signing/src/pacman.test.ts',
+  'packages/cli/src/repo-gpg.test.ts',
+  'packages/cli/src/sign.test.ts',
 ];
 
 export default mergeConfig(base, defineConfig({ test: { exclude: [...configDefaults.exclude, ...SLOW] } }));
