@@ -27,16 +27,23 @@ import { performance } from 'node:perf_hooks';
 // Results go to stdout and to bench/out/http/results.json.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { hasProgram } from '../scripts/programs.mjs';
+import {
+  BENCH_DAY,
+  BENCH_SECRET,
+  BUILT,
+  startBenchServer,
+  syntheticBuild,
+  syntheticPackage,
+} from './lib/server.mjs';
+
+/** Where wrk and nginx are looked for: nginx is in /usr/sbin, which a user's PATH may lack. */
+const SEARCH_PATH = `${process.env.PATH ?? ''}:/usr/sbin:/usr/bin`;
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const OUT = path.join(ROOT, 'bench/out/http');
-const CORE = path.join(ROOT, 'packages/core/dist/index.js');
-// the testing index pulls in vitest: the two helpers are imported from their own files
-const SYNTHETIC = path.join(ROOT, 'packages/core/dist/testing/synthetic-package.js');
-const INSTANT_RUNNER = path.join(ROOT, 'packages/core/dist/testing/instant-runner.js');
-const REPO_HTTP = path.join(ROOT, 'packages/plugin-repo-http/dist/index.js');
 const ARCH = 'x86_64';
-const SECRET = 'bench-secret';
+const SECRET = BENCH_SECRET;
 /** Goals of the issue: ours / nginx, and the list latency in ms. */
 const GOALS = { dbRequests: 0.7, bigThroughput: 0.8, listMedianMs: 50 };
 
@@ -76,7 +83,7 @@ async function main() {
   const connections = positiveInt(args.connections, '--connections');
   const rounds = positiveInt(args.rounds, '--rounds');
   const listRequests = positiveInt(args['list-requests'], '--list-requests');
-  for (const file of [CORE, SYNTHETIC, INSTANT_RUNNER, REPO_HTTP]) {
+  for (const file of [BUILT.core, BUILT.syntheticPackage, BUILT.instantRunner, BUILT.repoHttp]) {
     if (!existsSync(file))
       throw new Error(`${path.relative(ROOT, file)} is missing: run 'npm run build' first`);
   }
@@ -229,7 +236,7 @@ function keepBest(table, name, run, key) {
 
 /** wrk and nginx, installed with apt when missing (as root); false when they cannot be had. */
 function ensureTools() {
-  const missing = ['wrk', 'nginx'].filter((tool) => !hasProgram(tool));
+  const missing = ['wrk', 'nginx'].filter((tool) => !hasProgram(tool, SEARCH_PATH));
   if (missing.length === 0) return true;
   if (process.getuid?.() !== 0) return false;
   const packages = missing.map((tool) => (tool === 'nginx' ? 'nginx-light' : tool));
@@ -248,7 +255,7 @@ function ensureTools() {
   }
   // the package's own nginx service is not wanted
   spawnSync('sh', ['-c', 'command -v service >/dev/null && service nginx stop'], { stdio: 'ignore' });
-  return ['wrk', 'nginx'].every(hasProgram);
+  return ['wrk', 'nginx'].every((tool) => hasProgram(tool, SEARCH_PATH));
 }
 
 /** The repository folder: a database of `count` packages (published by serene's publisher) and a big file. */
@@ -257,8 +264,8 @@ async function prepareRepository(dir, count, bigName, bigBytes) {
   if (!existsSync(marker)) {
     await fs.rm(dir, { recursive: true, force: true });
     await fs.rm(OUT, { recursive: true, force: true });
-    const { createFilesystemRepository } = await import(CORE);
-    const { writeSyntheticPackage } = await import(SYNTHETIC);
+    const { createFilesystemRepository } = await import(BUILT.core);
+    const { writeSyntheticPackage } = await import(BUILT.syntheticPackage);
     const staging = path.join(OUT, 'staging');
     const files = [];
     for (let i = 0; i < count; i++) {
@@ -422,124 +429,40 @@ async function listLatency(port, count, packages, cold) {
  */
 async function serve(repoDir) {
   const count = positiveInt(args.packages, '--packages');
-  const core = await import(CORE);
-  const { createInstantRunner } = await import(INSTANT_RUNNER);
-  const { createHttpListener, createRepoHttp, secretToken } = await import(REPO_HTTP);
-  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-bench-http-'));
-  const runner = createInstantRunner();
-  // the production composition (orchestrator, package service, scheduler), started: store open,
-  // repository initialised
-  const serene = core.createSerene(
-    {
-      store: core.createKnexStore({ filename: ':memory:' }),
-      runner,
-      publisher: core.createFilesystemRepository({ dir: repoDir }),
-      sources: core.createSourceFactory({
-        generateSrcinfo: (dir) => runner.printSrcinfo(dir),
-        aur: { baseUrl: 'http://127.0.0.1:9' },
-      }),
-    },
-    {
-      arch: ARCH,
-      name: 'serene',
-      sourcesDir: path.join(work, 'sources'),
-      workDir: path.join(work, 'work'),
-      schedulingDisabled: true,
-    },
-  );
-  const { store } = serene;
-  const secretsFile = path.join(work, 'authorized_secrets');
-  await fs.writeFile(secretsFile, `${secretToken(SECRET)} bench\n`);
-  const listener = serene.add(
-    createHttpListener({
-      http: createRepoHttp({
-        service: serene.service,
-        bus: serene.bus,
-        publisher: serene.publisher,
-        repositoryDir: repoDir,
-        arch: ARCH,
-        name: 'serene',
-        version: 'bench',
-        started: new Date(),
-        allowReads: false,
-        authorizedSecretsFile: secretsFile,
-      }),
-      port: 0,
-      host: '127.0.0.1',
-      graceMs: 0,
-    }),
-  );
-  await serene.start();
+  const server = await startBenchServer({ label: 'http', repositoryDir: repoDir, arch: ARCH });
 
   // the store: packages as an add and a publish leave them, two builds each
-  const day = Date.UTC(2025, 0, 1);
-  await store.transaction(async (tx) => {
+  await server.store.transaction(async (tx) => {
     for (let i = 0; i < count; i++) {
-      const base = `bench-${String(i).padStart(5, '0')}`;
-      const pkgver = `${1 + (i % 5)}.${i % 11}.0`;
-      const srcinfo = [
-        `pkgbase = ${base}`,
-        `\tpkgdesc = synthetic benchmark package number ${i}`,
-        `\tpkgver = ${pkgver}`,
-        '\tpkgrel = 1',
-        `\turl = https://example.invalid/${base}`,
-        '\tarch = x86_64',
-        '\tlicense = MIT',
-        '\tdepends = glibc',
-        '',
-        `pkgname = ${base}`,
-        '',
-      ].join('\n');
-      await tx.insertPackage({
-        base,
-        added: new Date(day + i * 1000),
-        source: {
-          devel: false,
-          srcinfo_override: false,
-          srcinfo: null,
-          devel_revisions: {},
-          inner: { type: 'AurSource', base, version: `${pkgver}-1`, mirror: false },
-        },
-        srcinfo,
-        pkgbuild: `pkgname=${base}\npkgver=${pkgver}\npkgrel=1\narch=(x86_64)\npackage() { :; }\n`,
-        enabled: true,
-        clean: true,
-        private: false,
-        dependency: false,
-        schedule: null,
-        prepare: null,
-        flags: [],
-        builtState: `${pkgver}-1`,
-        failedState: null,
+      const { base, pkgver, record } = syntheticPackage(i, {
+        srcinfo: (base, pkgver) =>
+          [
+            `pkgbase = ${base}`,
+            `\tpkgdesc = synthetic benchmark package number ${i}`,
+            `\tpkgver = ${pkgver}`,
+            '\tpkgrel = 1',
+            `\turl = https://example.invalid/${base}`,
+            '\tarch = x86_64',
+            '\tlicense = MIT',
+            '\tdepends = glibc',
+            '',
+            `pkgname = ${base}`,
+            '',
+          ].join('\n'),
       });
+      await tx.insertPackage(record);
       for (let b = 0; b < 2; b++) {
-        const started = new Date(day + i * 1000 + b * 86_400_000);
-        await tx.insertBuild({
-          package: base,
-          started,
-          ended: new Date(started.getTime() + 60_000),
-          state: { state: 'success' },
-          reason: b === 0 ? 'initial' : 'schedule',
-          version: pkgver,
-          runSuccess: true,
-          runStarted: started,
-          runEnded: new Date(started.getTime() + 59_000),
-          stats: {
-            memoryPeak: 1 << 28,
-            cpuUser: 1_000_000,
-            cpuSystem: 200_000,
-            ioRead: 1 << 20,
-            ioWritten: 1 << 22,
-          },
-        });
+        const started = new Date(BENCH_DAY + i * 1000 + b * 86_400_000);
+        await tx.insertBuild(
+          syntheticBuild(base, pkgver, started, { reason: b === 0 ? 'initial' : 'schedule' }),
+        );
       }
     }
   });
 
-  process.stdout.write(`PORT ${listener.port()}\n`);
+  process.stdout.write(`PORT ${server.port}\n`);
   process.on('SIGTERM', async () => {
-    await serene.stop();
-    await fs.rm(work, { recursive: true, force: true });
+    await server.stop();
     process.exit(0);
   });
 }
@@ -596,13 +519,6 @@ function freePort() {
     });
     server.on('error', reject);
   });
-}
-
-function hasProgram(program) {
-  return (process.env.PATH ?? '/usr/bin:/usr/sbin')
-    .split(':')
-    .concat(['/usr/sbin', '/usr/bin'])
-    .some((dir) => dir !== '' && existsSync(path.join(dir, program)));
 }
 
 function machine() {

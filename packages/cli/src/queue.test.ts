@@ -1,11 +1,8 @@
-import * as fs from 'node:fs/promises';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { EngineStatus } from '@serene/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Harness, SECRET, startHarness } from '../../plugin-repo-http/src/testing/harness.js';
-import { runCli } from './cli.js';
-import type { CliIo } from './io.js';
+import { type CliHome, type CliOutput, createCliHome } from './testing/cli-home.js';
 
 // `serene queue`, `serene cancel` and `serene list --builds` in-process against a real server
 // (Koa app, SQLite store, orchestrator, the gated instant runner).
@@ -13,7 +10,7 @@ import type { CliIo } from './io.js';
 let h: Harness;
 /** a server whose runner drives two engines, their status set by the test (as the Docker Engine pool's) */
 let pool: Harness;
-let home: string;
+let home: CliHome;
 const since = new Date(Date.now() - 90_000);
 beforeAll(async () => {
   h = await startHarness({
@@ -48,50 +45,23 @@ beforeAll(async () => {
       },
     ],
   });
-  home = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-cli-queue-'));
-  await fs.mkdir(path.join(home, 'config'), { recursive: true });
-  await fs.writeFile(path.join(home, 'config', 'serene.yml'), `url: ${h.url}\n`);
-  await fs.mkdir(path.join(home, 'data', 'serene'), { recursive: true });
-  await fs.writeFile(path.join(home, 'data', 'serene', 'secret.txt'), `${SECRET}\n`);
+  home = await createCliHome(h.url, SECRET, { tuning: { pollMs: 100 } });
 });
 afterAll(async () => {
   await h.close();
   await pool.close();
-  await fs.rm(home, { recursive: true, force: true });
+  await home.cleanup();
 });
 
-async function run(
-  args: string[],
-  server?: Harness,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = { code: -1, stdout: '', stderr: '' };
-  const io: CliIo = {
-    stdout: (text) => {
-      out.stdout += text;
-    },
-    stderr: (text) => {
-      out.stderr += text;
-    },
-    cwd: home,
-    env: {
-      HOME: home,
-      XDG_CONFIG_HOME: path.join(home, 'config'),
-      XDG_DATA_HOME: path.join(home, 'data'),
-      XDG_CACHE_HOME: path.join(home, 'cache'),
-    },
-    stdoutIsTTY: false,
-    stdinIsTTY: false,
-    exec: async () => 0,
-  };
-  out.code = await runCli(server ? ['--server', server.url, ...args] : args, io, { pollMs: 100 });
-  return out;
+function run(args: string[], server?: Harness): Promise<CliOutput> {
+  return home.run(server ? ['--server', server.url, ...args] : args);
 }
 
 async function until(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
 }
 

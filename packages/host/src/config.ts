@@ -21,6 +21,7 @@ import {
   parseCoolOff,
   parseCron,
   REVIEW_MODES,
+  repositoryNameProblem,
 } from '@serene/core';
 import { DOCKER_RUNNER_DEFAULTS, ENGINE_POOL_DEFAULTS, parseDockerUrl } from '@serene/plugin-docker';
 import { z } from 'zod';
@@ -343,7 +344,9 @@ export const SETTINGS = {
   ),
   name: setting(
     'NAME',
-    pattern(/^[A-Za-z0-9@_+-][A-Za-z0-9@._+-]*$/, 'letters, digits and @ . _ + - (not starting with a dot)'),
+    accepts('letters, digits and @ . _ + - (not starting with a dot)', (t) =>
+      repositoryNameProblem(t) === undefined ? t : undefined,
+    ),
     'serene',
     { meaning: 'repository name (NAME.db.tar.gz)' },
   ),

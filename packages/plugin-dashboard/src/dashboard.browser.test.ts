@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { EngineStatus } from '@serene/core';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,7 +41,7 @@ async function until(check: () => Promise<boolean> | boolean, ms = 15_000): Prom
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await sleep(25);
   }
 }
 
@@ -126,7 +127,7 @@ describeBrowser(
             (await h.service.builds(names[0]!)).some((b) => b.ended !== null) &&
             (await inFlight()).length === 0,
         );
-        await new Promise((resolve) => setTimeout(resolve, 30));
+        await sleep(30);
       }
       await until(async () => (await h.service.builds('gamma')).filter((b) => b.ended !== null).length === 2);
 

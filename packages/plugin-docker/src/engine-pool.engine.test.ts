@@ -7,6 +7,7 @@ import { openSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   BuildOrchestrator,
   createFilesystemRepository,
@@ -15,7 +16,7 @@ import {
   createSourceFactory,
   type RunnerJob,
 } from '@serene/core';
-import { samplePackage, simplePkgbuild, writeRunnerJob } from '@serene/core/testing';
+import { hasProgram, samplePackage, simplePkgbuild, writeRunnerJob } from '@serene/core/testing';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLONE_ID, TEST_RUNNER_IMAGE } from '../../../scripts/clone.mjs';
@@ -27,7 +28,7 @@ const PREFIX = `serene-engines-${CLONE_ID}-${process.pid}-`;
 
 const canRun =
   process.getuid?.() === 0 &&
-  spawnSync('dockerd', ['--version'], { stdio: 'ignore' }).status === 0 &&
+  hasProgram('dockerd') &&
   spawnSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' }).status === 0;
 const reason = `needs root, dockerd and ${TEST_RUNNER_IMAGE} on the machine engine (node scripts/setup-docker.mjs)`;
 if (!canRun && process.env.CI !== 'true') console.warn(`skipping the engine pool tests: ${reason}`);
@@ -75,7 +76,7 @@ class TestEngine {
       )
         break;
       if (Date.now() > deadline) throw new Error(`dockerd ${this.n} did not answer in 60 s`);
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await sleep(250);
     }
     if (spawnSync('docker', ['-H', this.url, 'image', 'inspect', IMAGE], { stdio: 'ignore' }).status !== 0) {
       const load = spawnSync('sh', ['-c', `docker save ${IMAGE} | docker -H ${this.url} load`], {
@@ -360,7 +361,7 @@ describe.skipIf(!canRun && process.env.CI !== 'true')('Docker Engine pool on rea
     await two.start();
     const deadline = Date.now() + 30_000;
     while (pool.engines().find((e) => e.name === 'two')!.state !== 'up' && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await sleep(200);
     }
     expect(pool.engines().find((e) => e.name === 'two')!.state).toBe('up');
     const after = await Promise.all([

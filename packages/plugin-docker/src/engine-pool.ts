@@ -1,5 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   createNoopLogger,
   formatErrorChain,
@@ -328,7 +329,7 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
     for (;;) {
       if (!(await engine.runner.ping())) return true;
       if (Date.now() >= until) return false;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(500, lostCheckMs)).unref());
+      await sleep(Math.min(500, lostCheckMs), undefined, { ref: false });
     }
   };
 

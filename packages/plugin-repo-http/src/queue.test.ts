@@ -4,6 +4,7 @@
  * (knex SQLite store, orchestrator, the gated instant runner).
  */
 import * as http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakeSigner, type Harness, SECRET, startHarness } from './testing/harness.js';
 
@@ -29,7 +30,7 @@ async function until(check: () => Promise<boolean> | boolean, ms = 10_000): Prom
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
 }
 

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { Semaphore } from '../concurrency.js';
 import type { Publisher } from '../contracts/publisher.js';
 import type { Runner, RunResult } from '../contracts/runner.js';
 import type { Source, SourceFactory } from '../contracts/source.js';
@@ -26,7 +27,6 @@ import { memberArch, parseSrcinfo, type Srcinfo, srcinfoVersion } from '../pacma
 import { type BuildEvents, EventBus } from './events.js';
 import { BUILD_OUTPUT_LIMITS, type BuildOutputLimits, checkBuildOutput } from './limits.js';
 import { providersOf, resolveSession } from './resolve.js';
-import { Semaphore } from './semaphore.js';
 
 /** Options of one run (a build session), as the original's triggers set them (docs/compatibility.md#build-sessions). */
 export interface RunSettings {
