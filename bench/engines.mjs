@@ -42,7 +42,7 @@ import * as fs from 'node:fs/promises';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { ensureTools, fmtBytes, get, machine, positiveInt, startNginx } from './lib/helpers.mjs';
@@ -190,10 +190,16 @@ async function main() {
     const window = (samples, from, to) => samples.filter((s) => s.at >= from && s.at <= to).map((s) => s.ms);
     results.latency = {};
     for (const s of streams) {
+      const during = s.samples.filter((sample) => sample.at >= server.fireAt && sample.at <= sessionEnd);
       results.latency[s.name] = {
         session: summary(window(s.samples, server.fireAt, sessionEnd)),
         idle: summary(window(s.samples, 0, server.fireAt)),
         errors: s.errors,
+        // where in the session the slowest answers came (ms after the schedule's second)
+        slowest: [...during]
+          .sort((a, b) => b.ms - a.ms)
+          .slice(0, 10)
+          .map((sample) => ({ atMs: Math.round(sample.at - server.fireAt), ms: Math.round(sample.ms) })),
       };
     }
     const slots = settings.engines * settings.capacity;
@@ -257,6 +263,14 @@ function report(results) {
   console.log(
     `server memory: peak RSS (VmHWM) ${(memory.hwmKb / 1024).toFixed(0)} MB; RSS at the session's start ${(memory.startKb / 1024).toFixed(0)} MB, sampled peak ${(memory.peakKb / 1024).toFixed(0)} MB`,
   );
+  const delay = session.eventLoopDelay;
+  console.log(
+    `server event loop delay during the session: p50 ${ms(delay.p50)}, p99 ${ms(delay.p99)}, max ${ms(delay.max)}`,
+  );
+  for (const [name, figures] of Object.entries(latency)) {
+    const slow = figures.slowest.map((sample) => `${sample.ms} ms at ${(sample.atMs / 1000).toFixed(1)} s`);
+    console.log(`slowest ${name}: ${slow.slice(0, 5).join(', ')}`);
+  }
   console.log(
     `queue: wall ${overhead.wallPerBuildMs.toFixed(2)} ms a build, runner ${overhead.runnerPerBuildMs.toFixed(2)} ms a build on ${overhead.slots} slots; ` +
       `slot free to next start p50 ${ms(overhead.slotGap.p50)}, p99 ${ms(overhead.slotGap.p99)}, mean ${ms(overhead.slotGap.mean)}`,
@@ -565,6 +579,10 @@ async function serve(dataDir, settings) {
       },
     });
 
+    // how long the event loop was held up, while the session runs (ms)
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    setTimeout(() => loopDelay.enable(), Math.max(0, fireAt - Date.now())).unref();
+
     // the session ends when every package's scheduled build has ended
     const ended = { success: 0, failure: 0, fatal: 0, cancelled: 0 };
     let endedCount = 0;
@@ -589,6 +607,11 @@ async function serve(dataDir, settings) {
             runnerMs: stats.runnerMs,
             runs: stats.runs,
             gaps: { ...summary(gaps, true), mean: gaps.reduce((a, b) => a + b, 0) / gaps.length },
+            eventLoopDelay: {
+              p50: loopDelay.percentile(50) / 1e6,
+              p99: loopDelay.percentile(99) / 1e6,
+              max: loopDelay.max / 1e6,
+            },
           },
         });
       }

@@ -86,6 +86,9 @@ export type SettingChange =
   | { key: 'trust'; value: boolean | null }
   | { key: 'review'; value: string | null };
 
+/** Packages {@link PackageService.list} makes views of between two turns of the event loop. */
+const LIST_BATCH = 500;
+
 /** The setting keys of the update gate. */
 export const GATE_SETTING_KEYS = ['cooloff', 'trust', 'review'] as const;
 
@@ -144,7 +147,13 @@ export class PackageService {
   async list(): Promise<{ view: PackageView; latest: BuildRecord | undefined }[]> {
     const [records, latest] = await Promise.all([this.store.listPackages(), this.store.listLatestBuilds()]);
     const byBase = new Map(latest.map((build) => [build.package, build]));
-    return records.map((record) => ({ view: this.view(record), latest: byBase.get(record.base) }));
+    const list: { view: PackageView; latest: BuildRecord | undefined }[] = [];
+    for (const [i, record] of records.entries()) {
+      // thousands of packages take a while to parse: other requests are answered in between
+      if (i > 0 && i % LIST_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
+      list.push({ view: this.view(record), latest: byBase.get(record.base) });
+    }
+    return list;
   }
 
   /** How many packages are added. */
