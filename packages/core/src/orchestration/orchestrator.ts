@@ -17,6 +17,7 @@ import type { UpdateGate } from '../gate/gate.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import type { Provider } from '../pacman/depend.js';
 import { memberArch, parseSrcinfo, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
+import { createLimiter } from '../sources/limit.js';
 import { type BuildEvents, EventBus } from './events.js';
 import { BUILD_OUTPUT_LIMITS, type BuildOutputLimits, checkBuildOutput } from './limits.js';
 import { providersOf, type Resolution, resolveSession } from './resolve.js';
@@ -86,6 +87,14 @@ export const BUILD_DEFAULTS = {
   resolveIgnoreFailed: false,
   forceClean: false,
 } as const;
+
+/**
+ * Source updates a session runs at once. Enough for the AUR client to batch a session's version
+ * checks into requests of a hundred names; few enough that a session of thousands of packages does
+ * not fill libuv's thread pool queue (file writes, store queries) ahead of the requests the server
+ * answers meanwhile.
+ */
+export const SESSION_UPDATES = 100;
 
 /** Message of builds found unfinished at start-up, as the original's. */
 export const RESTART_MESSAGE =
@@ -307,45 +316,56 @@ export class BuildOrchestrator {
   // --- Session ----------------------------------------------------------------------------------
 
   private async session(bases: string[], settings: RunSettings): Promise<void> {
-    // updates run together, so that the AUR client batches their version checks into few requests
+    // a large session reads its packages in one query, not one each
+    const records =
+      bases.length > SESSION_UPDATES
+        ? new Map((await this.store.listPackages()).map((record) => [record.base, record]))
+        : undefined;
+    // updates run together, so that the AUR client batches their version checks into few requests,
+    // but SESSION_UPDATES at most: a scheduled session of thousands would otherwise queue all their
+    // file and store operations at once in libuv's thread pool, where every request's query waits
+    // behind them
+    const limit = createLimiter(SESSION_UPDATES);
     const updated = await Promise.all(
-      bases.map(async (base) => {
-        const record = await this.store.getPackage(base);
-        if (!record) {
-          this.logger.warn('package to build is not added (any more)', { base });
-          return undefined;
-        }
-        const source = this.sources.restore(record.source);
-        const dir = this.sourceDir(base);
-        try {
-          // an approved revision is built as it is, never a newer one pushed since
-          const { approved } = this.gate ? await this.gate.beforeUpdate(base, source, dir) : {};
-          if (approved !== undefined && source.pin) {
-            await source.pin(dir, approved);
-          } else {
-            await source.update(dir);
-            if (this.gate && source.state() !== record.builtState) {
-              const decision = await this.gate.check(base, source, dir);
-              // held or rejected: the checkout is back at the accepted revision, the stored source stays;
-              // a checkout that could not be put back is not built at all, not even by a forced build
-              if (decision.action !== 'build') {
-                return decision.restored
-                  ? { record, source: this.sources.restore(record.source) }
-                  : undefined;
+      bases.map((base) =>
+        limit(async () => {
+          const record = records ? records.get(base) : await this.store.getPackage(base);
+          if (!record) {
+            this.logger.warn('package to build is not added (any more)', { base });
+            return undefined;
+          }
+          const source = this.sources.restore(record.source);
+          const dir = this.sourceDir(base);
+          try {
+            // an approved revision is built as it is, never a newer one pushed since
+            const { approved } = this.gate ? await this.gate.beforeUpdate(base, source, dir) : {};
+            if (approved !== undefined && source.pin) {
+              await source.pin(dir, approved);
+            } else {
+              await source.update(dir);
+              if (this.gate && source.state() !== record.builtState) {
+                const decision = await this.gate.check(base, source, dir);
+                // held or rejected: the checkout is back at the accepted revision, the stored source stays;
+                // a checkout that could not be put back is not built at all, not even by a forced build
+                if (decision.action !== 'build') {
+                  return decision.restored
+                    ? { record, source: this.sources.restore(record.source) }
+                    : undefined;
+                }
               }
             }
+            const json = source.toJSON();
+            // most updates find nothing new: then the stored source is already this one
+            if (JSON.stringify(json) !== JSON.stringify(record.source)) {
+              await this.store.updatePackage(base, { source: json });
+            }
+          } catch (error) {
+            // as the original: a failed update is logged, the package proceeds with its old checkout
+            this.logger.warn('could not update source', { base, error: formatErrorChain(error) });
           }
-          const json = source.toJSON();
-          // most updates find nothing new: then the stored source is already this one
-          if (JSON.stringify(json) !== JSON.stringify(record.source)) {
-            await this.store.updatePackage(base, { source: json });
-          }
-        } catch (error) {
-          // as the original: a failed update is logged, the package proceeds with its old checkout
-          this.logger.warn('could not update source', { base, error: formatErrorChain(error) });
-        }
-        return { record, source };
-      }),
+          return { record, source };
+        }),
+      ),
     );
     const jobs: Job[] = [];
     for (const item of updated) {
