@@ -263,6 +263,8 @@ function report(results) {
   console.log(
     `server memory: peak RSS (VmHWM) ${(memory.hwmKb / 1024).toFixed(0)} MB; RSS at the session's start ${(memory.startKb / 1024).toFixed(0)} MB, sampled peak ${(memory.peakKb / 1024).toFixed(0)} MB`,
   );
+  const peaks = Object.entries(session.memoryPeaksMb).map(([key, mb]) => `${key} ${mb.toFixed(0)}`);
+  console.log(`server memory peaks (in-process, MB): ${peaks.join(', ')}`);
   const delay = session.eventLoopDelay;
   console.log(
     `server event loop delay during the session: p50 ${ms(delay.p50)}, p99 ${ms(delay.p99)}, max ${ms(delay.max)}`,
@@ -583,6 +585,13 @@ async function serve(dataDir, settings) {
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     setTimeout(() => loopDelay.enable(), Math.max(0, fireAt - Date.now())).unref();
 
+    // what the memory is made of, at its peak (sampled every 250 ms)
+    const heap = { rss: 0, heapUsed: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
+    setInterval(() => {
+      const usage = process.memoryUsage();
+      for (const key of Object.keys(heap)) heap[key] = Math.max(heap[key], usage[key] / 2 ** 20);
+    }, 250).unref();
+
     // the session ends when every package's scheduled build has ended
     const ended = { success: 0, failure: 0, fatal: 0, cancelled: 0 };
     let endedCount = 0;
@@ -607,6 +616,7 @@ async function serve(dataDir, settings) {
             runnerMs: stats.runnerMs,
             runs: stats.runs,
             gaps: { ...summary(gaps, true), mean: gaps.reduce((a, b) => a + b, 0) / gaps.length },
+            memoryPeaksMb: heap,
             eventLoopDelay: {
               p50: loopDelay.percentile(50) / 1e6,
               p99: loopDelay.percentile(99) / 1e6,

@@ -20,7 +20,7 @@ import { LiveEvents } from './live-events.js';
 import { heldNotice, LiveLogs } from './live-logs.js';
 import { openApiDocument } from './openapi.js';
 import type { RepoHttpOptions } from './options.js';
-import { PackageList } from './package-list.js';
+import { listStream, PackageList } from './package-list.js';
 import type { HttpPlugin } from './plugin.js';
 import { encodeSegment, RepositoryFiles } from './repository-files.js';
 import {
@@ -214,7 +214,7 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
   });
 
   router.get('/package/list', read, async (ctx) => {
-    ctx.body = await packageList.get();
+    ctx.body = listStream(await packageList.get());
     ctx.type = 'application/json';
   });
 

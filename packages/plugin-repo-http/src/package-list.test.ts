@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { PackageList, type PackageListSource } from './package-list.js';
+import { listJson, listStream, PackageList, type PackageListSource } from './package-list.js';
 import { type Harness, startHarness } from './testing/harness.js';
 import { packagePeek } from './wire.js';
 
@@ -46,7 +46,7 @@ function counted(h: Harness) {
   };
 }
 
-const parse = (body: Buffer) => JSON.parse(body.toString('utf8'));
+const parse = (entries: readonly string[]) => JSON.parse(listJson(entries));
 
 /** A state change that has its package read again (a build that ended). */
 const ended = (base: string) => ({
@@ -214,5 +214,24 @@ describe('GET /package/list, kept and updated package by package', () => {
     kept.changed(ended('no-such-package'));
     expect(parse(await kept.get())).toEqual(await expected(h));
     expect(calls.list).toBe(2);
+  });
+});
+
+describe('listStream', () => {
+  it('streams the entries as one JSON array in pieces, the same text as listJson', async () => {
+    const read = async (entries: string[], chunkBytes?: number) => {
+      const pieces: Buffer[] = [];
+      for await (const piece of listStream(entries, chunkBytes)) pieces.push(piece as Buffer);
+      return { text: Buffer.concat(pieces).toString('utf8'), pieces: pieces.length };
+    };
+    expect(await read([])).toEqual({ text: '[]', pieces: 1 });
+    expect((await read(['{"a":1}'])).text).toBe('[{"a":1}]');
+    const entries = Array.from({ length: 1000 }, (_, i) =>
+      JSON.stringify({ base: `p-${i}`, note: 'ü'.repeat(i % 7) }),
+    );
+    const { text, pieces } = await read(entries, 1024);
+    expect(text).toBe(listJson(entries));
+    expect(JSON.parse(text)).toHaveLength(1000);
+    expect(pieces).toBeGreaterThan(10);
   });
 });

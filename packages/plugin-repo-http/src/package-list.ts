@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { type BuildEvents, type BuildRecord, NotFoundError, type PackageService } from '@serene/core';
 import type { PackagePeek } from './schemas.js';
 import { buildInfo, formatTime, packagePeek } from './wire.js';
@@ -51,8 +52,8 @@ export class PackageList {
   private readonly batch: number;
   /** each package's entry, as JSON, in the list's order; undefined: read the whole list */
   private entries: Map<string, string> | undefined;
-  /** the answer made from `entries`; undefined when an entry changed since */
-  private body: Buffer | undefined;
+  /** the entries of the last answer; undefined when an entry changed since */
+  private body: readonly string[] | undefined;
   /** when the whole list was last read */
   private readAt = 0;
   /** changes not yet in `entries` */
@@ -114,8 +115,11 @@ export class PackageList {
     this.refresh = undefined;
   }
 
-  /** The list as JSON. */
-  get(): Promise<Buffer> {
+  /**
+   * The entries of the list, each a `PackagePeek` as JSON, in order ({@link listJson} and
+   * {@link listStream} make the answer of them).
+   */
+  get(): Promise<readonly string[]> {
     if (this.body !== undefined && this.changes.size === 0 && this.fresh()) {
       return Promise.resolve(this.body);
     }
@@ -135,7 +139,7 @@ export class PackageList {
     return Date.now() - this.readAt < this.maxAgeMs;
   }
 
-  private async update(): Promise<Buffer> {
+  private async update(): Promise<readonly string[]> {
     const generation = this.generation;
     let entries = this.entries;
     if (entries !== undefined && !this.fresh()) this.refreshInBackground();
@@ -150,7 +154,7 @@ export class PackageList {
       entries = await this.readAll();
       if (generation === this.generation) this.readAt = readAt;
     }
-    const body = Buffer.from(`[${[...entries.values()].join(',')}]`);
+    const body = [...entries.values()];
     if (generation === this.generation) {
       this.entries = entries;
       this.body = this.changes.size === 0 ? body : undefined;
@@ -240,4 +244,35 @@ export class PackageList {
     }
     return entries;
   }
+}
+
+/** The list's entries as one JSON array. */
+export function listJson(entries: readonly string[]): string {
+  return `[${entries.join(',')}]`;
+}
+
+/**
+ * The list's entries as a JSON array, streamed in pieces of about `chunkBytes`: a list of thousands
+ * of packages is megabytes, which are then never held in one buffer per answer.
+ */
+export function listStream(entries: readonly string[], chunkBytes = 64 * 1024): Readable {
+  let next = 0;
+  return new Readable({
+    read() {
+      if (next > entries.length) {
+        this.push(null);
+        return;
+      }
+      let text = next === 0 ? '[' : '';
+      while (next < entries.length && text.length < chunkBytes) {
+        text += next === 0 ? entries[next] : `,${entries[next]}`;
+        next++;
+      }
+      if (next === entries.length) {
+        text += ']';
+        next++;
+      }
+      this.push(text, 'utf8');
+    },
+  });
 }

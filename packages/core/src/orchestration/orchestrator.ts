@@ -96,6 +96,9 @@ export const BUILD_DEFAULTS = {
  */
 export const SESSION_UPDATES = 100;
 
+/** Packages a session handles between two turns of the event loop where it handles them all at once. */
+const YIELD_EVERY = 500;
+
 /** Message of builds found unfinished at start-up, as the original's. */
 export const RESTART_MESSAGE =
   'build was not finished or failed beyond fatally, then serene was restarted - check your logs!';
@@ -435,7 +438,9 @@ export class BuildOrchestrator {
     let resolutions: Resolution[];
     try {
       const sessionPackages: { base: string; srcinfo: Srcinfo }[] = [];
-      for (const job of jobs) {
+      for (const [i, job] of jobs.entries()) {
+        // thousands of .SRCINFO files take a while to parse: requests are answered in between
+        if (i > 0 && i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
         sessionPackages.push({
           base: job.base,
           srcinfo: parseJobSrcinfo(job, await job.source.srcinfo(this.sourceDir(job.base))),
@@ -518,7 +523,12 @@ export class BuildOrchestrator {
           wake?.();
         });
     };
-    for (const [base, deps] of waiting) if (deps.size === 0) start(base);
+    let started = 0;
+    for (const [base, deps] of waiting) {
+      if (deps.size > 0) continue;
+      start(base);
+      if (++started % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
     while (running > 0) {
       if (ended.length === 0) await new Promise<void>((resolve) => (wake = resolve));
       wake = undefined;
