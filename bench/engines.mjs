@@ -16,12 +16,14 @@
 // surface (ping, engine info). The publisher does nothing by default (`--publisher noop`): a
 // publish into the repository database is measured by bench/repo-db.mjs, and a serial rewrite of a
 // 20,000-entry database per build would measure that instead of the queue; `--publisher
-// filesystem` uses the host's own. The sync databases are left out (no mirror is reached).
+// filesystem` uses the host's own. The sync databases are a fixed list (no mirror is reached).
 //
 // Before the server starts, this process writes N raw-PKGBUILD packages (each built once before,
 // at an older PKGBUILD, so that the schedule rebuilds every one) into the SQLite store, with their
-// source folders. SCHEDULE is set to one second `--warmup` seconds after the start, so the host's
-// scheduler starts one session of all N packages (reason `schedule`, as a nightly run).
+// source folders; in groups of ten, nine depend on the first (and all on glibc, which the sync
+// databases the server is given provide). SCHEDULE is set to one second `--warmup` seconds after
+// the start, so the host's scheduler starts one session of all N packages (reason `schedule`, as a
+// nightly run).
 //
 // Measured, from this process (the load generator, one keep-alive connection per stream):
 //   - GET /package/list at `--list-rate` and GET /package/<random name> at `--get-rate` requests a
@@ -307,13 +309,17 @@ async function prepareData(dataDir, count) {
   for (let i = 0; i < count; i++) {
     const base = packageName(i);
     const pkgver = `${1 + (i % 5)}.${i % 11}.0`;
-    const pkgbuild = `pkgname=${base}\npkgver=${pkgver}\npkgrel=1\narch=('any')\npackage() { :; }\n`;
+    // in groups of ten: the first depends on glibc (a sync database's), the others on it too
+    const head = i - (i % 10);
+    const depends = head === i ? ['glibc'] : ['glibc', `${packageName(head)}>=1`];
+    const pkgbuild = `pkgname=${base}\npkgver=${pkgver}\npkgrel=1\narch=('any')\ndepends=(${depends.map((d) => `'${d}'`).join(' ')})\npackage() { :; }\n`;
     const srcinfo = [
       `pkgbase = ${base}`,
       `\tpkgdesc = synthetic benchmark package number ${i}`,
       `\tpkgver = ${pkgver}`,
       '\tpkgrel = 1',
       '\tarch = any',
+      ...depends.map((dep) => `\tdepends = ${dep}`),
       '',
       `pkgname = ${base}`,
       '',
@@ -575,8 +581,11 @@ async function serve(dataDir, settings) {
       parts: {
         runner,
         signer: undefined,
-        // no mirror is reached: every dependency is ours
-        syncDatabases: { refresh: async () => {}, providers: () => [] },
+        // no mirror is reached: the sync databases hold glibc, which every package depends on
+        syncDatabases: {
+          refresh: async () => {},
+          providers: () => [{ name: 'glibc', version: '2.40-1', provides: [] }],
+        },
         ...(settings.publisher === 'noop' ? { publisher: noop } : {}),
       },
     });

@@ -144,7 +144,7 @@ interface Job {
   abortReason?: 'cancelled' | 'timeout';
   /** the message of the cancelled state, when not the default one */
   cancelMessage?: string;
-  /** the last `.SRCINFO` parsed for this job (resolve, then publish), with its text */
+  /** the last `.SRCINFO` parsed for this job (resolve, then publish; a large session's not kept), with its text */
   srcinfo?: { text: string; parsed: Srcinfo };
 }
 
@@ -457,6 +457,9 @@ export class BuildOrchestrator {
         repository,
         added: new Set(all.map((pkg) => pkg.base)),
       });
+      // a large session does not keep the parses for its publishes: thousands of parsed .SRCINFO
+      // files are tens of MB held while the builds wait (each is parsed again when it publishes)
+      if (jobs.length > SESSION_UPDATES) for (const job of jobs) delete job.srcinfo;
     } catch (error) {
       for (const job of jobs) {
         await this.finish(job, { state: 'fatal', info: [formatErrorChain(error), 'resolve'] });
