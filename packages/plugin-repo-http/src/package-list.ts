@@ -144,6 +144,8 @@ export class PackageList {
     let entries = this.entries;
     if (entries !== undefined && !this.fresh()) this.refreshInBackground();
     if (entries !== undefined && this.changes.size === 0 && this.body !== undefined) return this.body;
+    // the changes are taken now: until they are in, no request is answered from the last answer
+    this.body = undefined;
     const reads = [...this.changes.values()].filter((change) => change === 'read').length;
     let whole = entries === undefined || reads > Math.max(16, entries.size * this.rereadShare);
     if (entries !== undefined && !whole) whole = !(await this.apply(entries));
@@ -168,7 +170,9 @@ export class PackageList {
     this.changes.clear();
     for (const [base] of changes) this.refresh?.since.add(base);
     const read: string[] = [];
-    for (const [base, change] of changes) {
+    for (const [i, [base, change]] of changes.entries()) {
+      // a session's start changes thousands of entries at once: requests are answered in between
+      if (i > 0 && i % this.batch === 0) await new Promise((resolve) => setImmediate(resolve));
       const entry = entries.get(base);
       if (change === 'read' || entry === undefined) {
         read.push(base);

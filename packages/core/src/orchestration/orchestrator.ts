@@ -451,7 +451,7 @@ export class BuildOrchestrator {
       const repository = all
         .filter((pkg) => !inSession.has(pkg.base) && pkg.srcinfo)
         .flatMap((pkg) => providersOf(parseSrcinfo(pkg.srcinfo!)));
-      resolutions = resolveSession(sessionPackages, {
+      resolutions = await resolveSession(sessionPackages, {
         arch: this.arch,
         sync: await this.syncProviders(),
         repository,

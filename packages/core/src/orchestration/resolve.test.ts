@@ -22,8 +22,8 @@ const context = {
 };
 
 describe('resolveSession', () => {
-  it('finds each dependency in the session (by name or provides, version-aware, first in order), the repository or sync', () => {
-    const resolutions = resolveSession(
+  it('finds each dependency in the session (by name or provides, version-aware, first in order), the repository or sync', async () => {
+    const resolutions = await resolveSession(
       [
         pkg('app', '1.0', ['glibc', 'sh>=5', 'libfoo>=2', 'published', 'libpublished.so']),
         pkg('foo-old', '1.0', [], ['libfoo=1']),
@@ -47,8 +47,8 @@ describe('resolveSession', () => {
     });
   });
 
-  it('tells a dependency that is added but never built from a missing one, and cancels what needs a cancelled package', () => {
-    const resolutions = resolveSession(
+  it('tells a dependency that is added but never built from a missing one, and cancels what needs a cancelled package', async () => {
+    const resolutions = await resolveSession(
       [pkg('a', '1', ['never-built']), pkg('b', '1', ['a']), pkg('c', '1', ['nowhere', 'glibc<2'])],
       context,
     );
@@ -63,7 +63,7 @@ describe('resolveSession', () => {
     ]);
   });
 
-  it('resolves a session of 20,000 packages with dependencies between them in seconds, not minutes', () => {
+  it('resolves a session of 20,000 packages with dependencies between them in seconds, not minutes', async () => {
     const packages: SessionPackage[] = [];
     for (let i = 0; i < 20_000; i++) {
       const head = i - (i % 10);
@@ -77,7 +77,7 @@ describe('resolveSession', () => {
       provides: [],
     }));
     const begin = performance.now();
-    const resolutions = resolveSession(packages, { ...context, sync: [...sync, ...context.sync] });
+    const resolutions = await resolveSession(packages, { ...context, sync: [...sync, ...context.sync] });
     const elapsed = performance.now() - begin;
     expect(resolutions.filter((r) => r.cancelled)).toEqual([]);
     expect(resolutions[15]).toEqual({ base: 'p-15', cancelled: false, dependsOn: new Set(['p-10']) });

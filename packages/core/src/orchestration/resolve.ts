@@ -7,6 +7,9 @@ import {
 } from '../pacman/depend.js';
 import { dependsFor, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
 
+/** Packages resolved between two turns of the event loop. */
+const YIELD_EVERY = 500;
+
 /** A package of a build session, with the `.SRCINFO` it will be built from. */
 export interface SessionPackage {
   base: string;
@@ -45,9 +48,13 @@ export function providersOf(srcinfo: Srcinfo): Provider[] {
  * checkdepends of a package must be satisfied (vercmp-aware, provides included) by another package
  * of the session, by our own repository, or by a sync database. A package with unsatisfied
  * dependencies, or one that needs a cancelled package, or one in a dependency cycle, is cancelled
- * with the original's messages; the others get the set of session bases they wait for.
+ * with the original's messages; the others get the set of session bases they wait for. Yields to
+ * the event loop every few hundred packages.
  */
-export function resolveSession(packages: readonly SessionPackage[], context: ResolveContext): Resolution[] {
+export async function resolveSession(
+  packages: readonly SessionPackage[],
+  context: ResolveContext,
+): Promise<Resolution[]> {
   // every provider by the names it answers to: a session of thousands looks each dependency up
   // among its few candidates, not among every package of the session and the sync databases
   const inSessionByName = byName(
@@ -57,7 +64,9 @@ export function resolveSession(packages: readonly SessionPackage[], context: Res
   const syncByName = byName(context.sync);
   const results = new Map<string, Resolution>();
 
-  for (const pkg of packages) {
+  for (const [i, pkg] of packages.entries()) {
+    // a session of thousands takes a while: requests are answered in between
+    if (i > 0 && i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
     const own = providersOf(pkg.srcinfo);
     const wanted = new Set<string>();
     for (const member of pkg.srcinfo.packages) {
