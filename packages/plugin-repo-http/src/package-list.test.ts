@@ -195,6 +195,28 @@ describe('GET /package/list, kept and updated package by package', () => {
     expect(fourth).toEqual(await expected(h));
   });
 
+  it('answers no request from the last answer while changes are being applied', async () => {
+    const { source, calls } = counted(h);
+    const kept = new PackageList({ service: source, maxAgeMs: 60_000, batch: 1 });
+    await kept.get();
+    const started = new Date(Date.UTC(2030, 0, 1));
+    for (const base of ['alpha', 'beta', 'gamma']) {
+      kept.changed({ base, started, state: { state: 'pending' }, reason: 'schedule' });
+    }
+    const first = kept.get();
+    // the changes are applied one a turn of the event loop: this request comes in between
+    await new Promise((resolve) => setImmediate(resolve));
+    const second = kept.get();
+    for (const answer of [parse(await first), parse(await second)]) {
+      for (const peek of answer) {
+        expect(peek.build).toMatchObject({ state: { state: 'pending' }, reason: 'schedule', ended: null });
+        expect(peek.build.started).toBe('2030-01-01T00:00:00Z');
+      }
+    }
+    // written from the events: nothing was read
+    expect(calls).toEqual({ list: 1, get: [] });
+  });
+
   it('reads the whole list when a marked package is gone, and keeps the marks when a read fails', async () => {
     const { source, calls } = counted(h);
     let failing = false;
