@@ -3,7 +3,7 @@
 //
 //   npm run build && node bench/engines.mjs [--packages 20000] [--engines 4] [--capacity 2]
 //     [--build-ms 20] [--list-rate 4] [--get-rate 20] [--warmup 10] [--publisher noop|filesystem]
-//     [--timeout 1800] [--profile]
+//     [--timeout 1800] [--profile] [--live-heap]
 //
 // The server is the host's own composition (`startServer` of @serene/host: `createSerene`, the
 // HTTP application with its default plugins, metrics and dashboard, the listener), configured from
@@ -36,7 +36,8 @@
 //     second to the last build's end) less the runner's own time as `--engines x --capacity` slots
 //     would pack it, divided by the builds; and, per build, the time from a slot freeing on an
 //     engine to the next build starting on that engine.
-// With --profile the server runs under `node --cpu-prof` (the profile goes to bench/out/engines/).
+// With --profile the server runs under `node --cpu-prof` (the profile goes to bench/out/engines/);
+// with --live-heap its in-process memory peaks are taken after a full GC (live objects only).
 // Results go to stdout and bench/out/engines/results.json.
 import { spawn } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
@@ -73,6 +74,7 @@ const { values: args } = parseArgs({
     publisher: { type: 'string', default: 'noop' },
     timeout: { type: 'string', default: '1800' },
     profile: { type: 'boolean', default: false },
+    'live-heap': { type: 'boolean', default: false },
     serve: { type: 'string' },
     settings: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -386,6 +388,7 @@ async function startServerProcess(dataDir, settings) {
     process.execPath,
     [
       ...(args.profile ? ['--cpu-prof', '--cpu-prof-dir', OUT] : []),
+      ...(args['live-heap'] ? ['--expose-gc'] : []),
       import.meta.filename,
       '--serve',
       dataDir,
@@ -594,12 +597,17 @@ async function serve(dataDir, settings) {
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     setTimeout(() => loopDelay.enable(), Math.max(0, fireAt - Date.now())).unref();
 
-    // what the memory is made of, at its peak (sampled every 250 ms)
+    // what the memory is made of, at its peak (sampled every 250 ms); with --live-heap (a
+    // diagnosis: it changes the timing) after a full GC every 2 s, so that the heap is what is live
     const heap = { rss: 0, heapUsed: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
-    setInterval(() => {
-      const usage = process.memoryUsage();
-      for (const key of Object.keys(heap)) heap[key] = Math.max(heap[key], usage[key] / 2 ** 20);
-    }, 250).unref();
+    setInterval(
+      () => {
+        globalThis.gc?.();
+        const usage = process.memoryUsage();
+        for (const key of Object.keys(heap)) heap[key] = Math.max(heap[key], usage[key] / 2 ** 20);
+      },
+      globalThis.gc ? 2000 : 250,
+    ).unref();
 
     // the session ends when every package's scheduled build has ended
     const ended = { success: 0, failure: 0, fatal: 0, cancelled: 0 };
