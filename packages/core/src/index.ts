@@ -57,6 +57,7 @@ export {
   type PackageScheduling,
   PackageService,
   type PackageServiceOptions,
+  type PackageSummary,
   type PackageView,
   type SettingChange,
 } from './packages/service.js';

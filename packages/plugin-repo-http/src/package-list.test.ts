@@ -18,17 +18,16 @@ function counted(h: Harness) {
   const calls = { list: 0, get: [] as string[] };
   let hold: Promise<void> | undefined;
   const source: PackageListSource = {
-    list: async () => {
+    summaries: async () => {
       calls.list++;
-      const list = await h.service.list();
+      const list = await h.service.summaries();
       await hold;
       return list;
     },
-    get: (base) => {
+    summary: (base) => {
       calls.get.push(base);
-      return h.service.get(base);
+      return h.service.summary(base);
     },
-    builds: (base, count) => h.service.builds(base, count),
   };
   return {
     source,
@@ -73,8 +72,8 @@ describe('GET /package/list, kept and updated package by package', () => {
   afterEach(() => vi.restoreAllMocks());
 
   it('reads only the package whose build changed state, and answers what a whole read gives', async () => {
-    const list = vi.spyOn(h.service, 'list');
-    const get = vi.spyOn(h.service, 'get');
+    const list = vi.spyOn(h.service, 'summaries');
+    const get = vi.spyOn(h.service, 'summary');
     const set = (value: boolean) =>
       h.ask('/package/gamma/set', { method: 'POST', body: { key: 'enabled', value } });
     // a write through the API: the next answer is a whole read that shows it
@@ -222,7 +221,7 @@ describe('GET /package/list, kept and updated package by package', () => {
     let failing = false;
     const flaky: PackageListSource = {
       ...source,
-      get: (base) => (failing ? Promise.reject(new Error('store down')) : source.get(base)),
+      summary: (base) => (failing ? Promise.reject(new Error('store down')) : source.summary(base)),
     };
     const kept = new PackageList({ service: flaky, maxAgeMs: 60_000 });
     await kept.get();

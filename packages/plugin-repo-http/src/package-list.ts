@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import { type BuildEvents, type BuildRecord, NotFoundError, type PackageService } from '@serene/core';
 import type { PackagePeek } from './schemas.js';
-import { buildInfo, formatTime, packagePeek } from './wire.js';
+import { buildInfo, formatTime, summaryPeek } from './wire.js';
 
 /** What {@link PackageList} reads the packages with. */
-export type PackageListSource = Pick<PackageService, 'list' | 'get' | 'builds'>;
+export type PackageListSource = Pick<PackageService, 'summaries' | 'summary'>;
 
 /** Options of {@link PackageList}. */
 export interface PackageListOptions {
@@ -231,8 +231,7 @@ export class PackageList {
   /** One package's entry; undefined when it is not added (any more). */
   private async readOne(base: string): Promise<string | undefined> {
     try {
-      const [view, latest] = await Promise.all([this.service.get(base), this.service.builds(base, 1)]);
-      return JSON.stringify(packagePeek(view, latest[0]));
+      return JSON.stringify(summaryPeek(await this.service.summary(base)));
     } catch (error) {
       if (error instanceof NotFoundError) return undefined;
       throw error;
@@ -240,11 +239,11 @@ export class PackageList {
   }
 
   private async readAll(): Promise<Map<string, string>> {
-    const list = await this.service.list();
+    const list = await this.service.summaries();
     const entries = new Map<string, string>();
-    for (const [i, item] of list.entries()) {
+    for (const [i, summary] of list.entries()) {
       if (i > 0 && i % this.batch === 0) await new Promise((resolve) => setImmediate(resolve));
-      entries.set(item.view.record.base, JSON.stringify(packagePeek(item.view, item.latest)));
+      entries.set(summary.record.base, JSON.stringify(summaryPeek(summary)));
     }
     return entries;
   }
