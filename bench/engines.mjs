@@ -3,7 +3,7 @@
 //
 //   npm run build && node bench/engines.mjs [--packages 20000] [--engines 4] [--capacity 2]
 //     [--build-ms 20] [--list-rate 4] [--get-rate 20] [--warmup 10] [--publisher noop|filesystem]
-//     [--timeout 1800] [--profile] [--live-heap]
+//     [--timeout 1800] [--profile] [--live-heap] [--heap-snapshot BUILDS] [--node-options '...']
 //
 // The server is the host's own composition (`startServer` of @serene/host: `createSerene`, the
 // HTTP application with its default plugins, metrics and dashboard, the listener), configured from
@@ -37,7 +37,9 @@
 //     would pack it, divided by the builds; and, per build, the time from a slot freeing on an
 //     engine to the next build starting on that engine.
 // With --profile the server runs under `node --cpu-prof` (the profile goes to bench/out/engines/);
-// with --live-heap its in-process memory peaks are taken after a full GC (live objects only).
+// with --live-heap its in-process memory peaks are taken after a full GC (live objects only); with
+// --heap-snapshot N it writes a heap snapshot when N builds have ended; --node-options '...' are
+// given to the server's node (V8's heap flags, for instance).
 // Results go to stdout and bench/out/engines/results.json.
 import { spawn } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
@@ -48,6 +50,7 @@ import * as path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { writeHeapSnapshot } from 'node:v8';
 import { ensureTools, fmtBytes, get, machine, positiveInt, startNginx } from './lib/helpers.mjs';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -75,6 +78,8 @@ const { values: args } = parseArgs({
     timeout: { type: 'string', default: '1800' },
     profile: { type: 'boolean', default: false },
     'live-heap': { type: 'boolean', default: false },
+    'heap-snapshot': { type: 'string' },
+    'node-options': { type: 'string' },
     serve: { type: 'string' },
     settings: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -89,7 +94,14 @@ if (args.help) {
 }
 
 if (args.serve) await serve(args.serve, JSON.parse(args.settings ?? '{}'));
-else await main();
+else {
+  // stopped from outside (Ctrl-C, timeout): main() fails as the server goes, which is no news
+  let stopping = false;
+  for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => (stopping = true));
+  await main().catch((error) => {
+    if (!stopping) throw error;
+  });
+}
 
 // --- The measuring process ------------------------------------------------------------------------
 
@@ -104,6 +116,7 @@ async function main() {
     warmupS: positiveInt(args.warmup, '--warmup'),
     publisher: args.publisher,
     timeoutS: positiveInt(args.timeout, '--timeout'),
+    heapSnapshotAt: args['heap-snapshot'] === undefined ? undefined : Number(args['heap-snapshot']),
   };
   if (!(settings.buildMs >= 0))
     throw new Error(`--build-ms must be a number >= 0, not '${args['build-ms']}'`);
@@ -132,6 +145,15 @@ async function main() {
   };
   let server;
   let nginx;
+  // stopped from outside (Ctrl-C, timeout): the server and nginx go too
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, async () => {
+      nginx?.stop();
+      await server?.stop();
+      await fs.rm(dataDir, { recursive: true, force: true });
+      process.exit(1);
+    });
+  }
   try {
     let begin = performance.now();
     await prepareData(dataDir, settings.packages);
@@ -389,6 +411,7 @@ async function startServerProcess(dataDir, settings) {
     [
       ...(args.profile ? ['--cpu-prof', '--cpu-prof-dir', OUT] : []),
       ...(args['live-heap'] ? ['--expose-gc'] : []),
+      ...(args['node-options'] ? args['node-options'].split(' ').filter(Boolean) : []),
       import.meta.filename,
       '--serve',
       dataDir,
@@ -623,8 +646,12 @@ async function serve(dataDir, settings) {
       if (!(state.state in ended)) return;
       ended[state.state]++;
       endedCount++;
+      if (endedCount === settings.heapSnapshotAt) {
+        const file = writeHeapSnapshot(path.join(OUT, `server-${endedCount}.heapsnapshot`));
+        console.error(`heap snapshot written to ${path.relative(ROOT, file)}`);
+      }
       lastEnd = Date.now();
-      if (endedCount === settings.packages) {
+      if (endedCount === settings.packages && process.connected) {
         const gaps = stats.gaps.sort((a, b) => a - b);
         process.send({
           type: 'session',
