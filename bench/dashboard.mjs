@@ -21,17 +21,21 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import {
+  BENCH_DAY,
+  BENCH_SECRET,
+  BUILT,
+  startBenchServer,
+  syntheticBuild,
+  syntheticPackage,
+} from './lib/server.mjs';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const OUT = path.join(ROOT, 'bench/out/dashboard');
-const CORE = path.join(ROOT, 'packages/core/dist/index.js');
-const INSTANT_RUNNER = path.join(ROOT, 'packages/core/dist/testing/instant-runner.js');
-const REPO_HTTP = path.join(ROOT, 'packages/plugin-repo-http/dist/index.js');
-const DASHBOARD = path.join(ROOT, 'packages/plugin-dashboard/dist/index.js');
 const BUNDLE = path.join(ROOT, 'packages/plugin-dashboard/dist/public/app.js');
 const CLI = path.join(ROOT, 'packages/cli/dist/index.js');
 const CHROMIUM = '/usr/bin/chromium';
-const SECRET = 'bench-secret';
+const SECRET = BENCH_SECRET;
 const GOAL_MS = 1000;
 
 const { values: args } = parseArgs({
@@ -48,7 +52,7 @@ if (args.help) {
 }
 const count = Number(args.packages);
 const rounds = Number(args.rounds);
-for (const file of [CORE, INSTANT_RUNNER, REPO_HTTP, DASHBOARD, BUNDLE, CLI]) {
+for (const file of [...Object.values(BUILT), BUNDLE, CLI]) {
   if (!existsSync(file))
     throw new Error(`${path.relative(ROOT, file)} is missing: run 'npm run build' first`);
 }
@@ -62,105 +66,23 @@ const round1 = (value) => Math.round(value * 10) / 10;
 
 // --- the server: the real HTTP app with the dashboard, packages straight into the store ---------
 
-const core = await import(CORE);
-const { createInstantRunner } = await import(INSTANT_RUNNER);
-const { createHttpListener, createRepoHttp, secretToken } = await import(REPO_HTTP);
-const { createDashboard } = await import(DASHBOARD);
-const work = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-bench-dashboard-'));
-const runner = createInstantRunner();
-// the production composition (orchestrator, package service), with the dashboard as the host mounts it
-const serene = core.createSerene(
-  {
-    store: core.createKnexStore({ filename: path.join(work, 'serene.db') }),
-    runner,
-    publisher: core.createFilesystemRepository({ dir: path.join(work, 'repository') }),
-    sources: core.createSourceFactory({
-      generateSrcinfo: (dir) => runner.printSrcinfo(dir),
-      aur: { baseUrl: 'http://127.0.0.1:9' },
-    }),
-  },
-  {
-    arch: 'x86_64',
-    name: 'serene',
-    sourcesDir: path.join(work, 'sources'),
-    workDir: path.join(work, 'work'),
-    schedulingDisabled: true,
-  },
-);
-const { store } = serene;
-const secretsFile = path.join(work, 'authorized_secrets');
-await fs.writeFile(secretsFile, `${secretToken(SECRET)} bench\n`);
-const listener = serene.add(
-  createHttpListener({
-    http: createRepoHttp({
-      service: serene.service,
-      bus: serene.bus,
-      publisher: serene.publisher,
-      repositoryDir: path.join(work, 'repository'),
-      arch: 'x86_64',
-      name: 'serene',
-      version: 'bench',
-      started: new Date(),
-      allowReads: false,
-      authorizedSecretsFile: secretsFile,
-      plugins: [createDashboard()],
-    }),
-    port: 0,
-    host: '127.0.0.1',
-    graceMs: 0,
-  }),
-);
-await serene.start();
-const day = Date.UTC(2025, 0, 1);
+const { createDashboard } = await import(BUILT.dashboard);
+const server = await startBenchServer({
+  label: 'dashboard',
+  storeOnDisk: true,
+  plugins: [createDashboard()],
+});
+const { store, work, url } = server;
 await store.transaction(async (tx) => {
   for (let i = 0; i < count; i++) {
-    const base = `bench-${String(i).padStart(5, '0')}`;
-    const pkgver = `${1 + (i % 5)}.${i % 11}.0`;
-    await tx.insertPackage({
-      base,
-      added: new Date(day + i * 1000),
-      source: {
-        devel: false,
-        srcinfo_override: false,
-        srcinfo: null,
-        devel_revisions: {},
-        inner: { type: 'AurSource', base, version: `${pkgver}-1`, mirror: false },
-      },
-      srcinfo: `pkgbase = ${base}\n\tpkgver = ${pkgver}\n\tpkgrel = 1\n\tarch = x86_64\n\npkgname = ${base}\n`,
-      pkgbuild: `pkgname=${base}\npkgver=${pkgver}\npkgrel=1\narch=(x86_64)\npackage() { :; }\n`,
-      enabled: i % 97 !== 0,
-      clean: true,
-      private: false,
-      dependency: false,
-      schedule: null,
-      prepare: null,
-      flags: [],
-      builtState: `${pkgver}-1`,
-      failedState: null,
-    });
-    const started = new Date(day + i * 1000);
-    await tx.insertBuild({
-      package: base,
-      started,
-      ended: new Date(started.getTime() + 60_000),
-      // one in 50 fails: the list shows those first
-      state: i % 50 === 7 ? { state: 'failure' } : { state: 'success' },
-      reason: 'schedule',
-      version: pkgver,
-      runSuccess: i % 50 !== 7,
-      runStarted: started,
-      runEnded: new Date(started.getTime() + 59_000),
-      stats: {
-        memoryPeak: 1 << 28,
-        cpuUser: 1_000_000,
-        cpuSystem: 200_000,
-        ioRead: 1 << 20,
-        ioWritten: 1 << 22,
-      },
-    });
+    const { base, pkgver, record } = syntheticPackage(i, { enabled: i % 97 !== 0 });
+    await tx.insertPackage(record);
+    // one in 50 fails: the list shows those first
+    await tx.insertBuild(
+      syntheticBuild(base, pkgver, new Date(BENCH_DAY + i * 1000), { success: i % 50 !== 7 }),
+    );
   }
 });
-const url = `http://127.0.0.1:${listener.port()}`;
 
 // --- the peers ------------------------------------------------------------------------------------
 
@@ -181,30 +103,17 @@ for (let i = 0; i < rounds; i++) {
 }
 
 const { runCli } = await import(CLI);
-const home = path.join(work, 'home');
-await fs.mkdir(path.join(home, 'config'), { recursive: true });
-await fs.writeFile(path.join(home, 'config', 'serene.yml'), `url: ${url}\n`);
-await fs.mkdir(path.join(home, 'data', 'serene'), { recursive: true });
-await fs.writeFile(path.join(home, 'data', 'serene', 'secret.txt'), `${SECRET}\n`);
+const { createCliHome } = await import(BUILT.cliHome);
+const home = await createCliHome(url, SECRET, { dir: path.join(work, 'home') });
 const cliTimes = [];
 for (let i = 0; i < rounds; i++) {
   let written = 0;
-  const io = {
+  const io = home.io({
     stdout: (text) => {
       written += text.length;
     },
     stderr: () => {},
-    cwd: home,
-    env: {
-      HOME: home,
-      XDG_CONFIG_HOME: path.join(home, 'config'),
-      XDG_DATA_HOME: path.join(home, 'data'),
-      XDG_CACHE_HOME: path.join(home, 'cache'),
-    },
-    stdoutIsTTY: false,
-    stdinIsTTY: false,
-    exec: async () => 0,
-  };
+  });
   const start = performance.now();
   const code = await runCli(['list'], io);
   cliTimes.push(performance.now() - start);
@@ -310,8 +219,7 @@ for (let i = 0; i < 20; i++) {
   );
 }
 await context.close();
-await serene.stop();
-await fs.rm(work, { recursive: true, force: true });
+await server.stop();
 
 const results = {
   date: new Date().toISOString(),

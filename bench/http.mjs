@@ -7,24 +7,6 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-// Benchmark: serene's HTTP server (@serene/plugin-repo-http) against nginx serving the same
-// repository folder, side by side in one run, on loopback, with wrk as the load generator.
-//
-//   npm run build && node bench/http.mjs [--packages 5000] [--db-packages 500] [--big-mb 100]
-//     [--duration 10] [--connections 50] [--rounds 3] [--list-requests 200]
-//
-// Measures
-//   (a) requests per second for the repository database (`/x86_64/serene.db`, a symlink, as pacman
-//       -Sy asks for it), `--connections` keep-alive connections;
-//   (b) throughput for a `--big-mb` MB package file, 4 connections;
-//   (c) latency of `GET /package/list` with `--packages` packages in the store (sequential requests,
-//       median and p90), ours only (nginx has no API): warm (the answer is kept until something
-//       changes) and cold (each request right after a change: a no-op `POST /build`).
-// Ours runs in a child process (one Node process, one core, as the host runs it); nginx runs with one
-// worker (like for like) and with `worker_processes auto`. wrk runs with one thread. Rounds alternate
-// between the servers and the best round of each counts (the machine is shared with the load
-// generator). wrk and nginx are installed with apt when missing and running as root.
-// Results go to stdout and to bench/out/http/results.json.
 import { parseArgs } from 'node:util';
 import {
   ensureTools as ensure,
@@ -36,16 +18,19 @@ import {
   positiveInt,
   startNginx as startNginxIn,
 } from './lib/helpers.mjs';
+import {
+  BENCH_DAY,
+  BENCH_SECRET,
+  BUILT,
+  startBenchServer,
+  syntheticBuild,
+  syntheticPackage,
+} from './lib/server.mjs';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const OUT = path.join(ROOT, 'bench/out/http');
-const CORE = path.join(ROOT, 'packages/core/dist/index.js');
-// the testing index pulls in vitest: the two helpers are imported from their own files
-const SYNTHETIC = path.join(ROOT, 'packages/core/dist/testing/synthetic-package.js');
-const INSTANT_RUNNER = path.join(ROOT, 'packages/core/dist/testing/instant-runner.js');
-const REPO_HTTP = path.join(ROOT, 'packages/plugin-repo-http/dist/index.js');
 const ARCH = 'x86_64';
-const SECRET = 'bench-secret';
+const SECRET = BENCH_SECRET;
 /** Goals of the issue: ours / nginx, and the list latency in ms. */
 const GOALS = { dbRequests: 0.7, bigThroughput: 0.8, listMedianMs: 50 };
 
@@ -85,11 +70,11 @@ async function main() {
   const connections = positiveInt(args.connections, '--connections');
   const rounds = positiveInt(args.rounds, '--rounds');
   const listRequests = positiveInt(args['list-requests'], '--list-requests');
-  for (const file of [CORE, SYNTHETIC, INSTANT_RUNNER, REPO_HTTP]) {
+  for (const file of [BUILT.core, BUILT.syntheticPackage, BUILT.instantRunner, BUILT.repoHttp]) {
     if (!existsSync(file))
       throw new Error(`${path.relative(ROOT, file)} is missing: run 'npm run build' first`);
   }
-  if (!ensure(['wrk', 'nginx'])) {
+  if (!ensure(['wrk', 'nginx'], log)) {
     console.log('http bench skipped: wrk and nginx are needed (apt-get install wrk nginx-light, as root)');
     return;
   }
@@ -242,8 +227,8 @@ async function prepareRepository(dir, count, bigName, bigBytes) {
   if (!existsSync(marker)) {
     await fs.rm(dir, { recursive: true, force: true });
     await fs.rm(OUT, { recursive: true, force: true });
-    const { createFilesystemRepository } = await import(CORE);
-    const { writeSyntheticPackage } = await import(SYNTHETIC);
+    const { createFilesystemRepository } = await import(BUILT.core);
+    const { writeSyntheticPackage } = await import(BUILT.syntheticPackage);
     const staging = path.join(OUT, 'staging');
     const files = [];
     for (let i = 0; i < count; i++) {
@@ -391,124 +376,40 @@ async function listLatency(port, count, packages, cold) {
  */
 async function serve(repoDir) {
   const count = positiveInt(args.packages, '--packages');
-  const core = await import(CORE);
-  const { createInstantRunner } = await import(INSTANT_RUNNER);
-  const { createHttpListener, createRepoHttp, secretToken } = await import(REPO_HTTP);
-  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-bench-http-'));
-  const runner = createInstantRunner();
-  // the production composition (orchestrator, package service, scheduler), started: store open,
-  // repository initialised
-  const serene = core.createSerene(
-    {
-      store: core.createKnexStore({ filename: ':memory:' }),
-      runner,
-      publisher: core.createFilesystemRepository({ dir: repoDir }),
-      sources: core.createSourceFactory({
-        generateSrcinfo: (dir) => runner.printSrcinfo(dir),
-        aur: { baseUrl: 'http://127.0.0.1:9' },
-      }),
-    },
-    {
-      arch: ARCH,
-      name: 'serene',
-      sourcesDir: path.join(work, 'sources'),
-      workDir: path.join(work, 'work'),
-      schedulingDisabled: true,
-    },
-  );
-  const { store } = serene;
-  const secretsFile = path.join(work, 'authorized_secrets');
-  await fs.writeFile(secretsFile, `${secretToken(SECRET)} bench\n`);
-  const listener = serene.add(
-    createHttpListener({
-      http: createRepoHttp({
-        service: serene.service,
-        bus: serene.bus,
-        publisher: serene.publisher,
-        repositoryDir: repoDir,
-        arch: ARCH,
-        name: 'serene',
-        version: 'bench',
-        started: new Date(),
-        allowReads: false,
-        authorizedSecretsFile: secretsFile,
-      }),
-      port: 0,
-      host: '127.0.0.1',
-      graceMs: 0,
-    }),
-  );
-  await serene.start();
+  const server = await startBenchServer({ label: 'http', repositoryDir: repoDir, arch: ARCH });
 
   // the store: packages as an add and a publish leave them, two builds each
-  const day = Date.UTC(2025, 0, 1);
-  await store.transaction(async (tx) => {
+  await server.store.transaction(async (tx) => {
     for (let i = 0; i < count; i++) {
-      const base = `bench-${String(i).padStart(5, '0')}`;
-      const pkgver = `${1 + (i % 5)}.${i % 11}.0`;
-      const srcinfo = [
-        `pkgbase = ${base}`,
-        `\tpkgdesc = synthetic benchmark package number ${i}`,
-        `\tpkgver = ${pkgver}`,
-        '\tpkgrel = 1',
-        `\turl = https://example.invalid/${base}`,
-        '\tarch = x86_64',
-        '\tlicense = MIT',
-        '\tdepends = glibc',
-        '',
-        `pkgname = ${base}`,
-        '',
-      ].join('\n');
-      await tx.insertPackage({
-        base,
-        added: new Date(day + i * 1000),
-        source: {
-          devel: false,
-          srcinfo_override: false,
-          srcinfo: null,
-          devel_revisions: {},
-          inner: { type: 'AurSource', base, version: `${pkgver}-1`, mirror: false },
-        },
-        srcinfo,
-        pkgbuild: `pkgname=${base}\npkgver=${pkgver}\npkgrel=1\narch=(x86_64)\npackage() { :; }\n`,
-        enabled: true,
-        clean: true,
-        private: false,
-        dependency: false,
-        schedule: null,
-        prepare: null,
-        flags: [],
-        builtState: `${pkgver}-1`,
-        failedState: null,
+      const { base, pkgver, record } = syntheticPackage(i, {
+        srcinfo: (base, pkgver) =>
+          [
+            `pkgbase = ${base}`,
+            `\tpkgdesc = synthetic benchmark package number ${i}`,
+            `\tpkgver = ${pkgver}`,
+            '\tpkgrel = 1',
+            `\turl = https://example.invalid/${base}`,
+            '\tarch = x86_64',
+            '\tlicense = MIT',
+            '\tdepends = glibc',
+            '',
+            `pkgname = ${base}`,
+            '',
+          ].join('\n'),
       });
+      await tx.insertPackage(record);
       for (let b = 0; b < 2; b++) {
-        const started = new Date(day + i * 1000 + b * 86_400_000);
-        await tx.insertBuild({
-          package: base,
-          started,
-          ended: new Date(started.getTime() + 60_000),
-          state: { state: 'success' },
-          reason: b === 0 ? 'initial' : 'schedule',
-          version: pkgver,
-          runSuccess: true,
-          runStarted: started,
-          runEnded: new Date(started.getTime() + 59_000),
-          stats: {
-            memoryPeak: 1 << 28,
-            cpuUser: 1_000_000,
-            cpuSystem: 200_000,
-            ioRead: 1 << 20,
-            ioWritten: 1 << 22,
-          },
-        });
+        const started = new Date(BENCH_DAY + i * 1000 + b * 86_400_000);
+        await tx.insertBuild(
+          syntheticBuild(base, pkgver, started, { reason: b === 0 ? 'initial' : 'schedule' }),
+        );
       }
     }
   });
 
-  process.stdout.write(`PORT ${listener.port()}\n`);
+  process.stdout.write(`PORT ${server.port}\n`);
   process.on('SIGTERM', async () => {
-    await serene.stop();
-    await fs.rm(work, { recursive: true, force: true });
+    await server.stop();
     process.exit(0);
   });
 }

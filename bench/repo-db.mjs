@@ -26,6 +26,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { hasProgram } from '../scripts/programs.mjs';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const OUT = path.join(ROOT, 'bench/out/repo-db');
@@ -718,10 +719,6 @@ function positiveInt(value, flag) {
   if (!Number.isInteger(number) || number < 1 || String(number) !== String(value).trim())
     fail(`${flag} wants a positive integer`);
   return number;
-}
-
-function hasProgram(program) {
-  return (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(path.join(dir, program)));
 }
 
 function log(message) {

@@ -30,6 +30,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { finished } from 'node:stream/promises';
 import { parseArgs, promisify } from 'node:util';
+import { hasProgram } from '../scripts/programs.mjs';
 
 const exec = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -355,10 +356,6 @@ async function generate(sizeMB) {
   out.end();
   await finished(out);
   return file;
-}
-
-function hasProgram(program) {
-  return (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(path.join(dir, program)));
 }
 
 function machine() {

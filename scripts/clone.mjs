@@ -42,6 +42,10 @@ export function setupReason(part) {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  // `node scripts/clone.mjs | head -1` closes the pipe early: that is no error
+  process.stdout.on('error', (error) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
   for (const [name, value] of Object.entries({
     REPO,
     CLONE_ID,

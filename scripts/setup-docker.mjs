@@ -12,11 +12,12 @@
 //   node scripts/setup-docker.mjs           # everything
 //   node scripts/setup-docker.mjs --no-image
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { CACHE, REPO, TEST_RUNNER_IMAGE } from './clone.mjs';
+import { hasProgram } from './programs.mjs';
 import { LOG, logged, say as sayTo } from './setup-log.mjs';
 
 const REASON_FILE = path.join(CACHE, 'docker-unavailable');
@@ -26,12 +27,6 @@ const { values: args } = parseArgs({
 });
 
 const say = (message) => sayTo('setup-docker', message);
-
-function has(program) {
-  return (process.env.PATH ?? '/usr/bin:/bin')
-    .split(':')
-    .some((dir) => dir && existsSync(path.join(dir, program)));
-}
 
 function engineAnswers() {
   const result = spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], {
@@ -61,11 +56,11 @@ const wanted = [
   ...(engineAnswers() ? [] : [['dockerd', 'docker.io']]),
   ['docker', 'docker.io'],
   ['debootstrap', 'debootstrap'],
-].filter(([program]) => !has(program));
+].filter(([program]) => !hasProgram(program));
 if (wanted.length > 0) {
   const packages = [...new Set(wanted.map(([, pkg]) => pkg))];
   const programs = wanted.map(([program]) => program).join(', ');
-  if (isRoot && has('apt-get')) {
+  if (isRoot && hasProgram('apt-get')) {
     say(`installing ${packages.join(' ')} (missing ${programs}; apt output in ${LOG})`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     logged('apt-get', ['update', '-qq'], { env });
@@ -82,7 +77,7 @@ if (wanted.length > 0) {
 // --- the engine ---
 
 if (!engineAnswers()) {
-  if (!has('docker')) unavailable('no docker client (apt-get install docker.io)');
+  if (!hasProgram('docker')) unavailable('no docker client (apt-get install docker.io)');
   if (process.env.DOCKER_HOST)
     unavailable(`no Docker Engine answers at DOCKER_HOST=${process.env.DOCKER_HOST}`);
   const running = spawnSync('pgrep', ['-x', 'dockerd'], { stdio: 'ignore' }).status === 0;
@@ -90,7 +85,7 @@ if (!engineAnswers()) {
     unavailable('a dockerd runs but does not answer this user (no permission for /var/run/docker.sock?)');
   }
   if (!running) {
-    if (!has('dockerd'))
+    if (!hasProgram('dockerd'))
       unavailable('no Docker Engine answers and dockerd is not installed (apt-get install docker.io)');
     if (!isRoot) unavailable('no Docker Engine answers and starting dockerd needs root');
     const log = path.join(CACHE, 'dockerd.log');

@@ -22,6 +22,7 @@ import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { CACHE, TEST_POSTGRES_DIR } from './clone.mjs';
+import { hasProgram } from './programs.mjs';
 import { logged, say as sayTo } from './setup-log.mjs';
 
 const URL_FILE = path.join(CACHE, 'postgres-url');
@@ -51,12 +52,6 @@ function runAsServer(command, args, options = {}) {
     : run(command, args, options);
 }
 
-function has(program) {
-  return (process.env.PATH ?? '/usr/bin:/bin')
-    .split(':')
-    .some((dir) => dir && existsSync(path.join(dir, program)));
-}
-
 /** The bin folder of the newest installed PostgreSQL (Debian layout), or undefined. */
 function findBin() {
   const base = '/usr/lib/postgresql';
@@ -70,7 +65,7 @@ function findBin() {
 }
 
 function install() {
-  if (!isRoot || !has('apt-get')) {
+  if (!isRoot || !hasProgram('apt-get')) {
     throw new Unavailable(
       'PostgreSQL is not installed (run this script as root on Debian to install it, or set SERENE_TEST_POSTGRES_URL)',
     );

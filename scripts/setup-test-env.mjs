@@ -6,9 +6,10 @@
 // (build-host-image.mjs). Where a step cannot be done (not root, no apt), it says what is missing;
 // the tests that need it skip with that reason, or fail with it under CI=true.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { CACHE, CLONE_ID, REPO, TEST_HOST_IMAGE } from './clone.mjs';
+import { hasProgram } from './programs.mjs';
 import { LOG, logged, say as sayTo, startLog } from './setup-log.mjs';
 
 /** program -> Debian package that provides it */
@@ -25,18 +26,19 @@ const PROGRAMS = {
   xz: 'xz-utils',
   git: 'git',
   debootstrap: 'debootstrap',
+  bzip2: 'bzip2',
+  // the CLI's onboarding through a pty and the elevator (packages/cli/src/onboarding.test.ts)
+  script: 'bsdutils',
+  sudo: 'sudo',
+  // the CLI's completions, parsed and run by each shell (packages/cli/src/completions.test.ts)
+  zsh: 'zsh',
+  fish: 'fish',
   // the dashboard's browser test (packages/plugin-dashboard)
   chromium: 'chromium',
 };
 
 const BUILD_USER = 'serene-build';
 const HOST_IMAGE_REASON = path.join(CACHE, 'host-image-unavailable');
-
-function has(program) {
-  return (process.env.PATH ?? '/usr/bin:/bin')
-    .split(':')
-    .some((dir) => dir && existsSync(path.join(dir, program)));
-}
 
 const say = (message) => sayTo('setup', message);
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -49,12 +51,12 @@ say(
 const missing = [
   ...new Set(
     Object.entries(PROGRAMS)
-      .filter(([program]) => !has(program))
+      .filter(([program]) => !hasProgram(program))
       .map(([, pkg]) => pkg),
   ),
 ];
 if (missing.length > 0) {
-  if (isRoot && has('apt-get')) {
+  if (isRoot && hasProgram('apt-get')) {
     say(`installing ${missing.join(' ')}`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     const update = logged('apt-get', ['update', '-qq'], { env });
@@ -74,7 +76,7 @@ if (missing.length > 0) {
   }
 }
 
-if (isRoot && has('useradd')) {
+if (isRoot && hasProgram('useradd')) {
   const known = spawnSync('id', ['-u', BUILD_USER], { stdio: 'ignore' });
   if (known.status !== 0) {
     say(`creating user ${BUILD_USER} for makepkg`);

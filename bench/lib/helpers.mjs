@@ -1,13 +1,16 @@
 // Helpers shared by the benches (bench/http.mjs, bench/engines.mjs): HTTP on loopback, nginx as
-// the static-file peer, the machine's description and number formats. This folder is not a bench:
-// bench/run.mjs runs only the `*.mjs` files of bench/ itself.
+// the static-file peer (and wrk, installed with it), the machine's description and number formats.
+// Not a benchmark itself: bench/run.mjs runs the files beside it only.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { hasProgram } from '../../scripts/programs.mjs';
+
+/** Where wrk and nginx are looked for: nginx is in /usr/sbin, which a user's PATH may lack. */
+const SEARCH_PATH = `${process.env.PATH ?? ''}:/usr/sbin:/usr/bin`;
 
 /** bench/nginx.conf: the template {@link startNginx} fills. */
 const NGINX_CONF = path.join(import.meta.dirname, '..', 'nginx.conf');
@@ -41,16 +44,9 @@ export function freePort() {
   });
 }
 
-export function hasProgram(program) {
-  return (process.env.PATH ?? '/usr/bin:/usr/sbin')
-    .split(':')
-    .concat(['/usr/sbin', '/usr/bin'])
-    .some((dir) => dir !== '' && existsSync(path.join(dir, program)));
-}
-
 /** `tools` (wrk, nginx), installed with apt when missing (as root); false when they cannot be had. */
 export function ensureTools(tools, log = console.log) {
-  const missing = tools.filter((tool) => !hasProgram(tool));
+  const missing = tools.filter((tool) => !hasProgram(tool, SEARCH_PATH));
   if (missing.length === 0) return true;
   if (process.getuid?.() !== 0) return false;
   const packages = missing.map((tool) => (tool === 'nginx' ? 'nginx-light' : tool));
@@ -69,7 +65,7 @@ export function ensureTools(tools, log = console.log) {
   }
   // the package's own nginx service is not wanted
   spawnSync('sh', ['-c', 'command -v service >/dev/null && service nginx stop'], { stdio: 'ignore' });
-  return tools.every(hasProgram);
+  return tools.every((tool) => hasProgram(tool, SEARCH_PATH));
 }
 
 /**

@@ -77,6 +77,7 @@ describe('serene completions', () => {
       expect(await complete('serene repo add --in')).toEqual(['--include-sigs']);
       expect(await complete('serene repo add -k KEY foo')).toEqual(['foo-1.0-1-x86_64.pkg.tar.zst']);
       expect(await complete('serene host ')).toEqual(['secret', 'signatures']);
+      expect(await complete('serene server ')).toEqual(['engines', 'info', 'key', 'webhook']);
       expect(await complete('serene build ')).toEqual(['alpha', 'beta', 'gamma-git']);
       expect(await complete('serene build alpha g')).toEqual(['gamma-git']);
       expect(await complete('serene info a')).toEqual(['alpha']);
@@ -134,6 +135,7 @@ describe('serene completions', () => {
       expect((await run('fish', ['--no-execute', scripts.fish!], { env })).code).toBe(0);
       expect(await complete('serene re')).toEqual(['reject', 'remove', 'repo', 'review']);
       expect(await complete('serene repo ')).toEqual(['add', 'remove', 'sign']);
+      expect(await complete('serene server e')).toEqual(['engines']);
       // `add` under repo is not the top-level add: no --skipbuild there
       expect(await complete('serene repo add --s')).toEqual(['--sign']);
       expect(await complete('serene info ')).toEqual(['alpha', 'beta', 'gamma-git']);

@@ -217,6 +217,90 @@ describe.skipIf(missing.length > 0 && process.env.CI !== 'true')(
   },
 );
 
+describe('onboarding on a server of several architectures', () => {
+  let multi: Harness;
+  let closed: Harness;
+  beforeAll(async () => {
+    multi = await startHarness({ arches: ['aarch64'], http: { allowReads: true } });
+    // reads need a secret: the new machine's is not authorized yet, GET /server answers 401
+    closed = await startHarness({ arches: ['aarch64'] });
+  });
+  afterAll(async () => {
+    await multi?.close();
+    await closed?.close();
+  });
+
+  /** Onboards a machine whose pacman.conf says `Architecture = arch`; what was appended, and the output. */
+  const onboard = async (server: Harness, arch: string) => {
+    const home = await newHome();
+    const conf = path.join(home.dir, 'pacman.conf');
+    await fs.writeFile(
+      conf,
+      `[options]\nArchitecture = ${arch}\n\n[core]\nServer = https://mirror.invalid/$repo/os/$arch\n`,
+    );
+    // the url, configure pacman, continue without https nor signatures, append
+    const out = await inProcess(
+      ['list'],
+      { ...home.env, SERENE_PACMAN_CONF: conf },
+      { tty: true, answers: [server.url, 'y', 'y', 'y'] },
+    );
+    const appended = out.ran.find((entry) => entry.args[1] === 'tee')?.input;
+    return { out, conf, appended, home };
+  };
+
+  it('offers a machine of another served architecture the repository at $arch, asked by GET /server or not', async () => {
+    for (const server of [multi, closed]) {
+      const { out, conf, appended, home } = await onboard(server, 'aarch64');
+      try {
+        expect(out.stdout).not.toContain('cannot use them');
+        expect(out.ran.map((entry) => entry.args)).toEqual([['sudo', 'tee', '-a', conf]]);
+        expect(appended).toBe(`\n[serene]\nSigLevel = Never\nServer = ${server.url}/$arch\n`);
+        if (hasProgram('pacman-conf')) {
+          // pacman of that machine reads its architecture's repository
+          await fs.appendFile(conf, appended ?? '');
+          const read = await run('pacman-conf', ['--config', conf, '--repo', 'serene', 'Server']);
+          expect(read.stdout.trim()).toBe(`${server.url}/aarch64`);
+        }
+        // the repository pacman is sent to answers
+        expect((await fetch(`${server.url}/aarch64/serene.db`, { method: 'HEAD' })).status).toBe(200);
+      } finally {
+        await fs.rm(home.dir, { recursive: true, force: true });
+      }
+    }
+  });
+
+  it('the primary architecture gets $arch too; an architecture not served is told so and nothing runs', async () => {
+    const primary = await onboard(multi, 'x86_64');
+    expect(primary.appended).toBe(`\n[serene]\nSigLevel = Never\nServer = ${multi.url}/$arch\n`);
+    for (const server of [multi, closed]) {
+      const { out, home } = await onboard(server, 'riscv64');
+      expect(out.stdout).toContain(
+        server === multi
+          ? 'The server builds packages for x86_64, aarch64, but this machine is riscv64: pacman here cannot use them.'
+          : 'The server builds packages for x86_64, but this machine is riscv64: pacman here cannot use them.',
+      );
+      expect(out.ran).toEqual([]);
+      await fs.rm(home.dir, { recursive: true, force: true });
+    }
+    await fs.rm(primary.home.dir, { recursive: true, force: true });
+  });
+
+  it('server info lists the architectures and whether this machine can install', async () => {
+    const home = await newHome();
+    const conf = path.join(home.dir, 'pacman.conf');
+    await fs.writeFile(conf, '[options]\nArchitecture = aarch64\n');
+    const info = await inProcess(['--server', multi.url, 'server', 'info'], {
+      ...home.env,
+      SERENE_PACMAN_CONF: conf,
+    });
+    expect(info.code, info.stderr).toBe(0);
+    expect(info.stdout).toMatch(/^architectures: +x86_64, aarch64$/m);
+    expect(info.stdout).toContain(`[serene] Server = ${multi.url}/$arch`);
+    expect(info.stdout).toMatch(/^this machine: +aarch64 \(can install its packages\)$/m);
+    await fs.rm(home.dir, { recursive: true, force: true });
+  });
+});
+
 describe('versions', () => {
   it('the rule: the same major.minor as the API this client speaks (v0.4)', () => {
     expect(versionWarning('v0.4.3')).toBeUndefined();

@@ -24,6 +24,58 @@ export function localArchitecture(): string {
   return names[os.arch()] ?? os.arch();
 }
 
+/**
+ * The architecture pacman uses here (its `$arch`): the first of pacman.conf's `Architecture` in
+ * `[options]`, else (`auto`, none, no pacman.conf) this machine's processor.
+ */
+export async function pacmanArchitecture(io: CliIo): Promise<string> {
+  const text = await fs.readFile(pacmanConfPath(io), 'utf8').catch(() => '');
+  let section = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/#.*/, '').trim();
+    const header = /^\[(.+)\]$/.exec(line);
+    if (header) section = header[1] ?? '';
+    const value = /^Architecture\s*=\s*(\S+)/.exec(line)?.[1];
+    if (section === 'options' && value !== undefined && value !== 'auto') return value;
+  }
+  return localArchitecture();
+}
+
+/**
+ * The architectures the server serves, its primary first (docs/engines.md#architectures): `GET
+ * /server`'s `architectures`; the primary alone from a server without them (the original's). When
+ * the server cannot be asked yet (a secret not authorized, reads not open), whether it serves
+ * `wanted` is told by its repository: pacman's database of that architecture answers (public).
+ */
+export async function servedArchitectures(
+  api: ApiClient,
+  info: SereneInfo,
+  wanted: string,
+): Promise<string[]> {
+  try {
+    const server = await api.json<{ architectures?: unknown }>('GET', '/server');
+    const listed = Array.isArray(server?.architectures)
+      ? server.architectures.filter((arch): arch is string => typeof arch === 'string')
+      : [];
+    return listed.length > 0 ? listed : [info.architecture];
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    // the original has no GET /server: it serves its primary only
+    if (error.status !== 401 && error.status !== 403) return [info.architecture];
+  }
+  if (wanted === info.architecture) return [info.architecture];
+  const found = await api
+    .request('HEAD', `/${encodeURIComponent(wanted)}/${encodeURIComponent(info.name)}.db`)
+    .then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof ApiError) return false;
+        throw error;
+      },
+    );
+  return found ? [info.architecture, wanted] : [info.architecture];
+}
+
 /** Whether `io` can ask questions (a terminal on standard input, and a way to ask). */
 export function canAsk(io: CliIo): boolean {
   return io.stdinIsTTY === true && io.prompt !== undefined;
@@ -184,10 +236,11 @@ export async function setupPacman(
   elevator: string,
 ): Promise<void> {
   const conf = pacmanConfPath(io);
-  const architecture = localArchitecture();
-  if (architecture !== info.architecture) {
+  const architecture = await pacmanArchitecture(io);
+  const served = await servedArchitectures(api, info, architecture);
+  if (!served.includes(architecture)) {
     io.stdout(
-      `The server builds packages for ${info.architecture}, but this machine is ${architecture}: pacman here cannot use them.\n`,
+      `The server builds packages for ${served.join(', ')}, but this machine is ${architecture}: pacman here cannot use them.\n`,
     );
     return;
   }
@@ -208,7 +261,8 @@ export async function setupPacman(
     io.stderr('warn: without https nor signatures, anyone on the way can change the packages you install\n');
     if (!(await confirm(io, 'Continue anyway?', false))) return;
   }
-  const block = pacmanBlock(info.name, api.url, architecture, signed);
+  // a server of several architectures: pacman's `$arch` picks this machine's repository, as on any other
+  const block = pacmanBlock(info.name, api.url, served.length > 1 ? '$arch' : architecture, signed);
   io.stdout(`${block.trim()}\n`);
   if (!(await confirm(io, `Append this to ${conf} as root?`, true))) return;
   if (!(await runElevated(io, elevator, ['tee', '-a', conf], block))) return;

@@ -39,10 +39,11 @@ export async function showQueue(context: ClientContext): Promise<number> {
           ? entry.state.info
           : entry.phase,
     entry.reason,
-    `${entry.engine}/${entry.architecture}`,
+    entry.engine ?? '-',
+    entry.architecture,
     duration(now.getTime() - new Date(entry.started).getTime()),
   ]);
-  io.stdout(table(['name', 'state', 'step', 'reason', 'engine', 'for'], rows, style));
+  io.stdout(table(['name', 'state', 'step', 'reason', 'engine', 'arch', 'for'], rows, style));
   return EXIT_OK;
 }
 
@@ -66,16 +67,23 @@ export async function listRecentBuilds(context: ClientContext, count: number): P
   }
   const style = styleFor(io);
   const now = new Date();
+  // a server of several architectures: which one each build was for
+  const arches = new Set(builds.map((build) => build.architecture));
+  const name = (build: RecentBuild) =>
+    arches.size > 1 ? `${build.base} (${build.architecture})` : build.base;
   const rows = builds.map((build) => [
     localTime(build.started),
-    build.base,
+    name(build),
     colourState(stateWord(build.state), style),
     build.version ?? '-',
     build.reason,
+    build.engine ?? '-',
     buildDuration(build, now),
     build.state.state === 'cancelled' || build.state.state === 'fatal' ? describeState(build.state) : '',
   ]);
-  io.stdout(table(['started', 'name', 'build', 'version', 'reason', 'took', 'message'], rows, style));
+  io.stdout(
+    table(['started', 'name', 'build', 'version', 'reason', 'engine', 'took', 'message'], rows, style),
+  );
   return EXIT_OK;
 }
 

@@ -1,17 +1,13 @@
-import * as fs from 'node:fs/promises';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Harness, SECRET, startHarness } from '../../plugin-repo-http/src/testing/harness.js';
-import { runCli } from './cli.js';
 import { settingsRequest } from './info.js';
-import type { CliIo } from './io.js';
+import { type CliHome, type CliOutput, createCliHome } from './testing/cli-home.js';
 
 // `serene review`, `approve` and `reject` in-process against a real server (Koa app, SQLite store,
 // instant runner) whose AUR is the AUR stand-in (RPC on 127.0.0.1, real git repositories).
 
 let h: Harness;
-let home: string;
+let home: CliHome;
 
 beforeAll(async () => {
   h = await startHarness({
@@ -24,39 +20,15 @@ beforeAll(async () => {
   });
   expect(added.status, added.text).toBe(200);
   await h.orchestrator.idle();
-  home = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-cli-review-'));
-  await fs.mkdir(path.join(home, 'config'), { recursive: true });
-  await fs.writeFile(path.join(home, 'config', 'serene.yml'), `url: ${h.url}\n`);
-  await fs.mkdir(path.join(home, 'data', 'serene'), { recursive: true });
-  await fs.writeFile(path.join(home, 'data', 'serene', 'secret.txt'), `${SECRET}\n`);
+  home = await createCliHome(h.url, SECRET, { tuning: { pollMs: 100 } });
 });
 afterAll(async () => {
   await h?.close();
-  if (home) await fs.rm(home, { recursive: true, force: true });
+  await home?.cleanup();
 });
 
-async function serene(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = { code: -1, stdout: '', stderr: '' };
-  const io: CliIo = {
-    stdout: (text) => {
-      out.stdout += text;
-    },
-    stderr: (text) => {
-      out.stderr += text;
-    },
-    cwd: home,
-    env: {
-      HOME: home,
-      XDG_CONFIG_HOME: path.join(home, 'config'),
-      XDG_DATA_HOME: path.join(home, 'data'),
-      XDG_CACHE_HOME: path.join(home, 'cache'),
-    },
-    stdoutIsTTY: false,
-    stdinIsTTY: false,
-    exec: async () => 0,
-  };
-  out.code = await runCli(args, io, { pollMs: 100 });
-  return out;
+function serene(...args: string[]): Promise<CliOutput> {
+  return home.run(args);
 }
 
 describe('serene review', { timeout: 240_000 }, () => {

@@ -6,11 +6,11 @@ import type { Command } from 'commander';
 import { segment } from './api.js';
 import { apiAction, type ClientContext, reportClientError, versionWarning } from './client.js';
 import { authorizedSecretsLine, clientPaths, loadSecret, readConfig, secretToken } from './config.js';
-import { duration, localTime, stateWord } from './format.js';
+import { duration, localTime, type Style, stateWord, styleFor, table } from './format.js';
 import { type CliIo, EXIT_ERROR, EXIT_OK } from './io.js';
-import { localArchitecture, setupSignatures } from './pacman-setup.js';
+import { pacmanArchitecture, servedArchitectures, setupSignatures } from './pacman-setup.js';
 import { VERSION } from './version.js';
-import { type PackagePeek, PROTOCOL_VERSION, type SereneInfo } from './wire.js';
+import { type EngineJson, type PackagePeek, PROTOCOL_VERSION, type SereneInfo } from './wire.js';
 
 // --- server ---
 
@@ -29,12 +29,15 @@ export async function serverInfo(context: ClientContext): Promise<number> {
     .map(([word, count]) => `${count} ${word}`)
     .join(', ');
   const started = new Date(info.started);
+  const machine = await pacmanArchitecture(io);
+  const served = await servedArchitectures(api, info, machine);
   const rows: [string, string][] = [
     ['server', `${info.name} ${info.version || '(untagged)'}`],
     ['location', api.url],
     ['architecture', info.architecture],
     ['started', `${localTime(info.started)} (up ${duration(Date.now() - started.getTime())})`],
-    ['repository', `[${info.name}] Server = ${api.url}/${info.architecture}`],
+    ...(served.length > 1 ? [['architectures', served.join(', ')] as [string, string]] : []),
+    ['repository', `[${info.name}] Server = ${api.url}/${served.length > 1 ? '$arch' : info.architecture}`],
     ['reads', info.readable ? 'open to everyone' : 'need a secret'],
     ['signed', info.signed ? 'yes' : 'no'],
     ['packages', packages.length === 0 ? '0' : `${packages.length} (${states})`],
@@ -44,13 +47,45 @@ export async function serverInfo(context: ClientContext): Promise<number> {
     ],
     [
       'this machine',
-      localArchitecture() === info.architecture
-        ? `${localArchitecture()} (can install its packages)`
-        : `${localArchitecture()} (cannot install ${info.architecture} packages)`,
+      served.includes(machine)
+        ? `${machine} (can install its packages)`
+        : `${machine} (cannot install ${served.join(' or ')} packages)`,
     ],
   ];
   const keyWidth = Math.max(...rows.map(([key]) => key.length)) + 1;
   for (const [key, value] of rows) io.stdout(`${`${key}:`.padEnd(keyWidth)}  ${value}\n`);
+  return EXIT_OK;
+}
+
+/** An engine's state, coloured. */
+function engineState(state: EngineJson['state'], style: Style): string {
+  if (state === 'up') return style.green(state);
+  if (state === 'down') return style.red(state);
+  return style.dim(state);
+}
+
+/**
+ * `serene server engines`: the engines that build packages, with state, load and what runs on them
+ * (`GET /engines`, beyond the original); why each engine that is down is down, after the table.
+ */
+export async function serverEngines(context: ClientContext): Promise<number> {
+  const { io, api } = context;
+  const engines = await api.json<EngineJson[]>('GET', '/engines');
+  const style = styleFor(io);
+  const now = Date.now();
+  const rows = engines.map((engine) => [
+    engine.name,
+    engineState(engine.state, style),
+    duration(now - new Date(engine.since).getTime()),
+    `${engine.running}/${engine.capacity}`,
+    engine.architecture ?? '?',
+    engine.labels.length > 0 ? engine.labels.join(',') : '-',
+    engine.builds.length > 0 ? engine.builds.join(', ') : '-',
+  ]);
+  io.stdout(table(['name', 'state', 'for', 'load', 'arch', 'labels', 'building'], rows, style));
+  for (const engine of engines) {
+    if (engine.state === 'down') io.stdout(`${engine.name} is down: ${engine.reason ?? 'no reason given'}\n`);
+  }
   return EXIT_OK;
 }
 
@@ -107,11 +142,17 @@ export function registerServerCommands(
   io: CliIo,
   setExitCode: (code: number) => void,
 ): void {
-  const server = program.command('server').description('about the server: info, webhooks, signing key');
+  const server = program
+    .command('server')
+    .description('about the server: info, engines, webhooks, signing key');
   server
     .command('info')
     .description('version, uptime, features and package states of the server')
     .action(apiAction(io, setExitCode, (context) => serverInfo(context)));
+  server
+    .command('engines')
+    .description('the engines that build packages: state, load, architecture, labels, builds')
+    .action(apiAction(io, setExitCode, (context) => serverEngines(context)));
   server
     .command('webhook')
     .description('the webhook url that builds a package')

@@ -170,11 +170,33 @@ export interface QueueEntry {
   /** `waiting` for builds of its session, `queued` for a build slot, `running` */
   phase: 'waiting' | 'queued' | 'running';
   waiting_for: string[];
-  engine: string;
+  /** the engine running it; null while it waits for its turn or a free engine */
+  engine: string | null;
   architecture: string;
+}
+
+/** An entry of `GET /engines` (beyond the original): an engine with its state and load. */
+export interface EngineJson {
+  name: string;
+  /** null until it answered once */
+  architecture: string | null;
+  state: 'up' | 'down' | 'unknown';
+  /** when the state last changed */
+  since: string;
+  /** why it is down */
+  reason: string | null;
+  capacity: number;
+  running: number;
+  /** bases of the builds running on it */
+  builds: string[];
+  labels: string[];
 }
 
 /** An entry of `GET /builds` (beyond the original): a build with its package. */
 export interface RecentBuild extends BuildInfo {
   base: string;
+  /** what the build was for (servers before several architectures leave it out) */
+  architecture?: string;
+  /** the engine it ran on; null when unknown (servers before it was recorded leave it out) */
+  engine?: string | null;
 }

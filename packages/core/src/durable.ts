@@ -65,29 +65,17 @@ export function asDiskFull(error: unknown, file: string): unknown {
  *
  * @throws DiskFullError when the disk is full
  */
-export async function stageFile(
+export function stageFile(
   target: string,
   content: FileContent,
   options: DurableWriteOptions = {},
 ): Promise<string> {
-  const temp = tempPathFor(target);
-  try {
-    const handle = await fs.open(temp, 'wx', options.mode ?? 0o644);
-    try {
-      const written = await writeContent(handle, content);
-      if (options.mode !== undefined) await handle.chmod(options.mode);
-      if (options.sync !== false) await handle.datasync();
-      const { size } = await handle.stat();
-      if (size !== written) throw new Error(`short write: ${size} of ${written} bytes reached ${temp}`);
-    } finally {
-      await handle.close();
-    }
-    if (options.mtime !== undefined) await fs.utimes(temp, options.mtime, options.mtime);
-    return temp;
-  } catch (error) {
-    await removeFile(temp).catch(() => undefined);
-    throw asDiskFull(error, target);
-  }
+  return stage(target, options, {
+    sync: options.sync !== false,
+    open: (temp) => fs.open(temp, 'wx', options.mode ?? 0o644),
+    fill: (handle) => writeContent(handle, content),
+    short: (size, expected, temp) => `short write: ${size} of ${expected} bytes reached ${temp}`,
+  });
 }
 
 /**
@@ -96,22 +84,47 @@ export async function stageFile(
  *
  * @throws DiskFullError when the disk is full
  */
-export async function stageCopy(
+export function stageCopy(
   source: string,
   target: string,
   options: DurableWriteOptions = {},
 ): Promise<string> {
+  return stage(target, options, {
+    sync: true,
+    open: async (temp) => {
+      await fs.copyFile(source, temp, fs.constants.COPYFILE_EXCL);
+      return await fs.open(temp, 'r');
+    },
+    fill: async () => (await fs.stat(source)).size,
+    short: (size, expected, temp) => `short copy: ${size} of ${expected} bytes of ${source} reached ${temp}`,
+  });
+}
+
+/**
+ * What {@link stageFile} and {@link stageCopy} share: the temporary file beside `target` is made
+ * (`open`) and filled (`fill`, which says how many bytes it must have), given its mode, flushed
+ * (`sync`), checked to be that long and given its mtime. On any failure it is removed, and a full
+ * disk is named.
+ */
+async function stage(
+  target: string,
+  options: DurableWriteOptions,
+  how: {
+    sync: boolean;
+    open: (temp: string) => Promise<fs.FileHandle>;
+    fill: (handle: fs.FileHandle) => Promise<number>;
+    short: (size: number, expected: number, temp: string) => string;
+  },
+): Promise<string> {
   const temp = tempPathFor(target);
   try {
-    await fs.copyFile(source, temp, fs.constants.COPYFILE_EXCL);
-    const handle = await fs.open(temp, 'r');
+    const handle = await how.open(temp);
     try {
+      const expected = await how.fill(handle);
       if (options.mode !== undefined) await handle.chmod(options.mode);
-      await handle.datasync();
-      const [copied, original] = await Promise.all([handle.stat(), fs.stat(source)]);
-      if (copied.size !== original.size) {
-        throw new Error(`short copy: ${copied.size} of ${original.size} bytes of ${source} reached ${temp}`);
-      }
+      if (how.sync) await handle.datasync();
+      const { size } = await handle.stat();
+      if (size !== expected) throw new Error(how.short(size, expected, temp));
     } finally {
       await handle.close();
     }

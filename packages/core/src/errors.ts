@@ -55,6 +55,16 @@ export class InvalidPackageError extends InputError {
   }
 }
 
+/**
+ * A package's `.SRCINFO` lists none of the architectures the server builds for (and the package has
+ * no `ignorearch` flag): docs/engines.md#architectures.
+ */
+export class UnsupportedArchitectureError extends InputError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'SERENE_ERR_UNSUPPORTED_ARCH' });
+  }
+}
+
 /** A file claimed to be a pacman repository database is not one. */
 export class InvalidDatabaseError extends InputError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -8,6 +8,15 @@
 
 // --- the composition: createSerene and its lifecycle ---
 export * from './composition/index.js';
+// --- limits on how many async tasks run at once ---
+export {
+  createKeyedLock,
+  createLimiter,
+  type KeyedLock,
+  type Limiter,
+  mapLimit,
+  Semaphore,
+} from './concurrency.js';
 // --- the contracts (one per capability), named errors, logging: public in whole ---
 export * from './contracts/gate.js';
 export * from './contracts/publisher.js';
@@ -59,6 +68,7 @@ export {
   type PackageServiceOptions,
   type PackageSummary,
   type PackageView,
+  type QueuedBuild,
   type SettingChange,
 } from './packages/service.js';
 
@@ -77,6 +87,7 @@ export {
 export {
   MAX_NAME_LENGTH,
   packageNameProblem,
+  repositoryNameProblem,
 } from './pacman/names.js';
 export type { Srcinfo } from './pacman/srcinfo.js';
 // --- schedules ---

@@ -314,6 +314,16 @@ describe('ENGINES', () => {
     ]);
     expect(config.concurrentBuilds).toBe(6);
     expect(config.enginePins).toEqual({ chromium: 'big', firefox: 'big' });
+    // ARCH, then the architectures engines declare: each its repository, ARCH's in today's folder
+    expect(config.arches).toEqual(['x86_64', 'aarch64']);
+    expect(config.repositoryDirs).toEqual({
+      x86_64: '/srv/data/repository',
+      aarch64: '/srv/data/repository-aarch64',
+    });
+    expect(readConfig({ ARCH: 'aarch64', ENGINES: JSON.stringify(engines) }, '/srv').arches).toEqual([
+      'aarch64',
+    ]);
+    expect(readConfig({}, '/srv').arches).toEqual([readConfig({}, '/srv').arch]);
     expect(
       readConfig({ ENGINES: JSON.stringify(engines), CONCURRENT_BUILDS: '2' }, '/srv').concurrentBuilds,
     ).toBe(2);

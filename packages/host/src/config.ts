@@ -21,6 +21,7 @@ import {
   parseCoolOff,
   parseCron,
   REVIEW_MODES,
+  repositoryNameProblem,
 } from '@serene/core';
 import { DOCKER_RUNNER_DEFAULTS, ENGINE_POOL_DEFAULTS, parseDockerUrl } from '@serene/plugin-docker';
 import { z } from 'zod';
@@ -343,7 +344,9 @@ export const SETTINGS = {
   ),
   name: setting(
     'NAME',
-    pattern(/^[A-Za-z0-9@_+-][A-Za-z0-9@._+-]*$/, 'letters, digits and @ . _ + - (not starting with a dot)'),
+    accepts('letters, digits and @ . _ + - (not starting with a dot)', (t) =>
+      repositoryNameProblem(t) === undefined ? t : undefined,
+    ),
     'serene',
     { meaning: 'repository name (NAME.db.tar.gz)' },
   ),
@@ -562,6 +565,13 @@ export type HostConfig = Readonly<
     sourcesDir: string;
     /** DATA_DIR/repository, served at `/<ARCH>/` */
     repositoryDir: string;
+    /**
+     * the architectures served: `ARCH` first, then each other one an engine of `ENGINES` declares
+     * (`arch`), in the order listed (docs/engines.md#architectures)
+     */
+    arches: readonly string[];
+    /** the repository folder of each served architecture: `repositoryDir` for `ARCH`, else DATA_DIR/repository-<arch> */
+    repositoryDirs: Readonly<Record<string, string>>;
     /** DATA_DIR/logs: the build log files */
     logsDir: string;
     /** DATA_DIR/work: outputs of running builds */
@@ -654,6 +664,12 @@ export function readConfig(
   const { rustLog, ...rest } = parsed;
   const dataDir = path.resolve(cwd, parsed.dataDir);
   const inData = (file: string) => path.join(dataDir, file);
+  const arches = [
+    ...new Set([
+      parsed.arch,
+      ...(parsed.engines ?? []).flatMap((engine) => (engine.arch === undefined ? [] : [engine.arch])),
+    ]),
+  ];
   return Object.freeze({
     ...rest,
     dataDir,
@@ -662,6 +678,10 @@ export function readConfig(
     signKeyFile: path.resolve(cwd, parsed.signKeyFile ?? inData('sign_key.asc')),
     sourcesDir: inData('sources'),
     repositoryDir: inData('repository'),
+    arches,
+    repositoryDirs: Object.fromEntries(
+      arches.map((arch) => [arch, inData(arch === parsed.arch ? 'repository' : `repository-${arch}`)]),
+    ),
     logsDir: inData('logs'),
     workDir: inData('work'),
     // SCHEDULE_DEVEL follows SCHEDULE when unset, as the original

@@ -4,7 +4,7 @@
  * the process's own figures. prom-client does the format; a registry per server, so that several
  * servers in one process (tests) do not share counters.
  */
-import type { BuildEvents, BuildOrchestrator, EventBus, Store } from '@serene/core';
+import type { BuildEvents, BuildOrchestrator, EngineStatus, EventBus, Store } from '@serene/core';
 import type { HttpPlugin } from '@serene/plugin-repo-http';
 import type Koa from 'koa';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -17,17 +17,18 @@ export interface MetricsOptions {
   bus: EventBus<BuildEvents>;
   orchestrator: Pick<BuildOrchestrator, 'queue'>;
   store: Pick<Store, 'listLatestBuilds' | 'listPackages' | 'listGates'>;
-  /** `ARCH`: requests below `/<arch>/` are counted as `repository` */
+  /** `ARCH`: the architecture of builds that name none; requests below `/<arch>/` are `repository` */
   arch: string;
-  /** the Docker Engines with their state and load (`ENGINES`), for the per-engine gauges */
-  engines?: () => readonly {
-    name: string;
-    arch: string | undefined;
-    state: string;
-    capacity: number;
-    running: number;
-    lost: number;
-  }[];
+  /**
+   * every served architecture (docs/engines.md#architectures): requests below each one's repository
+   * are counted as `repository` @default [arch]
+   */
+  arches?: readonly string[];
+  /**
+   * the engines with their state and load (`PackageService.engines`: the Docker Engines of
+   * `ENGINES`, or the one engine), for the per-engine gauges
+   */
+  engines?: () => Promise<readonly EngineStatus[]> | readonly EngineStatus[];
   /** the clock @default Date.now */
   now?: () => number;
 }
@@ -53,20 +54,20 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   const builds = new Counter({
     name: 'serene_builds_total',
-    help: 'Builds that ended, by end state and reason',
-    labelNames: ['state', 'reason'] as const,
+    help: 'Builds that ended, by end state, reason and architecture',
+    labelNames: ['state', 'reason', 'arch'] as const,
     registers: [registry],
   });
   const started = new Counter({
     name: 'serene_builds_started_total',
-    help: 'Builds that started running (left the queue), by reason',
-    labelNames: ['reason'] as const,
+    help: 'Builds that started running (left the queue), by reason and architecture',
+    labelNames: ['reason', 'arch'] as const,
     registers: [registry],
   });
   const duration = new Histogram({
     name: 'serene_build_duration_seconds',
-    help: 'Time from a build being queued to its end, by end state',
-    labelNames: ['state'] as const,
+    help: 'Time from a build being queued to its end, by end state and architecture',
+    labelNames: ['state', 'arch'] as const,
     buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400],
     registers: [registry],
   });
@@ -83,30 +84,35 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   if (options.engines) {
     const engines = options.engines;
-    const perEngine = (
-      name: string,
-      help: string,
-      value: (e: ReturnType<typeof engines>[number]) => number,
-    ) =>
+    // one look at the engines serves every gauge of a scrape (the one engine is pinged for it)
+    let seen: { at: number; list: Promise<readonly EngineStatus[]> } | undefined;
+    const current = () => {
+      if (!seen || now() - seen.at > 1000) seen = { at: now(), list: Promise.resolve(engines()) };
+      return seen.list;
+    };
+    const perEngine = (name: string, help: string, value: (e: EngineStatus) => number | undefined) =>
       new Gauge({
         name,
         help,
         labelNames: ['engine', 'arch'] as const,
         registers: [registry],
-        collect() {
+        async collect() {
+          const list = await current();
           this.reset();
-          for (const engine of engines())
-            this.set({ engine: engine.name, arch: engine.arch ?? 'unknown' }, value(engine));
+          for (const engine of list) {
+            const v = value(engine);
+            if (v !== undefined) this.set({ engine: engine.name, arch: engine.arch ?? 'unknown' }, v);
+          }
         },
       });
-    perEngine('serene_engine_up', 'Whether a Docker Engine answers (1) or is down (0)', (e) =>
+    perEngine('serene_engine_up', 'Whether an engine answers (1) or is down or not asked yet (0)', (e) =>
       e.state === 'up' ? 1 : 0,
     );
-    perEngine('serene_engine_capacity', 'Builds a Docker Engine runs at once', (e) => e.capacity);
-    perEngine('serene_engine_running', 'Builds running on a Docker Engine now', (e) => e.running);
+    perEngine('serene_engine_capacity', 'Builds an engine runs at once', (e) => e.capacity);
+    perEngine('serene_engine_running', 'Builds running on an engine now', (e) => e.running);
     perEngine(
       'serene_engine_lost_builds',
-      'Builds taken from a Docker Engine that went away, since the start',
+      'Builds taken from a Docker Engine that went away, since the start (ENGINES)',
       (e) => e.lost,
     );
   }
@@ -205,6 +211,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const unsubscribe = options.bus.on('state', (event) => {
     const id = key(event.base, event.started);
     const state = event.state.state;
+    // the build's architecture; an event without one is of `ARCH` (docs/engines.md#architectures)
+    const arch = event.arch ?? options.arch;
     if (state === 'pending') {
       reasons.set(id, { reason: event.reason ?? 'unknown', queued: now(), running: false });
       return;
@@ -212,16 +220,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
     const known = reasons.get(id);
     if (state === 'running' && known && !known.running) {
       known.running = true;
-      started.inc({ reason: known.reason });
+      started.inc({ reason: known.reason, arch });
     }
     if (DONE.has(state)) {
       reasons.delete(id);
-      builds.inc({ state, reason: known?.reason ?? event.reason ?? 'unknown' });
-      if (known) duration.observe({ state }, (now() - known.queued) / 1000);
+      builds.inc({ state, reason: known?.reason ?? event.reason ?? 'unknown', arch });
+      if (known) duration.observe({ state, arch }, (now() - known.queued) / 1000);
     }
   });
 
-  const repositoryPrefix = `/${options.arch}/`;
+  const repositories = options.arches ?? [options.arch];
+  const isRepository = (pathname: string) =>
+    repositories.some((arch) => pathname === `/${arch}` || pathname.startsWith(`/${arch}/`));
   const middleware: Koa.Middleware = async (ctx, next) => {
     if (ctx.path === '/metrics' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
       ctx.set('Content-Type', registry.contentType);
@@ -234,11 +244,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     } finally {
       const matched = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
       const route =
-        typeof matched === 'string'
-          ? matched
-          : ctx.path.startsWith(repositoryPrefix) || ctx.path === `/${options.arch}`
-            ? 'repository'
-            : 'unmatched';
+        typeof matched === 'string' ? matched : isRepository(ctx.path) ? 'repository' : 'unmatched';
       requests.inc({ method: ctx.method, route, status: String(ctx.status) });
       requestDuration.observe({ route }, Number(process.hrtime.bigint() - begin) / 1e9);
     }

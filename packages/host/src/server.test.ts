@@ -11,6 +11,17 @@ import { readConfig } from './config.js';
 import { type SereneServer, startServer } from './server.js';
 import { api, createDataDir, freePort, TEST_SECRET, testEnv, until } from './testing/host-harness.js';
 
+/**
+ * The build log files of a package (`logs/<base>/<started>.log`). The host writes each durably: in
+ * full under a temporary name beside it (`.tmp.<name>.<random>`, core's durable.ts), then renamed; a
+ * reader that lists the folder during the write sees the temporary file, never a half `.log`, so the
+ * tests wait for the final name.
+ */
+async function logFiles(dataDir: string, base: string): Promise<string[]> {
+  const names = await fs.readdir(path.join(dataDir, 'logs', base)).catch(() => [] as string[]);
+  return names.filter((name) => name.endsWith('.log') && !name.startsWith('.'));
+}
+
 let aur: AurEmulator;
 const cleanups: (() => Promise<void>)[] = [];
 
@@ -148,18 +159,16 @@ describe('the host', () => {
     expect((await server.publisher.list()).map((entry) => entry.name).sort()).toEqual(['alpha', 'beta']);
 
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metrics).toMatch(/^serene_builds_total\{state="success",reason="initial"\} 2$/m);
-    expect(metrics).toMatch(/^serene_build_duration_seconds_count\{state="success"\} 2$/m);
+    expect(metrics).toMatch(/^serene_builds_total\{state="success",reason="initial",arch="x86_64"\} 2$/m);
+    expect(metrics).toMatch(/^serene_build_duration_seconds_count\{state="success",arch="x86_64"\} 2$/m);
     expect(metrics).toMatch(/^serene_packages\{state="success"\} 2$/m);
     expect(metrics).toMatch(
       /^serene_http_requests_total\{method="POST",route="\/package\/add",status="200"\} 1$/m,
     );
 
-    // the original's log file per build
-    await until(
-      async () => (await fs.readdir(path.join(data.dataDir, 'logs', 'alpha')).catch(() => [])).length === 1,
-    );
-    const [logName] = await fs.readdir(path.join(data.dataDir, 'logs', 'alpha'));
+    // the original's log file per build, once renamed into place (see logFiles)
+    await until(async () => (await logFiles(data.dataDir, 'alpha')).length === 1);
+    const [logName] = await logFiles(data.dataDir, 'alpha');
     expect(logName).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.log$/);
     const stored = await server.store.readLog('alpha', (await latest(server, 'alpha'))!.started);
     expect(await fs.readFile(path.join(data.dataDir, 'logs', 'alpha', logName!), 'utf8')).toBe(stored);
@@ -247,9 +256,7 @@ describe('the host', () => {
       body: { replace: false, source: { type: 'aur', name: 'stuck' }, build: false },
     });
     await first.orchestrator.idle();
-    await until(
-      async () => (await fs.readdir(path.join(data.dataDir, 'logs', 'beta')).catch(() => [])).length === 1,
-    );
+    await until(async () => (await logFiles(data.dataDir, 'beta')).length === 1);
     const old = (base: string, iso: string) => ({
       package: base,
       started: new Date(iso),

@@ -20,12 +20,7 @@ import {
   type SereneParts,
 } from '@serene/core';
 import { createDashboard } from '@serene/plugin-dashboard';
-import {
-  createDockerEnginePool,
-  createDockerRunner,
-  type DockerEnginePool,
-  type DockerEngineSpec,
-} from '@serene/plugin-docker';
+import { createDockerEnginePool, createDockerRunner, type DockerEngineSpec } from '@serene/plugin-docker';
 import {
   checkAuthorizedSecretsFile,
   createHttpListener,
@@ -69,11 +64,6 @@ export interface SereneServer extends Omit<Serene, 'start' | 'stop' | 'add'> {
    * store. Idempotent.
    */
   close(): Promise<void>;
-}
-
-/** Whether the runner is a pool of Docker Engines (`ENGINES`), with their state and load. */
-function isEnginePool(runner: unknown): runner is DockerEnginePool {
-  return typeof (runner as Partial<DockerEnginePool>).engines === 'function';
 }
 
 /** The engines of `ENGINES` with their TLS and SSH key files read (relative paths from `DATA_DIR`). */
@@ -167,6 +157,22 @@ export async function createParts(
       signer,
       logger: logger.child({ part: 'repository' }),
     });
+  // the repository of each other architecture an engine declares (docs/engines.md#architectures)
+  const publishers =
+    given.publishers ??
+    Object.fromEntries(
+      config.arches
+        .filter((arch) => arch !== config.arch)
+        .map((arch) => [
+          arch,
+          createFilesystemRepository({
+            dir: config.repositoryDirs[arch]!,
+            name: config.name,
+            signer,
+            logger: logger.child({ part: 'repository', arch }),
+          }),
+        ]),
+    );
   const sources =
     given.sources ??
     createSourceFactory({
@@ -190,7 +196,7 @@ export async function createParts(
       arch: config.arch,
       logger: logger.child({ part: 'sync' }),
     });
-  return { logger, signer, store, runner, publisher, sources, syncDatabases };
+  return { logger, signer, store, runner, publisher, publishers, sources, syncDatabases };
 }
 
 /**
@@ -198,7 +204,6 @@ export async function createParts(
  * here: it gets the composed serene and the configuration, and starts and stops with the server.
  */
 export function httpPlugins(serene: Serene, config: HostConfig): HttpPlugin[] {
-  const runner = serene.runner;
   return [
     config.metrics
       ? createMetrics({
@@ -206,7 +211,8 @@ export function httpPlugins(serene: Serene, config: HostConfig): HttpPlugin[] {
           orchestrator: serene.orchestrator,
           store: serene.store,
           arch: config.arch,
-          ...(isEnginePool(runner) ? { engines: () => runner.engines() } : {}),
+          arches: config.arches,
+          engines: () => serene.service.engines(),
         })
       : undefined,
     config.dashboard ? createDashboard() : undefined,
@@ -236,6 +242,9 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
     publisher: serene.publisher,
     repositoryDir: config.repositoryDir,
     arch: config.arch,
+    repositories: [...serene.publishers]
+      .filter(([arch]) => arch !== config.arch)
+      .map(([arch, publisher]) => ({ arch, dir: config.repositoryDirs[arch]!, publisher })),
     name: config.name,
     version: SERVER_VERSION,
     started,
@@ -261,6 +270,7 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
   logger.info('serene is serving', {
     url: `http://${config.host}:${listener ? listener.port() : config.port}`,
     repository: `/${config.arch}/${config.name}.db`,
+    ...(config.arches.length > 1 ? { architectures: config.arches } : {}),
     signed: serene.signer !== undefined,
     runner: serene.runner.name,
     store: serene.store.name,

@@ -6,6 +6,7 @@
 import type {
   BuildInfo,
   BuildState,
+  Engine,
   HeldUpdate,
   HeldUpdateReview,
   PackageInfo,
@@ -102,7 +103,11 @@ export class Api {
       'GET',
       `/builds?count=${count}${before ? `&before=${encodeURIComponent(before)}` : ''}`,
     );
+  /** a package's builds with their architecture and engine (`GET /builds?package=`), newest first */
+  history = (base: string, count = 50) =>
+    this.json<RecentBuild[]>('GET', `/builds?package=${encodeURIComponent(base)}&count=${count}`);
   server = () => this.json<ServerDetails>('GET', '/server');
+  engines = () => this.json<Engine[]>('GET', '/engines');
   startBuild = (packages: string[], clean = false) =>
     this.json<null>('POST', '/build', { packages, clean, resolve: true, force: true });
   buildAll = () =>

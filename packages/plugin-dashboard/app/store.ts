@@ -255,7 +255,6 @@ function applyChange(event: StateEvent): void {
         : entry,
     );
   } else {
-    const engine = queue[0]?.engine ?? '';
     const architecture = queue[0]?.architecture ?? state.info?.architecture ?? '';
     queue = [
       ...queue,
@@ -266,7 +265,8 @@ function applyChange(event: StateEvent): void {
         state: event.state,
         phase: event.state.state === 'running' ? 'running' : 'queued',
         waiting_for: [],
-        engine,
+        // placed on an engine once it runs: the refresh below tells which
+        engine: null,
         architecture,
       },
     ];
@@ -299,8 +299,10 @@ function applyChange(event: StateEvent): void {
   update({ queue, packages, changes: state.changes + 1, lastChange: event });
   // a finished build may have published a new version: the list says so after a refresh
   if (done) refreshSoon();
-  // a queue entry whose phase the event cannot tell (waiting or queued) is asked for
-  if (!done && index < 0) void refreshQueue();
+  // a queue entry whose phase the event cannot tell (waiting or queued), or a running one not yet
+  // known on an engine, is asked for
+  const unplaced = queue.some((entry) => entry.phase === 'running' && entry.engine === null);
+  if (!done && (index < 0 || unplaced)) void refreshQueue();
 }
 
 /**

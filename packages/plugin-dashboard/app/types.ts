@@ -23,8 +23,12 @@ export interface BuildInfo {
   io_tbw: number | null;
 }
 
+/** An entry of `GET /builds`: a build with its package, architecture and engine. */
 export interface RecentBuild extends BuildInfo {
   base: string;
+  architecture: string;
+  /** the engine it ran on; null when unknown (not run, or recorded before serene recorded it) */
+  engine: string | null;
 }
 
 export interface PackagePeek {
@@ -68,9 +72,27 @@ export interface SereneInfo {
   signed: boolean;
 }
 
+/** An engine that builds packages, with its state and load (`GET /engines`). */
+export interface Engine {
+  name: string;
+  /** null until it answered once */
+  architecture: string | null;
+  state: 'up' | 'down' | 'unknown';
+  since: string;
+  /** why it is down */
+  reason: string | null;
+  capacity: number;
+  running: number;
+  /** bases of the builds running on it */
+  builds: string[];
+  labels: string[];
+}
+
 export interface ServerDetails extends SereneInfo {
   fingerprint: string | null;
-  engines: { name: string; architecture: string }[];
+  engines: Engine[];
+  /** the architectures served, each at `/<arch>/`, the primary first (docs/engines.md#architectures) */
+  architectures: string[];
   packages: number;
   queue: { running: number; queued: number };
 }
@@ -82,7 +104,8 @@ export interface QueueEntry {
   state: BuildState;
   phase: 'waiting' | 'queued' | 'running';
   waiting_for: string[];
-  engine: string;
+  /** the engine running it; null while it waits for its turn or a free engine */
+  engine: string | null;
   architecture: string;
 }
 

@@ -24,9 +24,14 @@ export function parseRoute(hash: string): Route {
   if (parts[0] === 'package' && parts.length === 4 && parts[2] === 'build') {
     return { page: 'build', base: parts[1]!, started: parts[3]! };
   }
+  if (parts[0] === 'review' && parts.length === 2) return { page: 'held', base: parts[1]! };
   if (
     parts.length === 1 &&
-    (parts[0] === 'queue' || parts[0] === 'server' || parts[0] === 'add' || parts[0] === 'signin')
+    (parts[0] === 'queue' ||
+      parts[0] === 'server' ||
+      parts[0] === 'add' ||
+      parts[0] === 'signin' ||
+      parts[0] === 'review')
   ) {
     return { page: parts[0] };
   }
@@ -172,4 +177,19 @@ export function useTitle(title: string): void {
   useEffect(() => {
     document.title = `${title} · serene`;
   }, [title]);
+}
+
+/**
+ * How many engines build packages (`GET /engines`), asked once: the engine and architecture columns
+ * of the build tables are shown once there are several (or several architectures).
+ */
+export function useEngineCount(api: { engines(): Promise<readonly unknown[]> }): number {
+  const [engines, setEngines] = useState(1);
+  useEffect(() => {
+    api.engines().then(
+      (list) => setEngines(list.length),
+      () => setEngines(1),
+    );
+  }, [api]);
+  return engines;
 }

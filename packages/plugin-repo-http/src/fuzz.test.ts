@@ -6,6 +6,7 @@
 import * as fs from 'node:fs/promises';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { seededRandom } from '@serene/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   PackageAddRequestSchema,
@@ -13,18 +14,6 @@ import {
   PackageSettingsRequestSchema,
 } from './schemas.js';
 import { type Ask, type Harness, type Reply, startHarness } from './testing/harness.js';
-
-/** A small seeded PRNG (mulberry32), so that a failure can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = 0x5e2e7e;
 const BODY_LIMIT = 32 * 1024;
@@ -184,7 +173,7 @@ function mutateText(rand: () => number, text: string): string | Buffer {
 }
 
 function generate(count: number): Case[] {
-  const rand = random(SEED);
+  const rand = seededRandom(SEED);
   const cases: Case[] = [];
   const bodyTargets = Object.keys(VALID_BODIES);
   const nameRoutes: [string, (name: string) => string][] = [

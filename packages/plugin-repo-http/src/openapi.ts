@@ -8,6 +8,7 @@ import {
   BuildProgressSchema,
   BuildReasonSchema,
   BuildStateSchema,
+  EngineSchema,
   GatePolicySchema,
   HealthSchema,
   HeldUpdateReviewSchema,
@@ -126,6 +127,7 @@ export function openApiDocument(version: string, arch: string): Json {
           QueueEntry: QueueEntrySchema,
           RecentBuild: RecentBuildSchema,
           ServerDetails: ServerDetailsSchema,
+          Engine: EngineSchema,
           StateEvent: StateEventSchema,
           WhoAmI: WhoAmISchema,
         }),
@@ -389,9 +391,17 @@ export function openApiDocument(version: string, arch: string): Json {
             description: 'only builds started before this RFC 3339 time (the next page)',
             schema: { type: 'string' },
           },
+          {
+            name: 'package',
+            in: 'query',
+            required: false,
+            description: "only this package's builds (a pkgbase; none for an unknown one)",
+            schema: { type: 'string' },
+          },
         ],
         get: {
-          summary: 'the newest builds of every package together, newest first (beyond the original)',
+          summary:
+            'the newest builds of every package together (or of one), newest first, with their architecture and engine (beyond the original)',
           security: READ,
           responses: {
             200: json('builds', { type: 'array', items: ref('RecentBuild') }),
@@ -422,6 +432,19 @@ export function openApiDocument(version: string, arch: string): Json {
           summary: 'the server for operators: key fingerprint, engines, queue (beyond the original)',
           security: READ,
           responses: { 200: json('the server', ref('ServerDetails')), ...guarded },
+        },
+      },
+      '/engines': {
+        get: {
+          summary: 'the engines that build packages, with their state and load (beyond the original)',
+          description:
+            'With `ENGINES`, each Docker Engine of the pool as the pool sees it (pinged every 10 s); without, ' +
+            'the one engine of `DOCKER_URL`, named after the runner, pinged when asked, its capacity `CONCURRENT_BUILDS`.',
+          security: READ,
+          responses: {
+            200: json('the engines', { type: 'array', items: ref('Engine') }),
+            ...guarded,
+          },
         },
       },
       '/events': {

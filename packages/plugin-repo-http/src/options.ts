@@ -14,8 +14,13 @@ export interface RepoHttpOptions {
   publisher: Publisher;
   /** the repository folder, served at `/<arch>/` */
   repositoryDir: string;
-  /** `ARCH`: the served architecture (`x86_64`) */
+  /** `ARCH`: the served architecture (`x86_64`); with `repositories`, the primary one */
   arch: string;
+  /**
+   * the repository of each other architecture, served at `/<arch>/` as the primary's is
+   * (docs/engines.md#architectures)
+   */
+  repositories?: readonly { arch: string; dir: string; publisher: Publisher }[] | undefined;
   /** `NAME`: the repository name, shown in `GET /` */
   name: string;
   /** the server's version (`v0.4.3`), shown in `GET /` and compared by the CLI */

@@ -67,3 +67,56 @@ describe.skipIf(!hasProgram('pacman'))('pacman against the server', () => {
     expect(Buffer.from(await followed.arrayBuffer()).equals(file)).toBe(true);
   });
 });
+
+describe.skipIf(!hasProgram('pacman'))('pacman against a server of two architectures', () => {
+  let h: Harness;
+  const sandboxes: PacmanSandbox[] = [];
+
+  beforeAll(async () => {
+    h = await startHarness({
+      arches: ['aarch64'],
+      packages: [
+        { base: 'tool', pkgver: '1.0', arch: ['x86_64', 'aarch64'], depends: ['data'] },
+        { base: 'data', pkgver: '2.0', arch: ['any'] },
+        { base: 'pc-only', pkgver: '3.0', arch: ['x86_64'] },
+      ],
+    });
+    for (const name of ['tool', 'pc-only']) {
+      const added = await h.ask('/package/add', {
+        method: 'POST',
+        body: { replace: false, source: { type: 'aur', name } },
+      });
+      expect(added.status).toBe(200);
+    }
+    await h.orchestrator.idle();
+  });
+  afterAll(async () => {
+    for (const sandbox of sandboxes) await sandbox.cleanup();
+    await h?.close();
+  });
+
+  it('serves each architecture its repository at /<arch>/: the any package in both', async () => {
+    for (const [arch, expected] of [
+      ['x86_64', ['serene data 2.0-1', 'serene pc-only 3.0-1', 'serene tool 1.0-1']],
+      ['aarch64', ['serene data 2.0-1', 'serene tool 1.0-1']],
+    ] as const) {
+      const sandbox = await createPacmanSandbox([{ name: 'serene', server: `${h.url}/${arch}` }], {
+        architecture: arch,
+      });
+      sandboxes.push(sandbox);
+      const sync = await sandbox.pacman(['-Sy']);
+      expect(sync.code, sync.stderr).toBe(0);
+      expect((await sandbox.pacman(['-Sl', 'serene'])).stdout.trim().split('\n').sort()).toEqual(expected);
+      const install = await sandbox.pacman(['-S', 'tool']);
+      expect(install.code, `${install.stdout}\n${install.stderr}`).toBe(0);
+      expect((await sandbox.pacman(['-Qi', 'tool'])).stdout).toMatch(new RegExp(`Architecture\\s+: ${arch}`));
+      expect((await sandbox.pacman(['-Q', 'data'])).stdout.trim()).toBe('data 2.0-1');
+    }
+    const redirect = await h.ask('/aarch64/package/tool');
+    expect(redirect.status).toBe(307);
+    expect(redirect.headers.location).toBe('/aarch64/tool-1.0-1-aarch64.pkg.tar.gz');
+    expect((await h.ask('/aarch64/package/pc-only')).status).toBe(404);
+    expect((await h.ask('/armv7h/package/tool')).status).toBe(400);
+    expect((await h.ask('/armv7h/serene.db')).status).toBe(404);
+  });
+});

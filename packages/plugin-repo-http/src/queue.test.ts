@@ -4,6 +4,7 @@
  * (knex SQLite store, orchestrator, the gated instant runner).
  */
 import * as http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakeSigner, type Harness, SECRET, startHarness } from './testing/harness.js';
 
@@ -29,7 +30,7 @@ async function until(check: () => Promise<boolean> | boolean, ms = 10_000): Prom
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
 }
 
@@ -101,6 +102,10 @@ describe('GET /queue and POST /package/{name}/cancel', () => {
     );
     const queue = (await h.ask('/queue')).json as Record<string, unknown>[];
     expect(queue.map((entry) => entry.base).sort()).toEqual(['alpha', 'beta']);
+    // the one engine of the runner carries both: its load and its builds
+    expect((await h.ask('/engines')).json).toMatchObject([
+      { name: 'gated', running: 2, builds: ['alpha', 'beta'] },
+    ]);
     expect(queue[0]).toMatchObject({
       reason: 'manual',
       state: { state: 'running', info: 'build' },
@@ -174,6 +179,38 @@ describe('GET /builds', () => {
       base: string;
     }[];
     expect(next.map((entry) => entry.base)).toEqual(['beta', 'alpha']);
+    // each ran on the runner's one engine, named after it, for the primary architecture
+    expect(
+      all.map((entry) => [
+        (entry as { engine?: unknown }).engine,
+        (entry as { architecture?: unknown }).architecture,
+      ]),
+    ).toEqual(Array(4).fill(['gated', 'x86_64']));
+    // one package's builds, paged too; the original's list of them is unchanged (no engine, no arch)
+    const alpha = (await h.ask('/builds?package=alpha')).json as { base: string; started: string }[];
+    expect(alpha.map((entry) => entry.base)).toEqual(['alpha', 'alpha']);
+    expect(
+      (
+        (await h.ask(`/builds?package=alpha&before=${encodeURIComponent(alpha[0]!.started)}`))
+          .json as unknown[]
+      ).length,
+    ).toBe(1);
+    expect((await h.ask('/builds?package=nothing')).json).toEqual([]);
+    expect((await h.ask('/builds?package=a%2Fb')).status).toBe(400);
+    const original = (await h.ask('/package/alpha/build')).json as Record<string, unknown>[];
+    expect(original.map((entry) => entry.started)).toEqual(alpha.map((entry) => entry.started));
+    expect(Object.keys(original[0]!).sort()).toEqual([
+      'cpu_system',
+      'cpu_user',
+      'ended',
+      'io_tbr',
+      'io_tbw',
+      'mem_peak',
+      'reason',
+      'started',
+      'state',
+      'version',
+    ]);
     expect((await h.ask('/builds?count=1001')).status).toBe(400);
     expect((await h.ask('/builds?count=x')).status).toBe(400);
     expect((await h.ask('/builds?before=yesterday')).status).toBe(400);
@@ -185,6 +222,7 @@ describe('GET /builds', () => {
     expect((await h.ask('/builds', { secret: null })).status).toBe(200);
     expect((await h.ask('/queue', { secret: null })).status).toBe(200);
     expect((await h.ask('/server', { secret: null })).status).toBe(200);
+    expect((await h.ask('/engines', { secret: null })).status).toBe(200);
     expect((await h.ask('/package/alpha/cancel', { method: 'POST', secret: null })).status).toBe(401);
   });
 });
@@ -241,15 +279,40 @@ describe('GET /server', () => {
       architecture: 'x86_64',
       signed: true,
       fingerprint: 'ABCDEF',
-      engines: [{ name: 'gated', architecture: 'x86_64' }],
+      // a runner that drives one machine and cannot be pinged: its one engine, state unknown
+      engines: [
+        {
+          name: 'gated',
+          architecture: 'x86_64',
+          state: 'unknown',
+          reason: null,
+          capacity: 5,
+          running: 0,
+          builds: [],
+          labels: [],
+        },
+      ],
       packages: 1,
       queue: { running: 0, queued: 0 },
     });
+    const engines = await h.ask('/engines');
+    expect(engines.status).toBe(200);
+    expect(engines.json).toEqual((reply.json as { engines: unknown }).engines);
+    // reads follow ALLOW_READS, as the other reads
+    expect((await h.ask('/engines', { secret: null })).status).toBe(401);
     const doc = (await h.ask('/openapi.json')).json as { paths: Record<string, unknown> };
     expect((await h.ask('/whoami')).json).toEqual({ name: 'tester@laptop' });
     expect((await h.ask('/whoami', { secret: 'wrong' })).status).toBe(403);
     expect((await h.ask('/whoami', { secret: null })).status).toBe(401);
-    for (const path of ['/queue', '/builds', '/package/{name}/cancel', '/server', '/events', '/whoami']) {
+    for (const path of [
+      '/queue',
+      '/builds',
+      '/package/{name}/cancel',
+      '/server',
+      '/engines',
+      '/events',
+      '/whoami',
+    ]) {
       expect(Object.keys(doc.paths)).toContain(path);
     }
   });

@@ -295,19 +295,50 @@ export const QueueEntrySchema = z.object({
   state: BuildStateSchema,
   phase: BuildPhaseSchema,
   waiting_for: z.array(z.string()).meta({ description: 'bases it still waits for (phase `waiting`)' }),
-  engine: z.string().meta({ description: 'the runner that builds it' }),
-  architecture: z.string(),
+  engine: z.string().nullable().meta({
+    description:
+      'the engine running it (an `Engine` name); null while it waits for its turn or for a free engine',
+  }),
+  architecture: z.string().meta({ description: 'the architecture it is built for' }),
 });
 
 /** An entry of `GET /builds`: a build with its package. */
-export const RecentBuildSchema = BuildInfoSchema.extend({ base: z.string() });
+export const RecentBuildSchema = BuildInfoSchema.extend({
+  base: z.string(),
+  architecture: z.string().meta({ description: 'what the build was for (docs/engines.md#architectures)' }),
+  engine: z.string().nullable().meta({
+    description:
+      'the engine it ran on (an `Engine` name); null before its run ended, when it ran on none, and for builds recorded before serene recorded it',
+  }),
+});
+
+/** An entry of `GET /engines`: one engine that builds packages, with its state and load. */
+export const EngineSchema = z.object({
+  name: z.string().meta({ description: 'unique; as `QueueEntry.engine` and build logs name it' }),
+  architecture: z
+    .string()
+    .nullable()
+    .meta({ description: 'the architecture it builds for; null until it answered once' }),
+  state: z.enum(['up', 'down', 'unknown']).meta({
+    description: '`up` answers and takes builds, `down` does not answer, `unknown` not asked yet',
+  }),
+  since: Timestamp.meta({ description: 'when the state last changed (the start when it never did)' }),
+  reason: z.string().nullable().meta({ description: 'why it is down; null otherwise' }),
+  capacity: z.number().int().meta({ description: 'builds it runs at once' }),
+  running: z.number().int().meta({ description: 'builds running on it now: its load' }),
+  builds: z.array(z.string()).meta({ description: 'bases of the builds running on it now' }),
+  labels: z.array(z.string()).meta({ description: 'labels packages are pinned to (`ENGINE_PINS`)' }),
+});
 
 /** `GET /server`: what an operator needs to see of the server. */
 export const ServerDetailsSchema = SereneInfoSchema.extend({
   fingerprint: z.string().nullable().meta({ description: 'of the signing key; null when unsigned' }),
   engines: z
-    .array(z.object({ name: z.string(), architecture: z.string() }))
-    .meta({ description: 'what builds packages' }),
+    .array(EngineSchema)
+    .meta({ description: 'what builds packages (as `GET /engines`): one engine without `ENGINES`' }),
+  architectures: z.array(z.string()).meta({
+    description: 'the architectures served, each at `/<arch>/`, `architecture` (the primary) first',
+  }),
   packages: z.number().int(),
   queue: z.object({ running: z.number().int(), queued: z.number().int() }),
 });
@@ -342,6 +373,7 @@ export type HeldUpdateReview = z.output<typeof HeldUpdateReviewSchema>;
 export type QueueEntry = z.output<typeof QueueEntrySchema>;
 export type RecentBuild = z.output<typeof RecentBuildSchema>;
 export type ServerDetails = z.output<typeof ServerDetailsSchema>;
+export type EngineJson = z.output<typeof EngineSchema>;
 export type StateEvent = z.output<typeof StateEventSchema>;
 
 // --- ERRORS ---

@@ -1,6 +1,6 @@
 import type { BuildRecord } from '@serene/core';
 import { describe, expect, it } from 'vitest';
-import { buildInfo, formatTime } from './wire.js';
+import { buildInfo, formatTime, recentBuild } from './wire.js';
 
 describe('formatTime', () => {
   it('writes RFC 3339 UTC with a Z, the fraction only when there is one (as chrono)', () => {
@@ -40,6 +40,29 @@ describe('buildInfo', () => {
       mem_peak: null,
       cpu_user: null,
       io_tbw: null,
+    });
+  });
+});
+
+describe('recentBuild', () => {
+  it("names the build's architecture: the recorded one, or the primary for a record without one", () => {
+    const record: BuildRecord = {
+      package: 'alpha',
+      started: new Date('2025-03-08T12:00:00Z'),
+      ended: null,
+      state: { state: 'pending' },
+      reason: 'manual',
+      version: null,
+      runSuccess: null,
+      runStarted: null,
+      runEnded: null,
+      stats: null,
+    };
+    // a row of the original's database (or from before migration 0003) has no arch: the primary's
+    expect(recentBuild(record, 'x86_64')).toMatchObject({ base: 'alpha', architecture: 'x86_64' });
+    expect(recentBuild({ ...record, arch: 'aarch64' }, 'x86_64')).toMatchObject({
+      base: 'alpha',
+      architecture: 'aarch64',
     });
   });
 });

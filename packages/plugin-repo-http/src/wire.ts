@@ -5,16 +5,19 @@ import {
   type BuildEvents,
   type BuildInFlight,
   type BuildRecord,
+  type EngineStatus,
   formatCoolOff,
   type GatePolicy,
   type GatePolicyView,
   type HeldUpdateView,
   type PackageSummary,
   type PackageView,
+  type QueuedBuild,
   type TrustRecord,
 } from '@serene/core';
 import type {
   BuildInfo,
+  EngineJson,
   GatePolicyJson,
   HeldUpdateJson,
   PackageInfo,
@@ -154,8 +157,8 @@ export function heldUpdate(view: HeldUpdateView): HeldUpdateJson {
   };
 }
 
-/** `QueueEntry` of a build in flight. */
-export function queueEntry(build: BuildInFlight): QueueEntry {
+/** `QueueEntry` of a build in flight; `engine` when it is known (`PackageService.queue`). */
+export function queueEntry(build: BuildInFlight | QueuedBuild): QueueEntry {
   return {
     base: build.base,
     started: formatTime(build.started),
@@ -163,14 +166,34 @@ export function queueEntry(build: BuildInFlight): QueueEntry {
     state: build.state,
     phase: build.phase,
     waiting_for: build.waitingFor,
-    engine: build.runner,
+    engine: ('engine' in build ? build.engine : undefined) ?? null,
     architecture: build.arch,
   };
 }
 
 /** `RecentBuild` of a build record. */
-export function recentBuild(build: BuildRecord): RecentBuild {
-  return { base: build.package, ...buildInfo(build) };
+export function recentBuild(build: BuildRecord, primaryArch: string): RecentBuild {
+  return {
+    base: build.package,
+    ...buildInfo(build),
+    architecture: build.arch ?? primaryArch,
+    engine: build.engine ?? null,
+  };
+}
+
+/** `Engine` of an engine's status. */
+export function engineJson(engine: EngineStatus): EngineJson {
+  return {
+    name: engine.name,
+    architecture: engine.arch ?? null,
+    state: engine.state,
+    since: formatTime(engine.since),
+    reason: engine.reason ?? null,
+    capacity: engine.capacity,
+    running: engine.running,
+    builds: [...engine.builds],
+    labels: [...engine.labels],
+  };
 }
 
 /** The data of a server-wide `change` event. */

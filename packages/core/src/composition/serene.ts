@@ -44,7 +44,10 @@ export const RETENTION_SCHEDULE = '0 30 3 * * *';
 export interface SereneParts {
   store: Store;
   runner: Runner;
+  /** the repository of the primary architecture (`ARCH`) */
   publisher: Publisher;
+  /** the repository of each other architecture of `settings.arches` (docs/engines.md#architectures) */
+  publishers?: Readonly<Record<string, Publisher>> | undefined;
   sources: SourceFactory;
   /** packages are published unsigned without one */
   signer?: Signer | undefined;
@@ -62,8 +65,13 @@ export interface SereneParts {
  * part that uses it.
  */
 export interface SereneSettings {
-  /** `ARCH` */
+  /** `ARCH`: the primary architecture */
   arch: string;
+  /**
+   * every architecture built and published for, `arch` among them (docs/engines.md#architectures)
+   * @default [arch]
+   */
+  arches?: readonly string[] | undefined;
   /** `NAME`: the repository name */
   name: string;
   /** the folder of `sources/<pkgbase>` */
@@ -114,7 +122,10 @@ export interface Serene {
   readonly logger: Logger;
   readonly store: Store;
   readonly runner: Runner;
+  /** the repository of the primary architecture */
   readonly publisher: Publisher;
+  /** the repository of every served architecture, the primary's first */
+  readonly publishers: ReadonlyMap<string, Publisher>;
   readonly sources: SourceFactory;
   readonly signer: Signer | undefined;
   /** build state changes and log chunks */
@@ -154,6 +165,13 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
   const logger = parts.logger ?? createNoopLogger();
   const { store, runner, publisher, sources, signer } = parts;
   const lifecycle = createLifecycle({ logger });
+  const arches = [...new Set([settings.arch, ...(settings.arches ?? [])])];
+  const publishers = new Map(
+    arches.map((arch) => [arch, arch === settings.arch ? publisher : parts.publishers?.[arch]]),
+  );
+  const unpublished = arches.filter((arch) => !publishers.get(arch));
+  if (unpublished.length > 0)
+    throw new InputError(`no repository (publisher) for architecture ${unpublished.join(', ')}`);
 
   // the sync databases are fetched again at most every SYNC_REFRESH_MS, in the background; a
   // resolution waits only for the first fetch (started with the server), never for a mirror that is down
@@ -185,9 +203,11 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
     sources,
     runner,
     publisher,
+    publishers: parts.publishers,
     bus,
     logger: logger.child({ part: 'builds' }),
     arch: settings.arch,
+    arches,
     repositoryName: settings.name,
     sourcesDir: settings.sourcesDir,
     workDir: settings.workDir,
@@ -227,6 +247,7 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
     sources,
     orchestrator,
     publisher,
+    publishers: parts.publishers,
     runner,
     scheduling,
     sourcesDir: settings.sourcesDir,
@@ -235,13 +256,20 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
     schedulingDefault: settings.schedulingDefault,
     syncProviders,
     gate,
+    concurrentBuilds: settings.concurrentBuilds,
     logger: logger.child({ part: 'packages' }),
   });
 
   // --- the ordered list: started top to bottom, stopped bottom to top ---------------------------
   lifecycle.add({ name: 'store', start: () => store.open(), stop: () => store.close() });
   if (signer) lifecycle.add({ name: 'signer', start: () => signer.init?.(), stop: () => signer.dispose?.() });
-  lifecycle.add({ name: 'publisher', start: () => publisher.init(), stop: () => publisher.dispose?.() });
+  for (const [arch, each] of publishers) {
+    lifecycle.add({
+      name: arch === settings.arch ? 'publisher' : `publisher ${arch}`,
+      start: () => each!.init(),
+      stop: () => each!.dispose?.(),
+    });
+  }
   lifecycle.add({ name: 'runner', start: () => runner.init?.(), stop: () => runner.dispose?.() });
   // before the orchestrator: it stops after it, so the logs of the builds the stop cancels are written
   if (settings.logsDir !== undefined) {
@@ -278,6 +306,7 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
     store,
     runner,
     publisher,
+    publishers: publishers as Map<string, Publisher>,
     sources,
     signer,
     bus,

@@ -73,6 +73,36 @@ export interface RunResult {
   /** paths of the built package files, inside `job.outputDir` */
   packages: string[];
   stats: BuildStats | null;
+  /**
+   * the engine the build ran on, by its name in `engines()` (the last one, when it was moved from an
+   * engine that went away); absent from a runner that builds on one machine, and when it ran on none
+   * (cancelled or timed out while it waited)
+   */
+  engine?: string;
+}
+
+/** One machine a runner builds on (a Docker Engine), with its state and load now. */
+export interface EngineStatus {
+  /** unique among the runner's engines; for logs, the API and metrics */
+  name: string;
+  /** the architecture it builds for, as pacman names it; undefined until it answered once */
+  arch: string | undefined;
+  /** `unknown` before it was asked */
+  state: 'up' | 'down' | 'unknown';
+  /** when the state last changed (as far as serene saw) */
+  since: Date;
+  /** why it is down */
+  reason?: string;
+  /** builds it runs at once */
+  capacity: number;
+  /** builds running on it now */
+  running: number;
+  /** pkgbases of the builds running on it now */
+  builds: readonly string[];
+  /** labels packages can be pinned to */
+  labels: readonly string[];
+  /** builds taken from it because it went away, since the start (runners that move such builds) */
+  lost?: number;
 }
 
 /**
@@ -89,8 +119,11 @@ export interface Runner {
   run(job: RunnerJob, options?: RunOptions): Promise<RunResult>;
   /** Prints the `.SRCINFO` of a source folder (`makepkg --printsrcinfo`) in an isolated environment. */
   printSrcinfo(sourceDir: string, options?: { signal?: AbortSignal }): Promise<string>;
-  /** Forgets per-package state (removes the package's container or work folder). */
-  remove?(base: string): Promise<void>;
+  /**
+   * Forgets per-package state (removes the package's container or work folder); with `arch`, only
+   * the state of its builds for that architecture (a runner of several architectures), else all.
+   */
+  remove?(base: string, options?: { arch?: string }): Promise<void>;
   /**
    * Prepares the runner when serene starts, before any build: its own chores (the Docker runner
    * pulls its image, removes containers a crash left and starts its image schedule). A rejection
@@ -99,4 +132,11 @@ export interface Runner {
   init?(): Promise<void>;
   /** Releases resources and stops the runner's own schedules; called once, when serene stops. */
   dispose?(): Promise<void>;
+  /**
+   * The machines it builds on, with their state and load, when it drives several (the pool of
+   * Docker Engines, docs/engines.md); a runner without it builds on one machine.
+   */
+  engines?(): EngineStatus[];
+  /** Whether the one machine it builds on answers now (the Docker runner pings its engine). Never rejects. */
+  ping?(): Promise<boolean>;
 }

@@ -95,10 +95,23 @@ export interface BuildRecord {
   runEnded: Date | null;
   /** null when no stats were read; a stats object whose fields are all null reads back as null */
   stats: BuildStats | null;
+  /**
+   * the architecture the build is for, as pacman names it (`x86_64`, `aarch64`); absent for builds
+   * recorded before serene built for several architectures (and the original's): those are of the
+   * server's primary architecture, `ARCH` (docs/engines.md#architectures)
+   */
+  arch?: string | undefined;
+  /**
+   * the engine the build ran on (an `EngineStatus` name: a Docker Engine of `ENGINES`, or the one
+   * engine of a runner without several, named after the runner); absent until the run ended, for a
+   * build that ran on none (cancelled or timed out while it waited, failed before its run) and for
+   * builds recorded before serene recorded it (docs/engines.md)
+   */
+  engine?: string | undefined;
 }
 
 /** What {@link StoreOperations.updateBuild} may change: any field but the identity. */
-export type BuildChanges = Partial<Omit<BuildRecord, 'package' | 'started'>>;
+export type BuildChanges = Partial<Omit<BuildRecord, 'package' | 'started' | 'arch'>>;
 
 /**
  * A build start time to look a build up by: a `Date`, or an RFC 3339 date-time string, which is
@@ -160,9 +173,10 @@ export interface StoreOperations {
   listLatestBuilds(): Promise<BuildRecord[]>;
   /**
    * The newest builds of all packages together, newest first (ties by package), at most `limit`;
-   * with `before`, only builds started before it (the next page of a list).
+   * with `before`, only builds started before it (the next page of a list); with `base`, only that
+   * package's (`[]` for an unknown package).
    */
-  listRecentBuilds(limit: number, before?: Date): Promise<BuildRecord[]>;
+  listRecentBuilds(limit: number, before?: Date, base?: string): Promise<BuildRecord[]>;
   /**
    * The `index`-th build counting from the oldest, 0-based: the original's numeric build ids.
    *

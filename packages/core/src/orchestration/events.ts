@@ -4,7 +4,14 @@ import type { BuildReason, BuildState } from '../contracts/store.js';
 /** The events of a build, as the HTTP layer (SSE), metrics and plugins receive them. */
 export interface BuildEvents {
   /** a build changed state (every change the store records) */
-  state: { base: string; started: Date; state: BuildState; reason?: BuildReason };
+  state: {
+    base: string;
+    started: Date;
+    state: BuildState;
+    reason?: BuildReason;
+    /** the architecture the build is for (docs/engines.md#architectures) */
+    arch?: string;
+  };
   /** a chunk of build output, in order */
   log: { base: string; started: Date; chunk: string };
   /**

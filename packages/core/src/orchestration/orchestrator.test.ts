@@ -429,11 +429,11 @@ describe('BuildOrchestrator', () => {
     for (const base of ['lib', 'app', 'other', 'third']) await h.add(base);
     expect(h.orchestrator.inFlight()).toEqual([]);
     const session = await h.orchestrator.start(['lib', 'app'], manual);
-    while (!h.runner.started.includes('lib')) await new Promise((resolve) => setTimeout(resolve, 10));
+    while (!h.runner.started.includes('lib')) await sleep(10);
     const other = await h.orchestrator.start(['other', 'third'], { ...manual, resolve: false });
-    while (h.runner.started.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    while (h.runner.started.length < 2) await sleep(10);
     while (h.orchestrator.buildInFlight('third')?.phase !== 'queued') {
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await sleep(5);
     }
     // lib and other hold both slots; third waits for a slot, app for lib
     const phases = Object.fromEntries(h.orchestrator.inFlight().map((build) => [build.base, build]));
@@ -445,7 +445,7 @@ describe('BuildOrchestrator', () => {
 
     // cancelling app ends it now, while lib still runs
     expect(h.orchestrator.cancel('app', 'build was cancelled by tester')).toBe(true);
-    while (h.orchestrator.buildInFlight('app')) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (h.orchestrator.buildInFlight('app')) await sleep(5);
     expect((await latest(h, 'app')).state).toEqual({
       state: 'cancelled',
       info: 'build was cancelled by tester',
@@ -454,7 +454,7 @@ describe('BuildOrchestrator', () => {
 
     // cancelling a queued build ends it without running it
     expect(h.orchestrator.cancel('third')).toBe(true);
-    while (h.orchestrator.buildInFlight('third')) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (h.orchestrator.buildInFlight('third')) await sleep(5);
     expect((await latest(h, 'third')).state).toEqual({ state: 'cancelled', info: 'build was cancelled' });
     expect(h.runner.started).not.toContain('third');
 

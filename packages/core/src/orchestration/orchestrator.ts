@@ -1,5 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { createLimiter, Semaphore } from '../concurrency.js';
 import type { Publisher } from '../contracts/publisher.js';
 import type { Runner, RunResult } from '../contracts/runner.js';
 import type { Source, SourceFactory } from '../contracts/source.js';
@@ -12,16 +13,20 @@ import type {
   PackageRecord,
   Store,
 } from '../contracts/store.js';
-import { ConflictError, formatErrorChain, NotFoundError } from '../errors.js';
+import {
+  ConflictError,
+  formatErrorChain,
+  InputError,
+  NotFoundError,
+  UnsupportedArchitectureError,
+} from '../errors.js';
 import type { UpdateGate } from '../gate/gate.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import type { Provider } from '../pacman/depend.js';
 import { memberArch, parseSrcinfo, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
-import { createLimiter } from '../sources/limit.js';
 import { type BuildEvents, EventBus } from './events.js';
 import { BUILD_OUTPUT_LIMITS, type BuildOutputLimits, checkBuildOutput } from './limits.js';
-import { providersOf, type Resolution, resolveSession } from './resolve.js';
-import { Semaphore } from './semaphore.js';
+import { providersOf, resolveSession } from './resolve.js';
 
 /** Options of one run (a build session), as the original's triggers set them (docs/compatibility.md#build-sessions). */
 export interface RunSettings {
@@ -45,8 +50,15 @@ export interface OrchestratorOptions {
   logger?: Logger;
   /** the bus state changes and log chunks are emitted on; a new one when not given */
   bus?: EventBus<BuildEvents>;
-  /** `ARCH` @default 'x86_64' */
+  /** `ARCH`: the primary architecture, whose repository is `publisher` @default 'x86_64' */
   arch?: string;
+  /**
+   * every architecture built and published for, the primary among them (docs/engines.md#architectures)
+   * @default [arch]
+   */
+  arches?: readonly string[];
+  /** the repository of each architecture of `arches` other than the primary */
+  publishers?: Readonly<Record<string, Publisher>>;
   /** `NAME`: the repository name, used in the runner's `custom-repo` @default 'serene' */
   repositoryName?: string;
   /** the folder holding `sources/<pkgbase>` */
@@ -129,13 +141,19 @@ export interface BuildInFlight {
 
 /** A build of a session in flight. */
 interface Job {
+  /** `base/arch`: a package has one build per architecture in a session */
+  key: string;
   base: string;
+  /** the architecture it is built for (the runner's `job.arch`) */
+  arch: string;
+  /** the architectures whose repositories receive what it built: its own, or all of them for `any` */
+  publishTo: readonly string[];
   started: Date;
   reason: BuildReason;
   /** the last state recorded */
   state: BuildState;
   phase: BuildPhase;
-  /** in-session bases it still waits for */
+  /** keys of the in-session builds it still waits for */
   waitingFor?: ReadonlySet<string>;
   record: PackageRecord;
   source: Source;
@@ -167,6 +185,8 @@ export class BuildOrchestrator {
   private readonly publisher: Publisher;
   private readonly logger: Logger;
   private readonly arch: string;
+  private readonly arches: readonly string[];
+  private readonly publishers: ReadonlyMap<string, Publisher>;
   private readonly repositoryName: string;
   private readonly sourcesDir: string;
   private readonly workDir: string;
@@ -194,6 +214,17 @@ export class BuildOrchestrator {
     this.logger = options.logger ?? createNoopLogger();
     this.bus = options.bus ?? new EventBus((error) => this.logger.error('event handler failed', { error }));
     this.arch = options.arch ?? 'x86_64';
+    this.arches = [this.arch, ...(options.arches ?? []).filter((arch) => arch !== this.arch)];
+    this.arches = [...new Set(this.arches)];
+    this.publishers = new Map(
+      this.arches.map((arch) => [
+        arch,
+        arch === this.arch ? options.publisher : (options.publishers?.[arch] as Publisher),
+      ]),
+    );
+    const unpublished = this.arches.filter((arch) => !this.publishers.get(arch));
+    if (unpublished.length > 0)
+      throw new InputError(`no repository (publisher) for architecture ${unpublished.join(', ')}`);
     this.repositoryName = options.repositoryName ?? 'serene';
     this.sourcesDir = options.sourcesDir;
     this.workDir = options.workDir;
@@ -224,11 +255,20 @@ export class BuildOrchestrator {
         reason: job.reason,
         state: job.state,
         phase: job.phase,
-        waitingFor: job.phase === 'waiting' ? [...(job.waitingFor ?? [])].sort() : [],
+        waitingFor:
+          job.phase === 'waiting'
+            ? [
+                ...new Set([...(job.waitingFor ?? [])].map((key) => key.slice(0, key.lastIndexOf('/')))),
+              ].sort()
+            : [],
         runner: this.runner.name,
-        arch: this.arch,
+        arch: job.arch,
       }))
-      .sort((a, b) => a.started.getTime() - b.started.getTime() || (a.base < b.base ? -1 : 1));
+      .sort(
+        (a, b) =>
+          a.started.getTime() - b.started.getTime() ||
+          (a.base < b.base ? -1 : a.base > b.base ? 1 : a.arch < b.arch ? -1 : 1),
+      );
   }
 
   /** The build in flight of a package, if it has one. */
@@ -281,12 +321,14 @@ export class BuildOrchestrator {
    * recorded as cancelled with `message` (the default says only that it was cancelled).
    */
   cancel(base: string, message?: string): boolean {
-    const job = this.jobs.get(base);
-    if (!job) return false;
-    job.abortReason ??= 'cancelled';
-    if (message) job.cancelMessage ??= message;
-    job.controller.abort(new Error('cancelled'));
-    return true;
+    // a package's builds for each of its architectures end together
+    const jobs = [...this.jobs.values()].filter((job) => job.base === base);
+    for (const job of jobs) {
+      job.abortReason ??= 'cancelled';
+      if (message) job.cancelMessage ??= message;
+      job.controller.abort(new Error('cancelled'));
+    }
+    return jobs.length > 0;
   }
 
   /** Waits until every session has ended. */
@@ -296,7 +338,7 @@ export class BuildOrchestrator {
 
   /** Cancels everything in flight and waits for the sessions to end (shutdown). */
   async stop(message = SHUTDOWN_MESSAGE): Promise<void> {
-    for (const base of this.jobs.keys()) this.cancel(base, message);
+    for (const base of new Set([...this.jobs.values()].map((job) => job.base))) this.cancel(base, message);
     await this.idle();
   }
 
@@ -371,14 +413,22 @@ export class BuildOrchestrator {
       ),
     );
     const jobs: Job[] = [];
+    /** builds that cannot run, with why: recorded, then ended fatal before the others are resolved */
+    const refused: { job: Job; message: string }[] = [];
     for (const item of updated) {
       if (!item) continue;
       const { record, source } = item;
       const base = record.base;
       const state = source.state();
+      let targets: Target[] | undefined;
       if (!settings.force && record.builtState === state) {
-        this.logger.debug('package is up to date', { base });
-        continue;
+        // with several architectures, an architecture whose last build did not succeed (or that has
+        // none: it was added since) is built again, the others are up to date
+        targets = this.arches.length > 1 ? await this.outdatedTargets(record) : [];
+        if (targets.length === 0) {
+          this.logger.debug('package is up to date', { base });
+          continue;
+        }
       }
       if (
         this.skipFailedOnSchedule &&
@@ -389,21 +439,37 @@ export class BuildOrchestrator {
         this.logger.debug('package failed at this state before, not rebuilding', { base });
         continue;
       }
-      jobs.push({
-        base,
-        started: this.uniqueStart(base),
-        reason: settings.reason,
-        record,
-        source,
-        controller: new AbortController(),
-        state: { state: 'pending' },
-        phase: 'waiting',
-      });
+      let message: string | undefined;
+      if (targets === undefined) {
+        try {
+          targets = this.targetsOf(parseSrcinfo(await source.srcinfo(this.sourceDir(base))), record);
+        } catch (error) {
+          message = formatErrorChain(error);
+          targets = [{ arch: this.arch, publishTo: [this.arch] }];
+        }
+      }
+      for (const target of targets) {
+        const job: Job = {
+          key: `${base}/${target.arch}`,
+          base,
+          arch: target.arch,
+          publishTo: target.publishTo,
+          started: this.uniqueStart(base),
+          reason: settings.reason,
+          record,
+          source,
+          controller: new AbortController(),
+          state: { state: 'pending' },
+          phase: 'waiting',
+        };
+        if (message === undefined) jobs.push(job);
+        else refused.push({ job, message });
+      }
     }
-    if (jobs.length === 0) return;
+    if (jobs.length === 0 && refused.length === 0) return;
 
-    for (const job of jobs) {
-      this.jobs.set(job.base, job);
+    for (const job of [...jobs, ...refused.map((item) => item.job)]) {
+      this.jobs.set(job.key, job);
       await this.store.insertBuild({
         package: job.base,
         started: job.started,
@@ -415,74 +481,125 @@ export class BuildOrchestrator {
         runStarted: null,
         runEnded: null,
         stats: null,
+        arch: job.arch,
       });
-      this.bus.emit('state', {
-        base: job.base,
-        started: job.started,
-        state: { state: 'pending' },
-        reason: job.reason,
-      });
+      this.emitState(job, { state: 'pending' });
     }
     try {
+      for (const { job, message } of refused) {
+        await this.rememberFailure(job);
+        await this.finish(job, { state: 'fatal', info: [message, 'resolve'] });
+      }
       const waiting = await this.resolve(jobs, settings);
       await this.loop(jobs, waiting, settings);
     } finally {
-      for (const job of jobs) this.jobs.delete(job.base);
+      for (const job of jobs) this.jobs.delete(job.key);
+      for (const { job } of refused) this.jobs.delete(job.key);
     }
   }
 
-  /** The in-session bases each job waits for; cancels jobs that cannot be built. */
-  private async resolve(jobs: Job[], settings: RunSettings): Promise<Map<string, Set<string>>> {
-    const waiting = new Map(jobs.map((job) => [job.base, new Set<string>()]));
-    if (!(settings.resolve && this.resolveBuildSequence && jobs.length > 1)) return waiting;
-    let resolutions: Resolution[];
+  /**
+   * The architectures a package is built for, from its `.SRCINFO` (docs/engines.md#architectures):
+   * with one architecture served, that one (makepkg decides, as in the original); `any` once, on the
+   * primary, into every repository; else each served architecture the `.SRCINFO` lists.
+   *
+   * @throws UnsupportedArchitectureError when it lists none of the served ones (and has no `ignorearch`)
+   */
+  private targetsOf(srcinfo: Srcinfo, record: PackageRecord): Target[] {
+    if (this.arches.length === 1) return [{ arch: this.arch, publishTo: [this.arch] }];
+    const listed = srcinfo.base.arch;
+    if (listed.includes('any')) return [{ arch: this.arch, publishTo: this.arches }];
+    const served = this.arches.filter((arch) => listed.includes(arch));
+    if (served.length > 0) return served.map((arch) => ({ arch, publishTo: [arch] }));
+    if (record.flags.includes('ignorearch')) return [{ arch: this.arch, publishTo: [this.arch] }];
+    throw new UnsupportedArchitectureError(
+      `package ${record.base} is built for ${listed.join(', ') || 'no architecture'}, but this server builds for ${this.arches.join(', ')}`,
+    );
+  }
+
+  /**
+   * The architectures of an up-to-date package (several served) whose newest build is not a success,
+   * or that have none: from its published `.SRCINFO`.
+   */
+  private async outdatedTargets(record: PackageRecord): Promise<Target[]> {
+    if (!record.srcinfo) return [];
+    let targets: Target[];
     try {
-      const sessionPackages: { base: string; srcinfo: Srcinfo }[] = [];
+      targets = this.targetsOf(parseSrcinfo(record.srcinfo), record);
+    } catch {
+      return [];
+    }
+    const newest = new Map<string, BuildRecord>();
+    // the newest builds of every architecture are among the last few (one per architecture a session)
+    for (const build of await this.store.listBuilds(record.base, 4 * this.arches.length)) {
+      const arch = build.arch ?? this.arch;
+      if (!newest.has(arch)) newest.set(arch, build);
+    }
+    return targets.filter((target) => newest.get(target.arch)?.state.state !== 'success');
+  }
+
+  /**
+   * The keys of the in-session builds each job waits for; cancels jobs that cannot be built. With
+   * several architectures, each is resolved on its own: a build waits for the builds of its
+   * dependencies for its architecture, or for their `any` build.
+   */
+  private async resolve(jobs: Job[], settings: RunSettings): Promise<Map<string, Set<string>>> {
+    const waiting = new Map(jobs.map((job) => [job.key, new Set<string>()]));
+    if (!(settings.resolve && this.resolveBuildSequence && jobs.length > 1)) return waiting;
+    const cancelled: { job: Job; message: string }[] = [];
+    try {
+      const srcinfos = new Map<Job, Srcinfo>();
       for (const [i, job] of jobs.entries()) {
         // thousands of .SRCINFO files take a while to parse: requests are answered in between
         if (i > 0 && i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
-        sessionPackages.push({
-          base: job.base,
-          srcinfo: parseJobSrcinfo(job, await job.source.srcinfo(this.sourceDir(job.base))),
-        });
+        srcinfos.set(job, parseJobSrcinfo(job, await job.source.srcinfo(this.sourceDir(job.base))));
       }
       const inSession = new Set(jobs.map((job) => job.base));
       const all = await this.store.listPackages();
       const repository = all
         .filter((pkg) => !inSession.has(pkg.base) && pkg.srcinfo)
         .flatMap((pkg) => providersOf(parseSrcinfo(pkg.srcinfo!)));
-      resolutions = await resolveSession(sessionPackages, {
-        arch: this.arch,
-        sync: await this.syncProviders(),
-        repository,
-        added: new Set(all.map((pkg) => pkg.base)),
-      });
+      const sync = await this.syncProviders();
+      const added = new Set(all.map((pkg) => pkg.base));
+      for (const arch of this.arches) {
+        // what this architecture's repository receives in the session; only its own builds are resolved here
+        const inArch = jobs.filter((job) => job.publishTo.includes(arch));
+        if (!inArch.some((job) => job.arch === arch)) continue;
+        const byBase = new Map(inArch.map((job) => [job.base, job]));
+        const resolutions = await resolveSession(
+          inArch.map((job) => ({ base: job.base, srcinfo: srcinfos.get(job)! })),
+          { arch, sync, repository, added },
+        );
+        for (const resolution of resolutions) {
+          const job = byBase.get(resolution.base)!;
+          if (job.arch !== arch) continue;
+          if (resolution.cancelled) cancelled.push({ job, message: resolution.message });
+          else waiting.set(job.key, new Set([...resolution.dependsOn].map((base) => byBase.get(base)!.key)));
+        }
+      }
       // a large session does not keep the parses for its publishes: thousands of parsed .SRCINFO
       // files are tens of MB held while the builds wait (each is parsed again when it publishes)
       if (jobs.length > SESSION_UPDATES) for (const job of jobs) delete job.srcinfo;
     } catch (error) {
       for (const job of jobs) {
         await this.finish(job, { state: 'fatal', info: [formatErrorChain(error), 'resolve'] });
-        waiting.delete(job.base);
+        waiting.delete(job.key);
       }
       return waiting;
     }
-    const byBase = new Map(jobs.map((job) => [job.base, job]));
-    for (const resolution of resolutions) {
-      const job = byBase.get(resolution.base)!;
-      if (resolution.cancelled) {
-        await this.finish(job, { state: 'cancelled', info: resolution.message });
-        waiting.delete(job.base);
-      } else {
-        waiting.set(job.base, resolution.dependsOn);
-      }
+    for (const { job, message } of cancelled) {
+      await this.finish(job, { state: 'cancelled', info: message });
+      waiting.delete(job.key);
     }
     return waiting;
   }
 
-  /** Starts every job whose dependencies are done, until none is left (docs/compatibility.md#dependency-order-and-concurrency). */
+  /**
+   * Starts every job whose dependencies are done, until none is left
+   * (docs/compatibility.md#dependency-order-and-concurrency). Jobs are named by their keys here.
+   */
   private async loop(jobs: Job[], waiting: Map<string, Set<string>>, settings: RunSettings): Promise<void> {
-    const byBase = new Map(jobs.map((job) => [job.base, job]));
+    const byKey = new Map(jobs.map((job) => [job.key, job]));
     // the bases waiting for each base, in the order of `waiting` (the order builds start in)
     const dependents = new Map<string, string[]>();
     for (const [base, deps] of waiting) {
@@ -500,7 +617,7 @@ export class BuildOrchestrator {
     const begun = new Set<string>();
     // a build cancelled while it waits for its dependencies ends now, not when they have ended
     for (const [base, deps] of waiting) {
-      const job = byBase.get(base)!;
+      const job = byKey.get(base)!;
       job.waitingFor = deps;
       if (deps.size === 0) continue;
       const onAbort = () => {
@@ -516,9 +633,9 @@ export class BuildOrchestrator {
     const start = (base: string): void => {
       begun.add(base);
       running++;
-      void this.build(byBase.get(base)!, settings)
+      void this.build(byKey.get(base)!, settings)
         .catch((error: unknown) => {
-          this.logger.error('build failed unexpectedly', { base, error: formatErrorChain(error) });
+          this.logger.error('build failed unexpectedly', { build: base, error: formatErrorChain(error) });
           return false;
         })
         .then((success) => {
@@ -539,7 +656,7 @@ export class BuildOrchestrator {
       running--;
       waiting.delete(base);
       if (cancelled) {
-        const job = byBase.get(base)!;
+        const job = byKey.get(base)!;
         await this.finish(job, { state: 'cancelled', info: job.cancelMessage ?? 'build was cancelled' });
       }
       const ready: string[] = [];
@@ -550,9 +667,9 @@ export class BuildOrchestrator {
           deps.delete(base);
           if (deps.size === 0) ready.push(other);
         } else {
-          await this.finish(byBase.get(other)!, {
+          await this.finish(byKey.get(other)!, {
             state: 'cancelled',
-            info: `failed to build dependency ${base} successfully`,
+            info: `failed to build dependency ${this.label(byKey.get(base)!)} successfully`,
           });
           waiting.delete(other);
         }
@@ -560,9 +677,12 @@ export class BuildOrchestrator {
       for (const other of ready) start(other);
     }
     for (const [base, deps] of waiting) {
-      await this.finish(byBase.get(base)!, {
+      await this.finish(byKey.get(base)!, {
         state: 'fatal',
-        info: [`package was orphaned in the build process, waiting for ${[...deps].join(', ')}`, 'resolve'],
+        info: [
+          `package was orphaned in the build process, waiting for ${[...deps].map((key) => this.label(byKey.get(key)!)).join(', ')}`,
+          'resolve',
+        ],
       });
     }
   }
@@ -600,7 +720,7 @@ export class BuildOrchestrator {
           sourceDir: this.sourceDir(job.base),
           inputs: {
             customRepo: this.ownRepositoryUrl
-              ? `[${this.repositoryName}]\nSigLevel = Never\nServer = ${this.ownRepositoryUrl}\n`
+              ? `[${this.repositoryName}]\nSigLevel = Never\nServer = ${this.ownRepositoryOf(job.arch)}\n`
               : '',
             prepare: record.prepare ?? '',
             makepkgFlags: record.flags.map((flag) => `--${flag} `).join(''),
@@ -608,7 +728,7 @@ export class BuildOrchestrator {
           clean,
           outputDir: output,
           timeoutMs: this.buildTimeoutMs,
-          arch: this.arch,
+          arch: job.arch,
         },
         { onLog: logs.write, signal: job.controller.signal },
       );
@@ -619,6 +739,8 @@ export class BuildOrchestrator {
         runStarted: result.started,
         runEnded: result.ended,
         stats: result.stats,
+        // the one engine of a runner without several is named after the runner, as in `engines()`
+        engine: result.engine ?? (this.runner.engines ? undefined : this.runner.name),
       };
       const aborted = job.abortReason ?? result.aborted;
       const published = aborted === undefined && result.success;
@@ -640,7 +762,7 @@ export class BuildOrchestrator {
         await this.rememberFailure(job);
         // a clean package leaves nothing behind after a failed build either
         if (record.clean || this.forceClean) {
-          await this.runner.remove?.(job.base).catch((error) =>
+          await this.runner.remove?.(job.base, { arch: job.arch }).catch((error) =>
             this.logger.warn('could not remove the runner of a failed clean build', {
               base: job.base,
               error: formatErrorChain(error),
@@ -657,7 +779,7 @@ export class BuildOrchestrator {
       // the version is recorded with the state that follows the publish, in one write
       if (record.clean || this.forceClean) {
         await this.setState(job, { state: 'running', info: 'clean' }, { version });
-        await this.runner.remove?.(job.base);
+        await this.runner.remove?.(job.base, { arch: job.arch });
         await this.finish(job, { state: 'success' });
       } else {
         await this.finish(job, { state: 'success' }, { version });
@@ -722,7 +844,7 @@ export class BuildOrchestrator {
     const srcinfo = job.source.devel ? reported : expected;
     const version = srcinfoVersion(srcinfo);
     const wanted = srcinfo.packages.map(
-      (member) => `${member.pkgname}-${version}-${memberArch(member, this.arch)}.pkg.tar.`,
+      (member) => `${member.pkgname}-${version}-${memberArch(member, job.arch)}.pkg.tar.`,
     );
     const files = wanted.map((prefix) =>
       result.packages.find((file) => path.basename(file).startsWith(prefix)),
@@ -733,7 +855,10 @@ export class BuildOrchestrator {
         `could not find all expected built packages: [${missing.map((m) => `${m}*`).join(', ')}]`,
       );
     }
-    await this.publisher.publish(files as string[], { base: job.base });
+    // an `any` build goes into every architecture's repository
+    for (const arch of job.publishTo) {
+      await this.publishers.get(arch)!.publish(files as string[], { base: job.base });
+    }
     await this.store.updatePackage(job.base, {
       srcinfo: srcinfoText,
       pkgbuild: await job.source.pkgbuild(dir),
@@ -752,11 +877,22 @@ export class BuildOrchestrator {
 
   // --- Helpers ----------------------------------------------------------------------------------
 
+  /** Tells the bus a build's state changed. */
+  private emitState(job: Job, state: BuildState): void {
+    this.bus.emit('state', {
+      base: job.base,
+      started: job.started,
+      state,
+      reason: job.reason,
+      arch: job.arch,
+    });
+  }
+
   /** Records a state change (with `changes` to the build in the same write) and emits it. */
   private async setState(job: Job, state: BuildState, changes?: BuildChanges): Promise<void> {
     await this.store.updateBuild(job.base, job.started, { ...changes, state });
     job.state = state;
-    this.bus.emit('state', { base: job.base, started: job.started, state, reason: job.reason });
+    this.emitState(job, state);
   }
 
   /** Records the source state a build failed at, so scheduled runs skip it until it changes. */
@@ -767,8 +903,8 @@ export class BuildOrchestrator {
   private async finish(job: Job, state: BuildState, changes?: BuildChanges): Promise<void> {
     await this.store.updateBuild(job.base, job.started, { ...changes, state, ended: this.now() });
     job.state = state;
-    this.jobs.delete(job.base);
-    this.bus.emit('state', { base: job.base, started: job.started, state, reason: job.reason });
+    this.jobs.delete(job.key);
+    this.emitState(job, state);
   }
 
   /**
@@ -809,6 +945,24 @@ export class BuildOrchestrator {
     };
   }
 
+  /**
+   * `OWN_REPOSITORY_URL` for a build of `arch`: a URL ending in `/<ARCH>` names the primary's
+   * repository, so another architecture's build gets its own (`/<arch>`); any other URL is kept
+   * (pacman's `$arch` in it picks the build machine's).
+   */
+  private ownRepositoryOf(arch: string): string | undefined {
+    const url = this.ownRepositoryUrl;
+    if (url === undefined || arch === this.arch) return url;
+    const trimmed = url.replace(/\/+$/, '');
+    const suffix = `/${this.arch}`;
+    return trimmed.endsWith(suffix) ? `${trimmed.slice(0, -suffix.length)}/${arch}` : url;
+  }
+
+  /** A build as messages name it: its base, with its architecture when several are served. */
+  private label(job: Job): string {
+    return this.arches.length > 1 ? `${job.base} (${job.arch})` : job.base;
+  }
+
   /** A start time after the package's previous one: `(package, started)` identifies a build. */
   private uniqueStart(base: string): Date {
     const now = this.now().getTime();
@@ -830,6 +984,12 @@ export class BuildOrchestrator {
   latestBuild(base: string): Promise<BuildRecord | undefined> {
     return this.store.getLatestBuild(base);
   }
+}
+
+/** Where a build of a package goes: the architecture it is built for and the repositories it is published into. */
+interface Target {
+  arch: string;
+  publishTo: readonly string[];
 }
 
 /** Parses a `.SRCINFO` of a job, reusing the last parse when the text is the same. */

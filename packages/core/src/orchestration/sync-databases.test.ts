@@ -3,6 +3,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMemoryLogger } from '../logger.js';
 import { RepoDatabase } from '../pacman/database.js';
@@ -135,7 +136,7 @@ describe('sync databases on a mirror that cannot be reached', () => {
     // a later resolution starts a refresh (refreshMs 0) but does not wait for it: it is still unanswered
     refusing = false;
     expect(await current()).toEqual([]);
-    while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    while (held.length === 0) await sleep(10);
     expect(held.length).toBe(1);
     expect(held[0]?.writableEnded).toBe(false);
   });

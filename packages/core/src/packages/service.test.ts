@@ -14,7 +14,7 @@ import { createFilesystemRepository, type FilesystemRepository } from '../pacman
 import { createSourceFactory } from '../sources/source-factory.js';
 import { createKnexStore } from '../store/knex-store.js';
 import { createInstantRunner } from '../testing/instant-runner.js';
-import { type PackageScheduling, PackageService } from './service.js';
+import { type PackageScheduling, PackageService, type PackageServiceOptions } from './service.js';
 
 interface Harness {
   aur: AurEmulator;
@@ -28,7 +28,10 @@ interface Harness {
 
 const open: Harness[] = [];
 
-async function harness(packages: AurTestPackage[]): Promise<Harness> {
+async function harness(
+  packages: AurTestPackage[],
+  serviceOptions: Partial<PackageServiceOptions> = {},
+): Promise<Harness> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'serene-service-'));
   const aur = await startAurEmulator({ packages });
   const store = createKnexStore({ filename: ':memory:' });
@@ -68,6 +71,7 @@ async function harness(packages: AurTestPackage[]): Promise<Harness> {
     scheduling,
     sourcesDir,
     logsDir: path.join(root, 'logs'),
+    ...serviceOptions,
   });
   const h = { aur, store, publisher, orchestrator, service, scheduled, root };
   open.push(h);
@@ -93,6 +97,87 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
 }
 
 describe('PackageService', () => {
+  it("shows a runner's one engine: state by its ping, since when it changed, capacity", async () => {
+    let answers = true;
+    const runner = { ...createInstantRunner(), name: 'docker', ping: async () => answers };
+    const started = Date.now();
+    const { service } = await harness([], { runner, concurrentBuilds: 3, arch: 'aarch64' });
+    const made = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const [first] = await service.engines();
+    expect(first).toMatchObject({
+      name: 'docker',
+      arch: 'aarch64',
+      state: 'up',
+      capacity: 3,
+      running: 0,
+      builds: [],
+      labels: [],
+    });
+    expect(first?.reason).toBeUndefined();
+    // first seen up: up since the service began
+    expect(first!.since.getTime()).toBeGreaterThanOrEqual(started);
+    expect(first!.since.getTime()).toBeLessThanOrEqual(made);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    answers = false;
+    const [down] = await service.engines();
+    expect(down).toMatchObject({ state: 'down', reason: 'it does not answer pings' });
+    expect(down!.since.getTime()).toBeGreaterThan(first!.since.getTime());
+    expect((await service.engines())[0]?.since).toEqual(down!.since);
+    answers = true;
+    const [back] = await service.engines();
+    expect(back?.state).toBe('up');
+    expect(back!.since.getTime()).toBeGreaterThanOrEqual(down!.since.getTime());
+    // a runner that cannot be asked: unknown
+    const plain = await harness([]);
+    expect((await plain.service.engines())[0]).toMatchObject({
+      name: 'instant',
+      state: 'unknown',
+      capacity: 5,
+    });
+  });
+
+  it('names the engine of each running build by its architecture when a package builds for two at once', async () => {
+    const engine = (name: string, arch: string, builds: string[]) => ({
+      name,
+      arch,
+      state: 'up' as const,
+      since: new Date(),
+      capacity: 1,
+      running: builds.length,
+      builds,
+      labels: [],
+    });
+    const runner = {
+      ...createInstantRunner(),
+      engines: () => [engine('pi', 'aarch64', ['alpha']), engine('pc', 'x86_64', ['alpha', 'beta'])],
+    };
+    const { orchestrator, service } = await harness([], { runner });
+    const build = (base: string, arch: string, phase: 'running' | 'waiting') => ({
+      base,
+      started: new Date(),
+      reason: 'manual' as const,
+      state: { state: 'running' as const },
+      phase,
+      waitingFor: [],
+      runner: 'pool',
+      arch,
+    });
+    // the orchestrator's view of a session in flight (what a pool of two engines runs now)
+    orchestrator.inFlight = () => [
+      build('alpha', 'x86_64', 'running'),
+      build('alpha', 'aarch64', 'running'),
+      build('beta', 'x86_64', 'running'),
+      build('gamma', 'x86_64', 'waiting'),
+    ];
+    expect(service.queue().map((entry) => [entry.base, entry.arch, entry.engine])).toEqual([
+      ['alpha', 'x86_64', 'pc'],
+      ['alpha', 'aarch64', 'pi'],
+      ['beta', 'x86_64', 'pc'],
+      ['gamma', 'x86_64', undefined],
+    ]);
+  });
+
   it('adds an AUR package with its AUR dependency, builds the dependency first, and publishes both', async () => {
     const h = await harness([
       { base: 'app', pkgver: '1.0', depends: ['libthing>=2'] },

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Publisher } from '../contracts/publisher.js';
-import type { Runner } from '../contracts/runner.js';
+import type { EngineStatus, Runner } from '../contracts/runner.js';
 import type { Source, SourceFactory, SourceSpec } from '../contracts/source.js';
 import {
   type BuildRecord,
@@ -23,7 +23,12 @@ import {
 import type { GatePolicyView, HeldUpdateView, UpdateGate } from '../gate/gate.js';
 import { parseCoolOff, parseReviewMode } from '../gate/policy.js';
 import { createNoopLogger, type Logger } from '../logger.js';
-import type { BuildInFlight, BuildOrchestrator, RunSettings } from '../orchestration/orchestrator.js';
+import {
+  BUILD_DEFAULTS,
+  type BuildInFlight,
+  type BuildOrchestrator,
+  type RunSettings,
+} from '../orchestration/orchestrator.js';
 import { providersOf } from '../orchestration/resolve.js';
 import { findSatisfier, type Provider, parseDependency } from '../pacman/depend.js';
 import { packageNameProblem } from '../pacman/names.js';
@@ -48,6 +53,8 @@ export interface PackageServiceOptions {
   sources: SourceFactory;
   orchestrator: BuildOrchestrator;
   publisher: Publisher;
+  /** the repository of each architecture other than the primary (docs/engines.md#architectures) */
+  publishers?: Readonly<Record<string, Publisher>> | undefined;
   runner: Runner;
   scheduling: PackageScheduling;
   /** the folder holding `sources/<pkgbase>` (the orchestrator's) */
@@ -62,7 +69,18 @@ export interface PackageServiceOptions {
   syncProviders?: () => Promise<readonly Provider[]>;
   /** the update gate (the orchestrator's): block lists at add, policy settings, review */
   gate?: UpdateGate;
+  /**
+   * `CONCURRENT_BUILDS` (the orchestrator's): the capacity shown for the one engine of a runner
+   * without engines of its own @default 5
+   */
+  concurrentBuilds?: number | undefined;
   logger?: Logger;
+}
+
+/** A build in flight, with the engine it runs on. */
+export interface QueuedBuild extends BuildInFlight {
+  /** the engine running it; undefined while it waits for its turn or for a free engine */
+  engine: string | undefined;
 }
 
 /** What a user asks to add (the original's `PackageAddRequest`). */
@@ -129,6 +147,7 @@ export class PackageService {
   private readonly sources: SourceFactory;
   private readonly orchestrator: BuildOrchestrator;
   private readonly publisher: Publisher;
+  private readonly publishers: Publisher[];
   private readonly runner: Runner;
   private readonly scheduling: PackageScheduling;
   private readonly sourcesDir: string;
@@ -138,6 +157,9 @@ export class PackageService {
   private readonly syncProviders: () => Promise<readonly Provider[]>;
   private readonly gate: UpdateGate | undefined;
   private readonly logger: Logger;
+  private readonly concurrentBuilds: number;
+  /** the state of the one engine of a runner without engines of its own, as last seen */
+  private single: { state: EngineStatus['state']; since: Date } = { state: 'unknown', since: new Date() };
   private tempCounter = 0;
 
   constructor(options: PackageServiceOptions) {
@@ -145,6 +167,7 @@ export class PackageService {
     this.sources = options.sources;
     this.orchestrator = options.orchestrator;
     this.publisher = options.publisher;
+    this.publishers = [options.publisher, ...Object.values(options.publishers ?? {})];
     this.runner = options.runner;
     this.scheduling = options.scheduling;
     this.sourcesDir = options.sourcesDir;
@@ -153,6 +176,7 @@ export class PackageService {
     this.schedulingDefault = options.schedulingDefault ?? true;
     this.syncProviders = options.syncProviders ?? (async () => []);
     this.gate = options.gate;
+    this.concurrentBuilds = options.concurrentBuilds ?? BUILD_DEFAULTS.concurrentBuilds;
     this.logger = options.logger ?? createNoopLogger();
   }
 
@@ -229,22 +253,68 @@ export class PackageService {
     return log;
   }
 
-  /** What builds packages: the runner and the architecture it builds for. */
-  engines(): { name: string; arch: string }[] {
-    return [{ name: this.runner.name, arch: this.arch }];
+  /**
+   * The engines that build packages, with their state and load: the runner's when it drives
+   * several (docs/engines.md), else its one engine, named after the runner, of the server's
+   * architecture, with `CONCURRENT_BUILDS` as its capacity and its state asked now (`ping`;
+   * `unknown` for a runner that cannot be asked).
+   */
+  async engines(): Promise<EngineStatus[]> {
+    if (this.runner.engines) return this.runner.engines();
+    const builds = this.orchestrator
+      .inFlight()
+      .filter((build) => build.phase === 'running')
+      .map((build) => build.base);
+    const state = this.runner.ping ? ((await this.runner.ping()) ? 'up' : 'down') : 'unknown';
+    // from `unknown` (the start) the engine is taken to have been in its first seen state since then
+    if (state !== this.single.state) {
+      this.single = { state, since: this.single.state === 'unknown' ? this.single.since : new Date() };
+    }
+    return [
+      {
+        name: this.runner.name,
+        arch: this.arch,
+        state,
+        since: this.single.since,
+        ...(state === 'down' ? { reason: 'it does not answer pings' } : {}),
+        capacity: this.concurrentBuilds,
+        running: builds.length,
+        builds,
+        labels: [],
+      },
+    ];
   }
 
-  /** The builds queued and running now, oldest first. */
-  queue(): BuildInFlight[] {
-    return this.orchestrator.inFlight();
+  /** The builds queued and running now, oldest first, each with the engine it runs on. */
+  queue(): QueuedBuild[] {
+    const inFlight = this.orchestrator.inFlight();
+    // an engine builds for one architecture: a package built for two at once runs on two engines
+    const engineOf = new Map<string, string>();
+    const key = (base: string, arch: string | undefined) => `${base}\0${arch ?? ''}`;
+    if (this.runner.engines) {
+      for (const engine of this.runner.engines())
+        for (const base of engine.builds) {
+          engineOf.set(key(base, engine.arch), engine.name);
+          if (!engineOf.has(key(base, undefined))) engineOf.set(key(base, undefined), engine.name);
+        }
+    }
+    return inFlight.map((build) => ({
+      ...build,
+      engine:
+        build.phase !== 'running'
+          ? undefined
+          : this.runner.engines
+            ? (engineOf.get(key(build.base, build.arch)) ?? engineOf.get(key(build.base, undefined)))
+            : this.runner.name,
+    }));
   }
 
   /**
    * The newest builds of every package together, newest first; `before` pages on (the `started`
-   * of the last build of the previous page).
+   * of the last build of the previous page); with `base`, only that package's.
    */
-  recentBuilds(limit: number, before?: Date): Promise<BuildRecord[]> {
-    return this.store.listRecentBuilds(limit, before);
+  recentBuilds(limit: number, before?: Date, base?: string): Promise<BuildRecord[]> {
+    return this.store.listRecentBuilds(limit, before, base);
   }
 
   /** The PKGBUILD of the published build. */
@@ -385,15 +455,18 @@ export class PackageService {
     const members = record.srcinfo
       ? parseSrcinfo(record.srcinfo).packages.map((member) => member.pkgname)
       : [];
-    const published = new Set((await this.publisher.list()).map((entry) => entry.name));
-    const toRemove = members.filter((name) => published.has(name));
-    // with the base, the publisher also removes what it recorded for it (bases.json)
-    await this.publisher.remove(toRemove, { base }).catch((error) =>
-      this.logger.error('could not remove packages from the repository', {
-        base,
-        error: formatErrorChain(error),
-      }),
-    );
+    // from the repository of every architecture
+    for (const publisher of this.publishers) {
+      const published = new Set((await publisher.list()).map((entry) => entry.name));
+      const toRemove = members.filter((name) => published.has(name));
+      // with the base, the publisher also removes what it recorded for it (bases.json)
+      await publisher.remove(toRemove, { base }).catch((error) =>
+        this.logger.error('could not remove packages from the repository', {
+          base,
+          error: formatErrorChain(error),
+        }),
+      );
+    }
     await fs.rm(path.join(this.sourcesDir, base), { recursive: true, force: true });
     if (this.logsDir !== undefined) {
       const dir = path.resolve(this.logsDir);

@@ -3,6 +3,7 @@
  * pid of the writer. A lock whose process is gone is taken over.
  */
 import * as fs from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { asDiskFull, removeFile, tempPathFor } from '../durable.js';
 import { LockedError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -78,8 +79,4 @@ function isAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -8,6 +8,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
+import { mapLimit } from '../concurrency.js';
 import type { RepoEntry } from '../contracts/publisher.js';
 import { InputError, InvalidDatabaseError, InvalidPackageError } from '../errors.js';
 import { type Loose, looseEntry } from './database-chunks.js';
@@ -42,30 +43,28 @@ export async function readAll(
   type Result =
     | { name: string; file: string; loose: Loose }
     | { name: string; file: string; badSignature: unknown };
-  const results: (Result | { error: unknown })[] = new Array(packages.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < packages.length; i = next++) {
-      const item = packages[i]!;
+  const results = await mapLimit(
+    packages,
+    READ_CONCURRENCY,
+    async (item): Promise<Result | { error: unknown }> => {
       try {
         const pkg = typeof item === 'string' ? await readPackageFile(item) : item;
         const found = { name: pkg.pkginfo.pkgname, file: pkg.path };
         try {
           const pgpsig = includeSignatures ? await readSignature(pkg.path) : undefined;
           const desc = Buffer.from(formatDesc(pkg, pgpsig));
-          results[i] = {
+          return {
             ...found,
             loose: looseEntry(entryOf(pkg, pgpsig), desc, Buffer.from(formatFiles(pkg.files)), mtime),
           };
         } catch (error) {
-          results[i] = { ...found, badSignature: error };
+          return { ...found, badSignature: error };
         }
       } catch (error) {
-        results[i] = { error };
+        return { error };
       }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, packages.length) }, worker));
+    },
+  );
   for (const result of results) {
     try {
       if ('error' in result) throw result.error;

@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createPacmanSandbox, hasProgram, run } from '../testing/pacman.js';
+import { createPacmanSandbox, hasProgram } from '../testing/pacman.js';
 import { writeSyntheticPackage } from '../testing/synthetic-package.js';
 import { RepoDatabase } from './database.js';
 import { parseIndex, parseRows } from './database-index.js';
@@ -356,65 +355,4 @@ describe('RepoDatabase', () => {
       await sandbox.cleanup();
     }
   });
-
-  it.skipIf(!hasProgram('pacman'))(
-    'a writer killed at any moment leaves a database pacman reads, and the next writer carries on',
-    async () => {
-      const files = await Promise.all(
-        Array.from({ length: 60 }, (_, i) =>
-          writeSyntheticPackage(pkgs, { name: `k${i}`, version: '1.0-1' }),
-        ),
-      );
-      const script = path.join(root, 'writer.mts');
-      await fs.writeFile(
-        script,
-        `import { RepoDatabase } from ${JSON.stringify(path.resolve(import.meta.dirname, 'database.ts'))};
-const db = await RepoDatabase.open(${JSON.stringify(dbFile())});
-for (const file of ${JSON.stringify(files)}) await db.add([file]);
-`,
-      );
-      await (await RepoDatabase.open(dbFile())).init();
-      // the writer needs a second or two to start (tsx); these land before, during and after its adds
-      for (const delay of [300, 1500, 2500, 4000]) {
-        const child = spawn(process.execPath, ['--import', 'tsx', script], {
-          stdio: ['ignore', 'ignore', 'pipe'],
-          cwd: path.resolve(import.meta.dirname, '../../../..'),
-        });
-        let stderr = '';
-        child.stderr.on('data', (chunk: Buffer) => {
-          stderr += chunk.toString();
-        });
-        const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        child.kill('SIGKILL');
-        const code = await exited;
-        // killed (null), or it had finished every add already (0); anything else is a writer bug
-        expect(code === null || code === 0, stderr).toBe(true);
-        // whatever moment it died at, readers see a whole database
-        const written = await fs.stat(dbFile()).then(
-          () => true,
-          () => false,
-        );
-        if (written) {
-          const listing = await run('bsdtar', ['-tzf', dbFile()]);
-          expect(listing.code, listing.stderr).toBe(0);
-        }
-      }
-      const sandbox = await createPacmanSandbox([{ name: 'test', server: `file://${dir}` }]);
-      try {
-        expect((await sandbox.pacman(['-Sy'])).code).toBe(0);
-        const db = await RepoDatabase.open(dbFile(), { lockTimeoutMs: 1000 });
-        const listed = (await db.list()).map((entry) => entry.name);
-        const more = await writeSyntheticPackage(pkgs, { name: 'after-crash', version: '1.0-1' });
-        await db.add([more]);
-        expect((await db.list()).length).toBe(listed.length + 1);
-        expect((await sandbox.pacman(['-Sy'])).code).toBe(0);
-        const synced = await sandbox.pacman(['-Sl', 'test']);
-        expect(synced.stdout.trim().split('\n')).toHaveLength(listed.length + 1);
-      } finally {
-        await sandbox.cleanup();
-      }
-    },
-    120_000,
-  );
 });

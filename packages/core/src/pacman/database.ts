@@ -1,5 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { createLimiter } from '../concurrency.js';
 import type { RepoEntry } from '../contracts/publisher.js';
 import type { Signer } from '../contracts/signer.js';
 import { removeFile } from '../durable.js';
@@ -99,7 +100,7 @@ export class RepoDatabase {
   /** the index of the first version (one member per entry), removed once the database is upgraded */
   private readonly legacyIndexPath: string;
   private readonly lockPath: string;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly serial = createLimiter(1);
 
   private constructor(dbPath: string, options: RepoDatabaseOptions) {
     this.dbPath = dbPath;
@@ -236,7 +237,7 @@ export class RepoDatabase {
 
   /** Runs `task` after every earlier call of this object, holding the lock file. */
   private exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(async () => {
+    return this.serial(async () => {
       const release = await acquireLock(this.lockPath, {
         timeoutMs: this.lockTimeoutMs,
         logger: this.logger,
@@ -247,8 +248,6 @@ export class RepoDatabase {
         await release();
       }
     });
-    this.queue = run.catch(() => undefined);
-    return run;
   }
 
   /**

@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { createLimiter } from '../concurrency.js';
 import type { Publisher, PublishOptions, PublishResult, RepoEntry } from '../contracts/publisher.js';
 import type { Signer } from '../contracts/signer.js';
 import { FileChanges, TEMP_PREFIX } from '../durable.js';
@@ -8,6 +9,7 @@ import { InputError } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
 import { BASES_FILE, type BasesRecord, readBases, writeBases } from './bases.js';
 import { RepoDatabase } from './database.js';
+import { repositoryNameProblem } from './names.js';
 import { readPackage } from './package-reader.js';
 import type { PackageFile } from './types.js';
 
@@ -43,8 +45,6 @@ export interface FilesystemRepository extends Publisher {
   removeOrphans(): Promise<string[]>;
 }
 
-const NAME_PATTERN = /^[A-Za-z0-9@._+-]+$/;
-
 /**
  * The default {@link Publisher}: package files copied into a folder, signed when a signer is set, and
  * listed in a natively written pacman database.
@@ -52,20 +52,16 @@ const NAME_PATTERN = /^[A-Za-z0-9@._+-]+$/;
 export function createFilesystemRepository(options: FilesystemRepositoryOptions): FilesystemRepository {
   const dir = path.resolve(options.dir);
   const name = options.name ?? 'serene';
-  if (!NAME_PATTERN.test(name) || name.startsWith('.')) {
-    throw new InputError(`'${name}' is not a valid repository name`);
+  const problem = repositoryNameProblem(name);
+  if (problem !== undefined) {
+    throw new InputError(`'${name}' is not a valid repository name: ${problem}`);
   }
   const signer = options.signer;
   const logger = options.logger ?? createNoopLogger();
   let db: Promise<RepoDatabase> | undefined;
   const basesFile = path.join(dir, BASES_FILE);
   /** publishes and removes one after another: each reads and writes the whole record */
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(task: () => Promise<T>): Promise<T> => {
-    const run = queue.then(task);
-    queue = run.catch(() => undefined);
-    return run;
-  };
+  const serial = createLimiter(1);
 
   /**
    * The record; made from the database's entries (each under its pkgbase) when the file is missing

@@ -4,13 +4,14 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
+import { createLimiter } from '../concurrency.js';
 
 export class FileSource {
   readonly md5: Hash | undefined;
   readonly sha256: Hash | undefined;
   bytes = 0;
   private eof = false;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly serial = createLimiter(1);
 
   constructor(
     private readonly handle: fs.FileHandle,
@@ -27,9 +28,7 @@ export class FileSource {
 
   /** The next chunk of the file (a fresh buffer each time), or `undefined` at its end. Serialized. */
   next(): Promise<Buffer | undefined> {
-    const result = this.queue.then(() => this.read());
-    this.queue = result.catch(() => undefined);
-    return result;
+    return this.serial(() => this.read());
   }
 
   /** Reads (and hashes) the rest of the file. */

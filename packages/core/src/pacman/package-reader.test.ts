@@ -1,20 +1,14 @@
-import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pack as tarPack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidPackageError } from '../errors.js';
 import { buildFixture } from '../testing/makepkg.js';
+import { hasProgram } from '../testing/pacman.js';
 import { bsdtarDisplayName, readPackage, readPkginfoOnly } from './package-reader.js';
 import { parsePkginfo } from './pkginfo.js';
-
-function hasProgram(program: string): boolean {
-  return (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(path.join(dir, program)));
-}
 
 /** Runs a shell command; resolves with its stdout as bytes, rejects on failure. */
 function sh(script: string, args: string[] = [], env: Record<string, string> = {}): Promise<Buffer> {
@@ -57,49 +51,6 @@ async function expectLikeTheTools(file: string): Promise<void> {
 }
 
 const MB = 1024 * 1024;
-
-/** Runs `work` while sampling the process's RSS; returns its result and the peak growth. */
-async function withPeakRss<T>(work: () => Promise<T>): Promise<{ result: T; growth: number }> {
-  const base = process.memoryUsage().rss;
-  let peak = base;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
-  }, 5);
-  try {
-    const result = await work();
-    peak = Math.max(peak, process.memoryUsage().rss);
-    return { result, growth: peak - base };
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-/** Streams a tar of `.PKGINFO` and one file of `size` zero bytes through `compressor` into `file`. */
-async function writeZeroPackage(file: string, size: number, compressor: string[]): Promise<void> {
-  const pack = tarPack();
-  const out = await fs.open(file, 'w');
-  const child = spawn(compressor[0]!, compressor.slice(1), { stdio: ['pipe', out.fd, 'inherit'] });
-  const exited = new Promise<void>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0 ? resolve() : reject(new Error(`${compressor[0]} exit ${code}`)),
-    );
-  });
-  const producing = (async () => {
-    pack.entry({ name: '.PKGINFO' }, 'pkgname = zeros\npkgver = 1-1\n');
-    const entry = pack.entry({ name: 'usr/share/zeros', size });
-    const zeros = Buffer.alloc(MB);
-    for (let left = size; left > 0; left -= zeros.length) {
-      if (!entry.write(left >= zeros.length ? zeros : zeros.subarray(0, left))) {
-        await new Promise((resolve) => entry.once('drain', resolve));
-      }
-    }
-    entry.end();
-    pack.finalize();
-  })();
-  await Promise.all([pipeline(pack, child.stdin), exited, producing]);
-  await out.close();
-}
 
 const tools = ['makepkg', 'bsdtar', 'zstd', 'xz', 'gzip', 'md5sum', 'sha256sum'];
 const missing = tools.filter((tool) => !hasProgram(tool));
@@ -414,57 +365,5 @@ describe.skipIf(missing.length > 0)(`readPackage (missing tools: ${missing.join(
       const file = await write('big-random.pkg.tar.zst', big);
       await expectInvalid(file, /zstd/);
     });
-  });
-
-  describe('bounded memory', () => {
-    it('reads a 256 MiB package with little memory, by either zstd decoder', async () => {
-      const work = await fs.mkdtemp(path.join(dir, 'big-'));
-      const file = path.join(work, 'big-1-1-any.pkg.tar.zst');
-      // random data: incompressible, so the package is as large as its payload
-      await sh(
-        `cd "$1" && printf 'pkgname = big\\npkgver = 1-1\\n' > .PKGINFO && mkdir -p usr/share &&
-         head -c 256M /dev/urandom > usr/share/payload &&
-         bsdtar -cf - .PKGINFO usr | zstd -1 -T0 -q -c > "$2" && rm -r usr`,
-        [work, file],
-      );
-      const md5 = await checksum('md5sum', file);
-      for (const externalZstd of [true, false]) {
-        const started = performance.now();
-        const { result, growth } = await withPeakRss(() => readPackage(file, { externalZstd }));
-        const seconds = (performance.now() - started) / 1000;
-        console.info(
-          `256 MiB zstd package (${externalZstd ? 'zstd program' : 'fzstd'}): ${seconds.toFixed(1)} s, ` +
-            `${(result.csize / MB / seconds).toFixed(0)} MiB/s, RSS growth ${(growth / MB).toFixed(0)} MiB`,
-        );
-        expect(result.files).toEqual(['usr/', 'usr/share/', 'usr/share/payload']);
-        expect(result.md5).toBe(md5);
-        expect(growth).toBeLessThan(128 * MB);
-      }
-      const quick = await withPeakRss(() => readPackage(file, { files: false }));
-      expect(quick.result.md5).toBe(md5);
-      expect(quick.growth).toBeLessThan(128 * MB);
-    }, 300_000);
-
-    it('decompresses highly compressible packages without buffering their output', async () => {
-      const cases: [string, string[], number][] = [
-        ['zeros.pkg.tar.zst', ['zstd', '-q', '-1', '-c'], 512 * MB],
-        ['zeros.pkg.tar.gz', ['gzip', '-1', '-c'], 256 * MB],
-        ['zeros.pkg.tar.xz', ['xz', '-0', '-c'], 256 * MB],
-      ];
-      for (const [name, compressor, size] of cases) {
-        const file = path.join(dir, name);
-        await writeZeroPackage(file, size, compressor);
-        const started = performance.now();
-        const { result, growth } = await withPeakRss(() => readPackage(file));
-        const seconds = (performance.now() - started) / 1000;
-        console.info(
-          `${size / MB} MiB of zeros as ${name} (${(result.csize / 1024).toFixed(0)} KiB): ` +
-            `${seconds.toFixed(1)} s, RSS growth ${(growth / MB).toFixed(0)} MiB`,
-        );
-        expect(result.files).toEqual(['usr/share/zeros']);
-        expect(growth).toBeLessThan(128 * MB);
-        await fs.rm(file);
-      }
-    }, 300_000);
   });
 });

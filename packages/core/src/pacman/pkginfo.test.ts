@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidPackageError } from '../errors.js';
 import { hasProgram } from '../testing/pacman.js';
+import { seededRandom } from '../testing/random.js';
 import {
   isValidPkgname,
   isValidPkgver,
@@ -228,18 +229,6 @@ function bashRead(files: string[]): Promise<PkgInfo[]> {
   });
 }
 
-/** A small deterministic PRNG so the fuzz cases are the same on every run. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe.skipIf(!hasProgram('bash'))('against bash (repo-add)', () => {
   it('reads tricky and random .PKGINFO texts exactly as repo-add does', async () => {
     const texts: string[] = [
@@ -283,7 +272,7 @@ describe.skipIf(!hasProgram('bash'))('against bash (repo-add)', () => {
         '',
       ].join('\n'),
     ];
-    const random = prng(42);
+    const random = seededRandom(42);
     const alphabet = [' ', ' ', '=', '\t', 'a', 'b', '#', '\r', '\u3000', ':', '\\', '\u00e9', 'x y'];
     const keys = ['depend', 'optdepend', 'pkgdesc', 'license', 'group', '#depend', ' depend', 'x'];
     for (let t = 0; t < 12; t++) {

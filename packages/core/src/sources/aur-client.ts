@@ -8,10 +8,10 @@
  */
 
 import { setTimeout as delay } from 'node:timers/promises';
+import { createLimiter } from '../concurrency.js';
 import type { SourceOperationOptions } from '../contracts/source.js';
 import { innermostMessage, SereneError } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
-import { createLimiter } from './limit.js';
 
 /** The AUR's own base URL (`AUR_URL`'s default). */
 export const DEFAULT_AUR_URL = 'https://aur.archlinux.org';

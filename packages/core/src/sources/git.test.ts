@@ -4,9 +4,9 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GitServer, startGitServer } from '../../../../test/fixtures/git/index.js';
+import { createLimiter } from '../concurrency.js';
 import { InputError } from '../errors.js';
 import { createGit, GitError } from './git.js';
-import { createLimiter } from './limit.js';
 
 let server: GitServer;
 let tmp: string;

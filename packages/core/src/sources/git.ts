@@ -5,10 +5,10 @@
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
+import { createLimiter } from '../concurrency.js';
 import type { SourceOperationOptions } from '../contracts/source.js';
 import { InputError, SereneError } from '../errors.js';
 import { createNoopLogger, type Logger } from '../logger.js';
-import { createLimiter } from './limit.js';
 
 /** A git command failed; `stderr` holds what git said. */
 export class GitError extends SereneError {

@@ -3,12 +3,12 @@
  * on a copy of the source folder. Not exported from the package index.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { SrcinfoGenerator } from '../contracts/source.js';
 import { SereneError } from '../errors.js';
+import { hasProgram } from '../testing/pacman.js';
 
 /** The user the test generator runs makepkg as (created by `scripts/setup-test-env.mjs`). */
 export const SRCINFO_TEST_USER = 'serene-build';
@@ -18,12 +18,8 @@ export const SRCINFO_TEST_USER = 'serene-build';
  * running as root, and the unprivileged user existing.
  */
 export function makepkgSrcinfoUnavailable(user = SRCINFO_TEST_USER): string | undefined {
-  const onPath = (program: string) =>
-    (process.env.PATH ?? '/usr/bin:/bin')
-      .split(':')
-      .some((dir) => dir !== '' && existsSync(path.join(dir, program)));
-  if (!onPath('makepkg')) return 'makepkg is not installed';
-  if (!onPath('runuser')) return 'runuser is not installed';
+  if (!hasProgram('makepkg')) return 'makepkg is not installed';
+  if (!hasProgram('runuser')) return 'runuser is not installed';
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'not running as root';
   if (spawnSync('id', ['-u', user], { stdio: 'ignore' }).status !== 0) return `user ${user} does not exist`;
   return undefined;

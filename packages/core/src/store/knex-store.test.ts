@@ -10,7 +10,8 @@ import { createMemoryLogger } from '../logger.js';
 import { setupMissing } from '../testing/setup.js';
 import { sampleBuild, samplePackage, testStore } from '../testing/store-suite.js';
 import { createKnexStore } from './knex-store.js';
-import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations.js';
+import { MIGRATIONS, MIGRATIONS_TABLE, migrationSource } from './migrations.js';
+import { packageRow } from './rows.js';
 import { formatTimestamp, fromStoredTimestamp, parseTimestamp, toStoredTimestamp } from './timestamp.js';
 
 // --- SQLite ---
@@ -106,6 +107,67 @@ describe('knex store on a SQLite file', () => {
       );
     } finally {
       await reopened.close();
+    }
+  });
+
+  it('adds the build architecture to a database of the version before (0003): its builds have none', async () => {
+    dir ??= await fs.mkdtemp(path.join(os.tmpdir(), 'serene-store-'));
+    const file = path.join(dir, 'before-arch.db');
+    const db = knex({ client: 'sqlite3', connection: { filename: file }, useNullAsDefault: true });
+    await db.migrate.latest({
+      migrationSource: migrationSource(MIGRATIONS.filter((migration) => migration.name < '0003')),
+      tableName: MIGRATIONS_TABLE,
+    });
+    expect(await db.schema.hasColumn('build', 'arch')).toBe(false);
+    await db.destroy();
+    const store = await open(file);
+    await store.insertPackage(samplePackage('alpha'));
+    await store.close();
+    const raw = knex({ client: 'sqlite3', connection: { filename: file }, useNullAsDefault: true });
+    // a build row as the version before wrote it: no arch column named
+    await raw('build').insert({
+      package: 'alpha',
+      started: '2024-05-01T12:34:56.789000000Z',
+      state: 'success',
+    });
+    await raw.destroy();
+    const reopened = await open(file);
+    try {
+      const [build] = await reopened.listBuilds('alpha');
+      expect(build?.state).toEqual({ state: 'success' });
+      expect(build && 'arch' in build).toBe(false);
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('adds the build engine to a database of the version before (0004): its builds have none', async () => {
+    dir ??= await fs.mkdtemp(path.join(os.tmpdir(), 'serene-store-'));
+    const file = path.join(dir, 'before-engine.db');
+    const db = knex({ client: 'sqlite3', connection: { filename: file }, useNullAsDefault: true });
+    await db.migrate.latest({
+      migrationSource: migrationSource(MIGRATIONS.filter((migration) => migration.name < '0004')),
+      tableName: MIGRATIONS_TABLE,
+    });
+    expect(await db.schema.hasColumn('build', 'arch')).toBe(true);
+    expect(await db.schema.hasColumn('build', 'engine')).toBe(false);
+    await db('package').insert(packageRow(samplePackage('alpha')));
+    await db('build').insert({
+      package: 'alpha',
+      started: formatTimestamp(new Date('2024-05-01T12:34:56.789Z')),
+      state: 'success',
+      arch: 'aarch64',
+    });
+    await db.destroy();
+    const store = await open(file);
+    try {
+      const [build] = await store.listBuilds('alpha');
+      expect(build?.arch).toBe('aarch64');
+      expect(build && 'engine' in build).toBe(false);
+      await store.updateBuild('alpha', build!.started, { engine: 'pi' });
+      expect((await store.getBuild('alpha', build!.started))?.engine).toBe('pi');
+    } finally {
+      await store.close();
     }
   });
 

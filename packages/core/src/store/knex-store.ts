@@ -379,7 +379,7 @@ class KnexOperations implements StoreOperations {
     return rows.map(buildFromRow).sort(byKey((record) => record.package));
   }
 
-  async listRecentBuilds(limit: number, before?: Date): Promise<BuildRecord[]> {
+  async listRecentBuilds(limit: number, before?: Date, base?: string): Promise<BuildRecord[]> {
     checkCount(limit, 'limit');
     if (limit === 0) return [];
     const query = this.db()('build').orderBy([
@@ -387,6 +387,7 @@ class KnexOperations implements StoreOperations {
       { column: 'package', order: 'asc' },
     ]);
     if (before) query.where('started', '<', toStoredTimestamp(before));
+    if (base !== undefined) query.where({ package: base });
     const rows: BuildRow[] = await query.limit(limit);
     return rows.map(buildFromRow);
   }

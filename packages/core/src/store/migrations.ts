@@ -118,6 +118,36 @@ export const MIGRATIONS: readonly StoreMigration[] = [
       await knex.schema.dropTable('package_gate');
     },
   },
+  {
+    // the architecture a build is for (docs/engines.md#architectures); null for the builds recorded
+    // before, which are of the primary architecture (`ARCH`)
+    name: '0003_build_arch',
+    async up(knex) {
+      await knex.schema.alterTable('build', (table) => {
+        table.text('arch');
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable('build', (table) => {
+        table.dropColumn('arch');
+      });
+    },
+  },
+  {
+    // the engine a build ran on (docs/engines.md#architectures); null for the builds recorded before,
+    // those that ran on none (cancelled while they waited) and the original's
+    name: '0004_build_engine',
+    async up(knex) {
+      await knex.schema.alterTable('build', (table) => {
+        table.text('engine');
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable('build', (table) => {
+        table.dropColumn('engine');
+      });
+    },
+  },
 ];
 
 /** The knex migration source over {@link MIGRATIONS}. */

@@ -47,6 +47,10 @@ export interface BuildRow {
   cpu_system: number | string | null;
   io_tbr: number | string | null;
   io_tbw: number | string | null;
+  /** null for builds recorded before migration 0003 (of the primary architecture) */
+  arch?: string | null;
+  /** null for builds recorded before migration 0004 and those that ran on no engine */
+  engine?: string | null;
 }
 
 // --- packages ---
@@ -179,12 +183,18 @@ export function buildColumns(changes: BuildChanges): Record<string, unknown> {
   if (changes.runStarted !== undefined) columns.run_started = optionalTimestamp(changes.runStarted);
   if (changes.runEnded !== undefined) columns.run_ended = optionalTimestamp(changes.runEnded);
   if (changes.stats !== undefined) Object.assign(columns, statsColumns(changes.stats));
+  if (changes.engine !== undefined) columns.engine = changes.engine;
   return columns;
 }
 
 /** The row of a whole build. */
 export function buildRow(record: BuildRecord): Record<string, unknown> {
-  return { package: record.package, started: formatTimestamp(record.started), ...buildColumns(record) };
+  return {
+    package: record.package,
+    started: formatTimestamp(record.started),
+    ...buildColumns(record),
+    ...(record.arch === undefined ? {} : { arch: record.arch }),
+  };
 }
 
 export function buildFromRow(row: BuildRow): BuildRecord {
@@ -199,6 +209,8 @@ export function buildFromRow(row: BuildRow): BuildRecord {
     runStarted: row.run_started === null ? null : fromStoredTimestamp(row.run_started),
     runEnded: row.run_ended === null ? null : fromStoredTimestamp(row.run_ended),
     stats: statsFromColumns(row),
+    ...(row.arch === null || row.arch === undefined ? {} : { arch: row.arch }),
+    ...(row.engine === null || row.engine === undefined ? {} : { engine: row.engine }),
   };
 }
 

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../errors.js';
@@ -444,9 +445,9 @@ describe('opening a serene-aur database', () => {
     // the copy is made before the import starts; then the child hangs on the pipe
     const deadline = Date.now() + 60_000;
     while (!existsSync(`${file}.serene-aur-backup`) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
     expect(output).not.toMatch(/opened/);
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));

@@ -7,6 +7,7 @@ export * from './instant-runner.js';
 export * from './makepkg.js';
 export * from './pacman.js';
 export * from './publisher-suite.js';
+export * from './random.js';
 export * from './runner-suite.js';
 export * from './serene-aur-install.js';
 export * from './setup.js';

@@ -110,7 +110,7 @@ export function createInstantRunner(options: InstantRunnerOptions = {}): Instant
               name: member.pkgname,
               base: srcinfo.base.pkgbase,
               version,
-              arch: memberArch(member, arch),
+              arch: memberArch(member, job.arch ?? arch),
               depends: member.depends,
               provides: member.provides,
             }),

@@ -502,6 +502,8 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
           runStarted: new Date(Date.UTC(2024, 2, 1, 0, 0, 0, 0)),
           runEnded: new Date(Date.UTC(2024, 2, 1, 0, 0, 0, 500)),
           stats,
+          arch: 'aarch64',
+          engine: 'pi',
         });
         await store.insertBuild(build);
         expect(await store.listBuilds('alpha')).toEqual([build]);
@@ -515,6 +517,67 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
         const nulls = sampleBuild('alpha', at(1));
         await store.insertBuild(nulls);
         expect(await store.getBuild('alpha', at(1))).toEqual(nulls);
+      });
+
+      it('keeps the architecture of each build; one recorded without reads back without', async () => {
+        await store.insertBuild(sampleBuild('alpha', at(0)));
+        await store.insertBuild(sampleBuild('alpha', at(1), { arch: 'x86_64' }));
+        await store.insertBuild(sampleBuild('alpha', at(2), { arch: 'aarch64' }));
+        await store.updateBuild('alpha', at(2), { state: { state: 'success' } });
+        const builds = await store.listBuilds('alpha');
+        expect(builds.map((build) => build.arch)).toEqual(['aarch64', 'x86_64', undefined]);
+        expect('arch' in builds[2]!).toBe(false);
+        // the package's latest build is its newest of any architecture
+        expect((await store.getLatestBuild('alpha'))?.arch).toBe('aarch64');
+        expect((await store.listLatestBuilds()).map((build) => build.arch)).toEqual(['aarch64']);
+        expect((await store.listRecentBuilds(10)).map((build) => build.arch)).toEqual([
+          'aarch64',
+          'x86_64',
+          undefined,
+        ]);
+      });
+
+      it('keeps the engine a build ran on, set when its run ended; one without reads back without', async () => {
+        await store.insertBuild(sampleBuild('alpha', at(0)));
+        await store.insertBuild(sampleBuild('alpha', at(1), { arch: 'aarch64' }));
+        await store.insertBuild(sampleBuild('alpha', at(2), { engine: 'big' }));
+        await store.updateBuild('alpha', at(1), { runSuccess: true, engine: 'pi' });
+        // a later change without it keeps it
+        await store.updateBuild('alpha', at(1), { state: { state: 'success' } });
+        const builds = await store.listBuilds('alpha');
+        expect(builds.map((build) => [build.engine, build.arch])).toEqual([
+          ['big', undefined],
+          ['pi', 'aarch64'],
+          [undefined, undefined],
+        ]);
+        expect('engine' in builds[2]!).toBe(false);
+        expect((await store.getBuild('alpha', at(1)))?.engine).toBe('pi');
+        expect((await store.listRecentBuilds(10)).map((build) => build.engine)).toEqual([
+          'big',
+          'pi',
+          undefined,
+        ]);
+      });
+
+      it('lists the recent builds of one package, paged by start time', async () => {
+        for (const [base, minute] of [
+          ['alpha', 1],
+          ['beta', 2],
+          ['alpha', 3],
+          ['beta', 4],
+          ['alpha', 5],
+        ] as const) {
+          await store.insertBuild(sampleBuild(base, at(minute), { version: `${base}${minute}` }));
+        }
+        const versions = (builds: BuildRecord[]) => builds.map((build) => build.version);
+        expect(versions(await store.listRecentBuilds(10, undefined, 'alpha'))).toEqual([
+          'alpha5',
+          'alpha3',
+          'alpha1',
+        ]);
+        expect(versions(await store.listRecentBuilds(1, at(5), 'alpha'))).toEqual(['alpha3']);
+        expect(versions(await store.listRecentBuilds(10, at(4), 'beta'))).toEqual(['beta2']);
+        expect(await store.listRecentBuilds(10, undefined, 'nothing')).toEqual([]);
       });
 
       it('round-trips partial stats, and stats without any value as null', async () => {

@@ -2,7 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError } from '../api';
 import { act, getState, loadPackages, refreshSoon, useStore } from '../store';
-import { type BuildInfo, MAKEPKG_FLAGS, type PackageInfo } from '../types';
+import { MAKEPKG_FLAGS, type PackageInfo, type RecentBuild } from '../types';
 import {
   ago,
   bytes,
@@ -13,6 +13,7 @@ import {
   navigate,
   StateBadge,
   took,
+  useEngineCount,
   useTick,
   useTitle,
 } from '../util';
@@ -22,7 +23,8 @@ export function PackagePage({ base }: { base: string }) {
   useTitle(base);
   const { api, user, changes, lastChange, queue } = useStore();
   const [pkg, setPkg] = useState<PackageInfo | undefined>(undefined);
-  const [builds, setBuilds] = useState<BuildInfo[]>([]);
+  const [builds, setBuilds] = useState<RecentBuild[]>([]);
+  const engines = useEngineCount(api);
   const [pkgbuild, setPkgbuild] = useState<string | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   const [reload, setReload] = useState(0);
@@ -34,7 +36,7 @@ export function PackagePage({ base }: { base: string }) {
     let stale = false;
     Promise.all([
       api.package(base),
-      api.builds(base, 50),
+      api.history(base, 50),
       api
         .pkgbuild(base)
         .catch((e: unknown) => (e instanceof ApiError && e.status === 404 ? '' : Promise.reject(e))),
@@ -66,6 +68,8 @@ export function PackagePage({ base }: { base: string }) {
   if (!pkg) return <p class="muted">Loading {base}…</p>;
 
   const latest = builds[0];
+  // the engine and architecture columns, once there are several engines or architectures
+  const placed = engines > 1 || new Set(builds.map((build) => build.architecture)).size > 1;
   const inFlight = queue.find((entry) => entry.base === base);
   const refresh = () => setReload((n) => n + 1);
   const set = (key: string, value: unknown, what: string) =>
@@ -206,6 +210,12 @@ export function PackagePage({ base }: { base: string }) {
                   <th scope="col">State</th>
                   <th scope="col">Version</th>
                   <th scope="col">Reason</th>
+                  {placed && (
+                    <>
+                      <th scope="col">Engine</th>
+                      <th scope="col">Arch</th>
+                    </>
+                  )}
                   <th scope="col">Took</th>
                   <th scope="col">Peak memory</th>
                 </tr>
@@ -227,6 +237,16 @@ export function PackagePage({ base }: { base: string }) {
                     </td>
                     <td class="mono">{build.version ?? '–'}</td>
                     <td>{build.reason}</td>
+                    {placed && (
+                      <>
+                        <td class="mono" data-column="engine">
+                          {build.engine ?? '–'}
+                        </td>
+                        <td class="mono" data-column="arch">
+                          {build.architecture}
+                        </td>
+                      </>
+                    )}
                     <td>{duration(took(build, now))}</td>
                     <td>{bytes(build.mem_peak)}</td>
                   </tr>

@@ -2,7 +2,17 @@
 import { useEffect, useState } from 'preact/hooks';
 import { act, getState, useStore } from '../store';
 import type { QueueEntry, RecentBuild } from '../types';
-import { ago, describeState, duration, href, StateBadge, took, useTick, useTitle } from '../util';
+import {
+  ago,
+  describeState,
+  duration,
+  href,
+  StateBadge,
+  took,
+  useEngineCount,
+  useTick,
+  useTitle,
+} from '../util';
 
 const RECENT = 50;
 
@@ -17,6 +27,7 @@ export function QueuePage() {
   const { api, queue, user, changes } = useStore();
   const [recent, setRecent] = useState<RecentBuild[] | undefined>(undefined);
   const [more, setMore] = useState(true);
+  const engines = useEngineCount(api);
   const [error, setError] = useState<string | undefined>(undefined);
   const now = useTick(1000);
 
@@ -45,6 +56,9 @@ export function QueuePage() {
   };
 
   const running = queue.filter((entry) => entry.phase === 'running');
+  // the engine and architecture columns, once there are several engines or architectures
+  const placed =
+    engines > 1 || new Set([...queue, ...(recent ?? [])].map((entry) => entry.architecture)).size > 1;
   const waiting = queue.filter((entry) => entry.phase !== 'running');
   return (
     <section>
@@ -61,7 +75,12 @@ export function QueuePage() {
                 <th scope="col">State</th>
                 <th scope="col">Step</th>
                 <th scope="col">Reason</th>
-                <th scope="col">Engine</th>
+                {placed && (
+                  <>
+                    <th scope="col">Engine</th>
+                    <th scope="col">Arch</th>
+                  </>
+                )}
                 <th scope="col">For</th>
                 {user && (
                   <th scope="col">
@@ -81,9 +100,16 @@ export function QueuePage() {
                   </td>
                   <td>{step(entry)}</td>
                   <td>{entry.reason}</td>
-                  <td class="mono">
-                    {entry.engine}/{entry.architecture}
-                  </td>
+                  {placed && (
+                    <>
+                      <td class="mono" data-column="engine">
+                        {entry.engine ?? '–'}
+                      </td>
+                      <td class="mono" data-column="arch">
+                        {entry.architecture}
+                      </td>
+                    </>
+                  )}
                   <td>{duration(now - new Date(entry.started).getTime())}</td>
                   {user && (
                     <td class="row-actions">
@@ -125,6 +151,12 @@ export function QueuePage() {
                 <th scope="col">State</th>
                 <th scope="col">Version</th>
                 <th scope="col">Reason</th>
+                {placed && (
+                  <>
+                    <th scope="col">Engine</th>
+                    <th scope="col">Arch</th>
+                  </>
+                )}
                 <th scope="col">Started</th>
                 <th scope="col">Took</th>
               </tr>
@@ -146,6 +178,16 @@ export function QueuePage() {
                   </td>
                   <td class="mono">{build.version ?? '–'}</td>
                   <td>{build.reason}</td>
+                  {placed && (
+                    <>
+                      <td class="mono" data-column="engine">
+                        {build.engine ?? '–'}
+                      </td>
+                      <td class="mono" data-column="arch">
+                        {build.architecture}
+                      </td>
+                    </>
+                  )}
                   <td>{ago(build.started, now)}</td>
                   <td>{duration(took(build, now))}</td>
                 </tr>

@@ -18,6 +18,7 @@ import {
   createMemoryLogger,
   createSerene,
   createSourceFactory,
+  type EngineStatus,
   type FilesystemRepository,
   type LogRecord,
   type PackageService,
@@ -110,6 +111,16 @@ export interface HarnessOptions {
   };
   /** stats the runner reports for a build (the instant runner reports none) */
   stats?: (base: string) => BuildStats | null;
+  /**
+   * makes the runner one of several engines (as the Docker Engine pool), whose status the test
+   * drives: called with the bases whose builds are in the runner now, in the order they came
+   */
+  engines?: (running: readonly string[]) => EngineStatus[];
+  /**
+   * architectures served beside the primary `x86_64`, each with its repository in `repository-<arch>`
+   * (the instant runner builds for any of them) @default none
+   */
+  arches?: string[];
 }
 
 /** Sends one request with a raw path (no URL normalisation, so `..` and `%2e` reach the server). */
@@ -179,16 +190,27 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const instant = createInstantRunner({ behaviour: (job) => options.behaviour?.(job.base) ?? 'success' });
   const gates = new Map<string, { promise: Promise<void>; open: () => void }>();
   const loggers = new Map<string, (chunk: string) => void>();
+  const running: string[] = [];
+  const engines = options.engines;
   const runner: Runner = {
     name: 'gated',
     printSrcinfo: (dir) => instant.printSrcinfo(dir),
+    ...(engines ? { engines: () => engines([...running]) } : {}),
     async run(job, runOptions = {}) {
       loggers.set(job.base, (chunk) => runOptions.onLog?.(chunk));
+      running.push(job.base);
       try {
         await gates.get(job.base)?.promise;
         const result = await instant.run(job, runOptions);
-        return options.stats ? { ...result, stats: options.stats(job.base) } : result;
+        // as the pool: the engine it ran on, the one whose builds list it
+        const engine = engines?.([...running]).find((status) => status.builds.includes(job.base))?.name;
+        return {
+          ...result,
+          ...(options.stats ? { stats: options.stats(job.base) } : {}),
+          ...(engine === undefined ? {} : { engine }),
+        };
       } finally {
+        running.splice(running.indexOf(job.base), 1);
         loggers.delete(job.base);
       }
     },
@@ -196,8 +218,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
   const repositoryDir = path.join(root, 'repository');
   const publisher = createFilesystemRepository({ dir: repositoryDir });
+  const others = (options.arches ?? []).map((arch) => {
+    const dir = `${repositoryDir}-${arch}`;
+    return { arch, dir, publisher: createFilesystemRepository({ dir }) };
+  });
   const serene = createSerene(
     {
+      publishers: Object.fromEntries(others.map((other) => [other.arch, other.publisher])),
       logger,
       store: createKnexStore({ filename: ':memory:' }),
       runner,
@@ -209,6 +236,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
     {
       arch: 'x86_64',
+      arches: ['x86_64', ...(options.arches ?? [])],
       name: 'serene',
       sourcesDir: path.join(root, 'sources'),
       workDir: path.join(root, 'work'),
@@ -232,6 +260,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     publisher,
     repositoryDir,
     arch: 'x86_64',
+    repositories: others,
     name: 'serene',
     version: 'v0.4.3',
     started: new Date('2025-03-08T12:00:01.123Z'),
