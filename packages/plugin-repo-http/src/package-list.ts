@@ -91,6 +91,7 @@ export class PackageList {
         runStarted: null,
         runEnded: null,
         stats: null,
+        ...(event.arch !== undefined ? { arch: event.arch } : {}),
       };
       this.changes.set(base, { build });
     } else if (state.state === 'running' && state.info === 'build') {
