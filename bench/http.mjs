@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
@@ -7,27 +7,17 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-// Benchmark: serene's HTTP server (@serene/plugin-repo-http) against nginx serving the same
-// repository folder, side by side in one run, on loopback, with wrk as the load generator.
-//
-//   npm run build && node bench/http.mjs [--packages 5000] [--db-packages 500] [--big-mb 100]
-//     [--duration 10] [--connections 50] [--rounds 3] [--list-requests 200]
-//
-// Measures
-//   (a) requests per second for the repository database (`/x86_64/serene.db`, a symlink, as pacman
-//       -Sy asks for it), `--connections` keep-alive connections;
-//   (b) throughput for a `--big-mb` MB package file, 4 connections;
-//   (c) latency of `GET /package/list` with `--packages` packages in the store (sequential requests,
-//       median and p90), ours only (nginx has no API): warm (the answer is kept until something
-//       changes) and cold (each request right after a change: a no-op `POST /build`).
-// Ours runs in a child process (one Node process, one core, as the host runs it); nginx runs with one
-// worker (like for like) and with `worker_processes auto`. wrk runs with one thread. Rounds alternate
-// between the servers and the best round of each counts (the machine is shared with the load
-// generator). wrk and nginx are installed with apt when missing and running as root.
-// Results go to stdout and to bench/out/http/results.json.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { hasProgram } from '../scripts/programs.mjs';
+import {
+  ensureTools as ensure,
+  fmtBytes,
+  fmtNum,
+  get,
+  machine,
+  pct,
+  positiveInt,
+  startNginx as startNginxIn,
+} from './lib/helpers.mjs';
 import {
   BENCH_DAY,
   BENCH_SECRET,
@@ -36,9 +26,6 @@ import {
   syntheticBuild,
   syntheticPackage,
 } from './lib/server.mjs';
-
-/** Where wrk and nginx are looked for: nginx is in /usr/sbin, which a user's PATH may lack. */
-const SEARCH_PATH = `${process.env.PATH ?? ''}:/usr/sbin:/usr/bin`;
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const OUT = path.join(ROOT, 'bench/out/http');
@@ -87,7 +74,7 @@ async function main() {
     if (!existsSync(file))
       throw new Error(`${path.relative(ROOT, file)} is missing: run 'npm run build' first`);
   }
-  if (!ensureTools()) {
+  if (!ensure(['wrk', 'nginx'], log)) {
     console.log('http bench skipped: wrk and nginx are needed (apt-get install wrk nginx-light, as root)');
     return;
   }
@@ -234,30 +221,6 @@ function keepBest(table, name, run, key) {
   if (!table[name] || run[key] > table[name][key]) table[name] = run;
 }
 
-/** wrk and nginx, installed with apt when missing (as root); false when they cannot be had. */
-function ensureTools() {
-  const missing = ['wrk', 'nginx'].filter((tool) => !hasProgram(tool, SEARCH_PATH));
-  if (missing.length === 0) return true;
-  if (process.getuid?.() !== 0) return false;
-  const packages = missing.map((tool) => (tool === 'nginx' ? 'nginx-light' : tool));
-  log(`installing ${packages.join(', ')} with apt-get`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  let install = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...packages], {
-    stdio: 'ignore',
-    env,
-  });
-  if (install.status !== 0) {
-    spawnSync('apt-get', ['update'], { stdio: 'ignore', env });
-    install = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...packages], {
-      stdio: 'ignore',
-      env,
-    });
-  }
-  // the package's own nginx service is not wanted
-  spawnSync('sh', ['-c', 'command -v service >/dev/null && service nginx stop'], { stdio: 'ignore' });
-  return ['wrk', 'nginx'].every((tool) => hasProgram(tool, SEARCH_PATH));
-}
-
 /** The repository folder: a database of `count` packages (published by serene's publisher) and a big file. */
 async function prepareRepository(dir, count, bigName, bigBytes) {
   const marker = path.join(OUT, `repository-${count}.done`);
@@ -318,31 +281,15 @@ async function startOurs(repoDir, packages) {
   return { port, stop: () => child.kill('SIGTERM') };
 }
 
-/** Starts nginx with bench/nginx.conf; resolves with its port. */
-async function startNginx(label, repoDir, workers) {
-  const prefix = path.join(OUT, `nginx-${label}`);
-  await fs.rm(prefix, { recursive: true, force: true });
-  await fs.mkdir(prefix, { recursive: true });
-  const port = await freePort();
-  const template = await fs.readFile(path.join(import.meta.dirname, 'nginx.conf'), 'utf8');
-  const config = template
-    .replaceAll('{{USER}}', process.getuid?.() === 0 ? 'user root;' : '')
-    .replaceAll('{{WORKERS}}', String(workers))
-    .replaceAll('{{PREFIX}}', prefix)
-    .replaceAll('{{PORT}}', String(port))
-    .replaceAll('{{ARCH}}', ARCH)
-    .replaceAll('{{ROOT}}', repoDir);
-  const file = path.join(prefix, 'nginx.conf');
-  await fs.writeFile(file, config);
-  const child = spawn('nginx', ['-c', file, '-p', prefix], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const reply = await get(port, '/').catch(() => undefined);
-    if (reply) break;
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`nginx (${label}) did not start`);
-    await sleep(50);
-  }
-  return { port, stop: () => child.kill('SIGQUIT') };
+/** Starts nginx with bench/nginx.conf in bench/out/http/nginx-<label>; resolves with its port. */
+function startNginx(label, repoDir, workers) {
+  return startNginxIn({
+    prefix: path.join(OUT, `nginx-${label}`),
+    root: repoDir,
+    arch: ARCH,
+    workers,
+    label,
+  });
 }
 
 /** Runs wrk (one thread) and parses its summary. */
@@ -469,22 +416,6 @@ async function serve(repoDir) {
 
 // --- Helpers --------------------------------------------------------------------------------------
 
-function get(port, pathname, headers = {}, agent = false) {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: pathname, headers, agent }, (res) => {
-      const chunks = [];
-      let length = 0;
-      res.on('data', (chunk) => {
-        length += chunk.length;
-        if (length <= 64 * 1024 * 1024) chunks.push(chunk);
-      });
-      res.on('end', () => resolve({ status: res.statusCode, length, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-  });
-}
-
 function request(port, method, pathname, body, agent) {
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -510,53 +441,6 @@ function request(port, method, pathname, body, agent) {
   });
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = http.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
-
-function machine() {
-  const cpus = os.cpus();
-  return {
-    cpus: cpus.length,
-    model: cpus[0]?.model,
-    memoryGB: Math.round(os.totalmem() / 1024 ** 3),
-    node: process.version,
-  };
-}
-
-function positiveInt(text, name) {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value <= 0)
-    throw new Error(`${name} must be a positive integer, not '${text}'`);
-  return value;
-}
-
 function log(message) {
   console.log(message);
-}
-
-function fmtNum(value) {
-  return Math.round(value).toLocaleString('en-US');
-}
-
-function pct(value) {
-  return `${(value * 100).toFixed(0)}%`;
-}
-
-function fmtBytes(value) {
-  const units = ['B', 'KB', 'MB', 'GB'];
-  let unit = 0;
-  let scaled = value;
-  while (scaled >= 1024 && unit < units.length - 1) {
-    scaled /= 1024;
-    unit++;
-  }
-  return `${scaled.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }

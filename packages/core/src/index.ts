@@ -66,6 +66,7 @@ export {
   type PackageScheduling,
   PackageService,
   type PackageServiceOptions,
+  type PackageSummary,
   type PackageView,
   type QueuedBuild,
   type SettingChange,

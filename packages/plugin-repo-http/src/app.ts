@@ -18,9 +18,9 @@ import { DEFAULT_BODY_LIMIT, readBody } from './body.js';
 import { errorMiddleware } from './errors.js';
 import { LiveEvents } from './live-events.js';
 import { heldNotice, LiveLogs } from './live-logs.js';
-import { Memo } from './memo.js';
 import { openApiDocument } from './openapi.js';
 import type { RepoHttpOptions } from './options.js';
+import { listStream, PackageList } from './package-list.js';
 import type { HttpPlugin } from './plugin.js';
 import { encodeSegment, RepositoryFiles } from './repository-files.js';
 import {
@@ -39,7 +39,6 @@ import {
   formatTime,
   heldUpdate,
   packageInfo,
-  packagePeek,
   packagePolicy,
   queueEntry,
   recentBuild,
@@ -154,9 +153,10 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
     ]),
   );
   let openApi: string | undefined;
-  // GET /package/list reads and parses every package: its answer is kept until something changes
-  const packageList = new Memo<Buffer>(options.listCacheMs ?? 60_000);
-  const stopListening = options.bus.on('state', () => packageList.invalidate());
+  // GET /package/list reads and parses every package: its answer is kept, and a build's state
+  // change has only its package read again
+  const packageList = new PackageList({ service, maxAgeMs: options.listCacheMs ?? 60_000 });
+  const stopListening = options.bus.on('state', (event) => packageList.changed(event));
 
   const auth =
     (access: Access): Middleware =>
@@ -229,10 +229,7 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
   });
 
   router.get('/package/list', read, async (ctx) => {
-    ctx.body = await packageList.get(async () => {
-      const list = await service.list();
-      return Buffer.from(JSON.stringify(list.map((item) => packagePeek(item.view, item.latest))));
-    });
+    ctx.body = listStream(await packageList.get());
     ctx.type = 'application/json';
   });
 

@@ -74,8 +74,9 @@ export interface RepoHttpOptions {
     revalidateMs?: number;
   };
   /**
-   * The answer of `GET /package/list` is kept until a build changes state or a request changes
-   * something, and at most this long (ms), in case the store is changed by another process.
+   * The answer of `GET /package/list` is kept: a build's state change updates its package's entry,
+   * a request that changes something has the whole list read again, and so does this much time (ms),
+   * in the background, in case the store is changed by another process.
    * @default 60000
    */
   listCacheMs?: number | undefined;

@@ -10,6 +10,7 @@ import {
   type GatePolicy,
   type GatePolicyView,
   type HeldUpdateView,
+  type PackageSummary,
   type PackageView,
   type QueuedBuild,
   type TrustRecord,
@@ -63,6 +64,19 @@ export function packagePeek(view: PackageView, latest: BuildRecord | undefined):
     devel: view.source.devel,
     build: latest ? buildInfo(latest) : null,
     added: formatTime(view.record.added),
+  };
+}
+
+/** `PackagePeek` of a package's summary: the same entry as {@link packagePeek} of its view. */
+export function summaryPeek(summary: PackageSummary): PackagePeek {
+  return {
+    base: summary.record.base,
+    members: summary.members,
+    version: summary.version,
+    enabled: summary.record.enabled,
+    devel: summary.devel,
+    build: summary.latest ? buildInfo(summary.latest) : null,
+    added: formatTime(summary.record.added),
   };
 }
 

@@ -8,6 +8,7 @@ import {
   type AurTestPackage,
   startAurEmulator,
 } from '../../../../test/fixtures/aur/index.js';
+import type { SourceFactory } from '../contracts/source.js';
 import type { BuildState, PackageRecord, Store } from '../contracts/store.js';
 import { createFilesystemRepository, type FilesystemRepository } from '../pacman/filesystem-repository.js';
 import { createSourceFactory } from '../sources/source-factory.js';
@@ -23,6 +24,7 @@ import {
   type OrchestratorOptions,
   RESTART_MESSAGE,
   type RunSettings,
+  SESSION_UPDATES,
   SHUTDOWN_MESSAGE,
 } from './orchestrator.js';
 
@@ -121,6 +123,76 @@ async function latest(h: Harness, base: string) {
 }
 
 describe('BuildOrchestrator', () => {
+  it('runs at most SESSION_UPDATES source updates of a large session at once, and builds every package', async () => {
+    const h = await harness([]);
+    // the real sources, with their updates counted
+    const real = createSourceFactory({ generateSrcinfo: (dir) => h.runner.printSrcinfo(dir) });
+    let running = 0;
+    let most = 0;
+    const counted: SourceFactory = {
+      ...real,
+      restore(json) {
+        const source = real.restore(json);
+        const update = source.update.bind(source);
+        source.update = async (dir, opts) => {
+          most = Math.max(most, ++running);
+          try {
+            await sleep(1);
+            return await update(dir, opts);
+          } finally {
+            running--;
+          }
+        };
+        return source;
+      },
+    };
+    const orchestrator = new BuildOrchestrator({
+      store: h.store,
+      sources: counted,
+      runner: h.runner,
+      publisher: h.publisher,
+      sourcesDir: path.join(h.root, 'sources'),
+      workDir: path.join(h.root, 'work'),
+    });
+    const bases = Array.from({ length: SESSION_UPDATES + 30 }, (_, i) => `raw-${String(i).padStart(3, '0')}`);
+    for (const base of bases) {
+      const source = await real.create({
+        type: 'raw',
+        devel: false,
+        pkgbuild: `pkgname=${base}\npkgver=1.0\npkgrel=1\narch=(any)\npackage() { :; }\n`,
+      });
+      const dir = path.join(h.root, 'sources', base);
+      // the instant runner's .SRCINFO generator reads it from the folder
+      await fs.mkdir(dir, { recursive: true });
+      await fs.writeFile(
+        path.join(dir, '.SRCINFO'),
+        `pkgbase = ${base}\n\tpkgver = 1.0\n\tpkgrel = 1\n\tarch = any\n\npkgname = ${base}\n`,
+      );
+      await source.initialize(dir);
+      await h.store.insertPackage({
+        base,
+        added: new Date(),
+        source: source.toJSON(),
+        srcinfo: null,
+        pkgbuild: null,
+        enabled: true,
+        clean: false,
+        private: false,
+        dependency: false,
+        schedule: null,
+        prepare: null,
+        flags: [],
+        builtState: 'init',
+        failedState: null,
+      });
+    }
+    const { done } = await orchestrator.start(bases, manual);
+    await done;
+    expect(most).toBe(SESSION_UPDATES);
+    const states = await Promise.all(bases.map(async (base) => (await latest(h, base)).state));
+    expect(states).toEqual(bases.map(() => ({ state: 'success' })));
+  });
+
   it('builds, publishes and records a package through every state', async () => {
     const h = await harness([{ base: 'alpha', pkgver: '1.2.3' }]);
     await h.add('alpha');

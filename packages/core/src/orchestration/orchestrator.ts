@@ -1,6 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { Semaphore } from '../concurrency.js';
+import { createLimiter, Semaphore } from '../concurrency.js';
 import type { Publisher } from '../contracts/publisher.js';
 import type { Runner, RunResult } from '../contracts/runner.js';
 import type { Source, SourceFactory } from '../contracts/source.js';
@@ -100,6 +100,17 @@ export const BUILD_DEFAULTS = {
   forceClean: false,
 } as const;
 
+/**
+ * Source updates a session runs at once. Enough for the AUR client to batch a session's version
+ * checks into requests of a hundred names; few enough that a session of thousands of packages does
+ * not fill libuv's thread pool queue (file writes, store queries) ahead of the requests the server
+ * answers meanwhile.
+ */
+export const SESSION_UPDATES = 100;
+
+/** Packages a session handles between two turns of the event loop where it handles them all at once. */
+const YIELD_EVERY = 500;
+
 /** Message of builds found unfinished at start-up, as the original's. */
 export const RESTART_MESSAGE =
   'build was not finished or failed beyond fatally, then serene was restarted - check your logs!';
@@ -151,7 +162,7 @@ interface Job {
   abortReason?: 'cancelled' | 'timeout';
   /** the message of the cancelled state, when not the default one */
   cancelMessage?: string;
-  /** the last `.SRCINFO` parsed for this job (resolve, then publish), with its text */
+  /** the last `.SRCINFO` parsed for this job (resolve, then publish; a large session's not kept), with its text */
   srcinfo?: { text: string; parsed: Srcinfo };
 }
 
@@ -350,45 +361,56 @@ export class BuildOrchestrator {
   // --- Session ----------------------------------------------------------------------------------
 
   private async session(bases: string[], settings: RunSettings): Promise<void> {
-    // updates run together, so that the AUR client batches their version checks into few requests
+    // a large session reads its packages in one query, not one each
+    const records =
+      bases.length > SESSION_UPDATES
+        ? new Map((await this.store.listPackages()).map((record) => [record.base, record]))
+        : undefined;
+    // updates run together, so that the AUR client batches their version checks into few requests,
+    // but SESSION_UPDATES at most: a scheduled session of thousands would otherwise queue all their
+    // file and store operations at once in libuv's thread pool, where every request's query waits
+    // behind them
+    const limit = createLimiter(SESSION_UPDATES);
     const updated = await Promise.all(
-      bases.map(async (base) => {
-        const record = await this.store.getPackage(base);
-        if (!record) {
-          this.logger.warn('package to build is not added (any more)', { base });
-          return undefined;
-        }
-        const source = this.sources.restore(record.source);
-        const dir = this.sourceDir(base);
-        try {
-          // an approved revision is built as it is, never a newer one pushed since
-          const { approved } = this.gate ? await this.gate.beforeUpdate(base, source, dir) : {};
-          if (approved !== undefined && source.pin) {
-            await source.pin(dir, approved);
-          } else {
-            await source.update(dir);
-            if (this.gate && source.state() !== record.builtState) {
-              const decision = await this.gate.check(base, source, dir);
-              // held or rejected: the checkout is back at the accepted revision, the stored source stays;
-              // a checkout that could not be put back is not built at all, not even by a forced build
-              if (decision.action !== 'build') {
-                return decision.restored
-                  ? { record, source: this.sources.restore(record.source) }
-                  : undefined;
+      bases.map((base) =>
+        limit(async () => {
+          const record = records ? records.get(base) : await this.store.getPackage(base);
+          if (!record) {
+            this.logger.warn('package to build is not added (any more)', { base });
+            return undefined;
+          }
+          const source = this.sources.restore(record.source);
+          const dir = this.sourceDir(base);
+          try {
+            // an approved revision is built as it is, never a newer one pushed since
+            const { approved } = this.gate ? await this.gate.beforeUpdate(base, source, dir) : {};
+            if (approved !== undefined && source.pin) {
+              await source.pin(dir, approved);
+            } else {
+              await source.update(dir);
+              if (this.gate && source.state() !== record.builtState) {
+                const decision = await this.gate.check(base, source, dir);
+                // held or rejected: the checkout is back at the accepted revision, the stored source stays;
+                // a checkout that could not be put back is not built at all, not even by a forced build
+                if (decision.action !== 'build') {
+                  return decision.restored
+                    ? { record, source: this.sources.restore(record.source) }
+                    : undefined;
+                }
               }
             }
+            const json = source.toJSON();
+            // most updates find nothing new: then the stored source is already this one
+            if (JSON.stringify(json) !== JSON.stringify(record.source)) {
+              await this.store.updatePackage(base, { source: json });
+            }
+          } catch (error) {
+            // as the original: a failed update is logged, the package proceeds with its old checkout
+            this.logger.warn('could not update source', { base, error: formatErrorChain(error) });
           }
-          const json = source.toJSON();
-          // most updates find nothing new: then the stored source is already this one
-          if (JSON.stringify(json) !== JSON.stringify(record.source)) {
-            await this.store.updatePackage(base, { source: json });
-          }
-        } catch (error) {
-          // as the original: a failed update is logged, the package proceeds with its old checkout
-          this.logger.warn('could not update source', { base, error: formatErrorChain(error) });
-        }
-        return { record, source };
-      }),
+          return { record, source };
+        }),
+      ),
     );
     const jobs: Job[] = [];
     /** builds that cannot run, with why: recorded, then ended fatal before the others are resolved */
@@ -527,7 +549,9 @@ export class BuildOrchestrator {
     const cancelled: { job: Job; message: string }[] = [];
     try {
       const srcinfos = new Map<Job, Srcinfo>();
-      for (const job of jobs) {
+      for (const [i, job] of jobs.entries()) {
+        // thousands of .SRCINFO files take a while to parse: requests are answered in between
+        if (i > 0 && i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
         srcinfos.set(job, parseJobSrcinfo(job, await job.source.srcinfo(this.sourceDir(job.base))));
       }
       const inSession = new Set(jobs.map((job) => job.base));
@@ -542,7 +566,7 @@ export class BuildOrchestrator {
         const inArch = jobs.filter((job) => job.publishTo.includes(arch));
         if (!inArch.some((job) => job.arch === arch)) continue;
         const byBase = new Map(inArch.map((job) => [job.base, job]));
-        const resolutions = resolveSession(
+        const resolutions = await resolveSession(
           inArch.map((job) => ({ base: job.base, srcinfo: srcinfos.get(job)! })),
           { arch, sync, repository, added },
         );
@@ -553,6 +577,9 @@ export class BuildOrchestrator {
           else waiting.set(job.key, new Set([...resolution.dependsOn].map((base) => byBase.get(base)!.key)));
         }
       }
+      // a large session does not keep the parses for its publishes: thousands of parsed .SRCINFO
+      // files are tens of MB held while the builds wait (each is parsed again when it publishes)
+      if (jobs.length > SESSION_UPDATES) for (const job of jobs) delete job.srcinfo;
     } catch (error) {
       for (const job of jobs) {
         await this.finish(job, { state: 'fatal', info: [formatErrorChain(error), 'resolve'] });
@@ -616,7 +643,12 @@ export class BuildOrchestrator {
           wake?.();
         });
     };
-    for (const [base, deps] of waiting) if (deps.size === 0) start(base);
+    let started = 0;
+    for (const [base, deps] of waiting) {
+      if (deps.size > 0) continue;
+      start(base);
+      if (++started % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
     while (running > 0) {
       if (ended.length === 0) await new Promise<void>((resolve) => (wake = resolve));
       wake = undefined;

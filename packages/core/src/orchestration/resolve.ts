@@ -1,5 +1,14 @@
-import { findSatisfier, type Provider, parseDependency } from '../pacman/depend.js';
+import {
+  findSatisfier,
+  type Provider,
+  parseDependency,
+  satisfies,
+  splitDependency,
+} from '../pacman/depend.js';
 import { dependsFor, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
+
+/** Packages resolved between two turns of the event loop. */
+const YIELD_EVERY = 500;
 
 /** A package of a build session, with the `.SRCINFO` it will be built from. */
 export interface SessionPackage {
@@ -39,13 +48,25 @@ export function providersOf(srcinfo: Srcinfo): Provider[] {
  * checkdepends of a package must be satisfied (vercmp-aware, provides included) by another package
  * of the session, by our own repository, or by a sync database. A package with unsatisfied
  * dependencies, or one that needs a cancelled package, or one in a dependency cycle, is cancelled
- * with the original's messages; the others get the set of session bases they wait for.
+ * with the original's messages; the others get the set of session bases they wait for. Yields to
+ * the event loop every few hundred packages.
  */
-export function resolveSession(packages: readonly SessionPackage[], context: ResolveContext): Resolution[] {
-  const sessionProviders = packages.map((pkg) => ({ base: pkg.base, providers: providersOf(pkg.srcinfo) }));
+export async function resolveSession(
+  packages: readonly SessionPackage[],
+  context: ResolveContext,
+): Promise<Resolution[]> {
+  // every provider by the names it answers to: a session of thousands looks each dependency up
+  // among its few candidates, not among every package of the session and the sync databases
+  const inSessionByName = byName(
+    packages.flatMap((pkg) => providersOf(pkg.srcinfo).map((provider) => ({ ...provider, base: pkg.base }))),
+  );
+  const repositoryByName = byName(context.repository);
+  const syncByName = byName(context.sync);
   const results = new Map<string, Resolution>();
 
-  for (const pkg of packages) {
+  for (const [i, pkg] of packages.entries()) {
+    // a session of thousands takes a while: requests are answered in between
+    if (i > 0 && i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
     const own = providersOf(pkg.srcinfo);
     const wanted = new Set<string>();
     for (const member of pkg.srcinfo.packages) {
@@ -57,14 +78,19 @@ export function resolveSession(packages: readonly SessionPackage[], context: Res
       const dep = parseDependency(text);
       // members of a split package may depend on each other
       if (findSatisfier(dep, own)) continue;
-      const inSession = sessionProviders.find(
-        (other) => other.base !== pkg.base && findSatisfier(dep, other.providers),
-      );
+      // the first package of the session (in its order) with a member that satisfies it
+      const inSession = inSessionByName
+        .get(dep.name)
+        ?.find((other) => other.base !== pkg.base && satisfies(dep, other));
       if (inSession) {
         dependsOn.add(inSession.base);
         continue;
       }
-      if (findSatisfier(dep, context.repository) || findSatisfier(dep, context.sync)) continue;
+      if (
+        findSatisfier(dep, repositoryByName.get(dep.name) ?? []) ||
+        findSatisfier(dep, syncByName.get(dep.name) ?? [])
+      )
+        continue;
       missing.push(dep.name);
     }
     if (missing.length > 0) {
@@ -90,6 +116,23 @@ export function resolveSession(packages: readonly SessionPackage[], context: Res
   propagateCancellation(results);
 
   return packages.map((pkg) => results.get(pkg.base)!);
+}
+
+/**
+ * Providers under each name that can satisfy a dependency on it (their own and their `provides`'),
+ * in the given order: only those are candidates for a dependency of that name.
+ */
+function byName<T extends Provider>(providers: Iterable<T>): Map<string, T[]> {
+  const index = new Map<string, T[]>();
+  for (const provider of providers) {
+    const names = new Set([provider.name, ...provider.provides.map((entry) => splitDependency(entry).name)]);
+    for (const name of names) {
+      const list = index.get(name);
+      if (list) list.push(provider);
+      else index.set(name, [provider]);
+    }
+  }
+  return index;
 }
 
 /** A package that needs a cancelled one is cancelled too, until nothing changes. */

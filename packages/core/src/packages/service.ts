@@ -32,7 +32,7 @@ import {
 import { providersOf } from '../orchestration/resolve.js';
 import { findSatisfier, type Provider, parseDependency } from '../pacman/depend.js';
 import { packageNameProblem } from '../pacman/names.js';
-import { dependsFor, parseSrcinfo, type Srcinfo } from '../pacman/srcinfo.js';
+import { dependsFor, parseSrcinfo, type Srcinfo, srcinfoNames } from '../pacman/srcinfo.js';
 
 /** What the service needs of a scheduler (docs/compatibility.md#scheduling). */
 export interface PackageScheduling {
@@ -104,6 +104,9 @@ export type SettingChange =
   | { key: 'trust'; value: boolean | null }
   | { key: 'review'; value: string | null };
 
+/** Packages {@link PackageService.list} makes views of between two turns of the event loop. */
+const LIST_BATCH = 500;
+
 /** The setting keys of the update gate. */
 export const GATE_SETTING_KEYS = ['cooloff', 'trust', 'review'] as const;
 
@@ -115,6 +118,21 @@ export interface PackageView {
   srcinfo: Srcinfo | null;
   /** the effective cron expression */
   schedule: string;
+}
+
+/**
+ * What a list of every package shows of one (`GET /package/list`): read without parsing the whole
+ * `.SRCINFO` or restoring the source, which for thousands of packages is most of the time.
+ */
+export interface PackageSummary {
+  record: PackageRecord;
+  /** the members' names from the published .SRCINFO (none before the first publish) */
+  members: string[];
+  /** `pkgver` of the published .SRCINFO */
+  version: string | null;
+  devel: boolean;
+  /** the newest build */
+  latest: BuildRecord | undefined;
 }
 
 /** Error of an add whose dependencies cannot all be satisfied (the original answers 500). */
@@ -168,7 +186,31 @@ export class PackageService {
   async list(): Promise<{ view: PackageView; latest: BuildRecord | undefined }[]> {
     const [records, latest] = await Promise.all([this.store.listPackages(), this.store.listLatestBuilds()]);
     const byBase = new Map(latest.map((build) => [build.package, build]));
-    return records.map((record) => ({ view: this.view(record), latest: byBase.get(record.base) }));
+    const list: { view: PackageView; latest: BuildRecord | undefined }[] = [];
+    for (const [i, record] of records.entries()) {
+      // thousands of packages take a while to parse: other requests are answered in between
+      if (i > 0 && i % LIST_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
+      list.push({ view: this.view(record), latest: byBase.get(record.base) });
+    }
+    return list;
+  }
+
+  /** Every added package's {@link PackageSummary}, by base. */
+  async summaries(): Promise<PackageSummary[]> {
+    const [records, latest] = await Promise.all([this.store.listPackages(), this.store.listLatestBuilds()]);
+    const byBase = new Map(latest.map((build) => [build.package, build]));
+    const list: PackageSummary[] = [];
+    for (const [i, record] of records.entries()) {
+      if (i > 0 && i % LIST_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
+      list.push(summaryOf(record, byBase.get(record.base)));
+    }
+    return list;
+  }
+
+  /** One package's {@link PackageSummary}; `NotFoundError` as {@link PackageService.get}. */
+  async summary(base: string): Promise<PackageSummary> {
+    const [record, latest] = await Promise.all([this.record(base), this.store.getLatestBuild(base)]);
+    return summaryOf(record, latest);
   }
 
   /** How many packages are added. */
@@ -624,6 +666,18 @@ export class PackageService {
       devel: source.devel,
     });
   }
+}
+
+/** A package's {@link PackageSummary}: the names and version of its .SRCINFO, its devel flag as stored. */
+function summaryOf(record: PackageRecord, latest: BuildRecord | undefined): PackageSummary {
+  const names = record.srcinfo ? srcinfoNames(record.srcinfo) : undefined;
+  return {
+    record,
+    members: names?.pkgnames ?? [],
+    version: names?.pkgver ?? null,
+    devel: record.source.devel === true,
+    latest,
+  };
 }
 
 /** A pkgbase becomes a folder name: refuse anything that could leave the sources folder. */

@@ -32,7 +32,7 @@ function angleOperator(s: string, index: number): { op: DependencyOperator; leng
 }
 
 /** Splits a dependency string exactly as libalpm does, accepting anything (even an empty name). */
-function splitDependency(s: string): Dependency {
+export function splitDependency(s: string): Dependency {
   // ": " (with the space) so an epoch's colon is not taken for a description
   const descAt = s.indexOf(': ');
   const head = descAt === -1 ? s : s.slice(0, descAt);

@@ -1,7 +1,15 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../errors.js';
-import { archValues, dependsFor, memberArch, parseSrcinfo, type Srcinfo, srcinfoVersion } from './srcinfo.js';
+import {
+  archValues,
+  dependsFor,
+  memberArch,
+  parseSrcinfo,
+  type Srcinfo,
+  srcinfoNames,
+  srcinfoVersion,
+} from './srcinfo.js';
 
 /**
  * The fixtures are `makepkg --printsrcinfo` output (pacman 6.0.2) for the PKGBUILD beside each; to
@@ -410,5 +418,32 @@ describe('srcinfo helpers', () => {
     ]);
     expect(archValues(info.base, 'sha256sums', 'aarch64')).toHaveLength(3);
     expect(archValues(info.base, 'source', 'i686')).toHaveLength(2);
+  });
+});
+
+describe('srcinfoNames', () => {
+  it('gives the pkgbase, pkgver and pkgnames parseSrcinfo gives, for every fixture', () => {
+    for (const name of readdirSync(new URL('./__fixtures__/srcinfo/', import.meta.url))) {
+      const text = readFileSync(new URL(`./__fixtures__/srcinfo/${name}/.SRCINFO`, import.meta.url), 'utf8');
+      const parsed = parseSrcinfo(text);
+      expect(srcinfoNames(text)).toEqual({
+        pkgbase: parsed.base.pkgbase,
+        pkgver: parsed.base.pkgver,
+        pkgnames: parsed.packages.map((pkg) => pkg.pkgname),
+      });
+    }
+  });
+
+  it('throws an InputError for a broken structure or a missing pkgver, as parseSrcinfo', () => {
+    for (const text of [
+      '',
+      srcinfo('pkgname = a'),
+      srcinfo('pkgbase = a', 'pkgver = 1', 'pkgrel = 1'),
+      srcinfo('pkgbase = a', 'pkgrel = 1', '', 'pkgname = a'),
+      srcinfo('pkgbase = a', 'pkgver = 1', 'pkgrel = 1', '', 'pkgname = a', '', 'pkgname = a'),
+    ]) {
+      expect(() => parseSrcinfo(text)).toThrow(InputError);
+      expect(() => srcinfoNames(text)).toThrow(InputError);
+    }
   });
 });

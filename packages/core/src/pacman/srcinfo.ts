@@ -245,6 +245,20 @@ export function parseSrcinfo(text: string): Srcinfo {
   return { base, packages };
 }
 
+/**
+ * The names and version of a `.SRCINFO` without typing every field (a list of thousands of packages
+ * shows only these): the base's `pkgver` (as {@link parseSrcinfo} gives it) and the `pkgname`s in
+ * order. Throws as {@link parseSrcinfo} does for a broken structure or a missing `pkgver`.
+ */
+export function srcinfoNames(text: string): { pkgbase: string; pkgver: string; pkgnames: string[] } {
+  const [head, ...rest] = readSections(text);
+  if (!head) throw new InputError('.SRCINFO has no pkgbase line');
+  if (rest.length === 0) throw lineError(head.line, `pkgbase '${head.name}' has no pkgname section`);
+  const pkgver = single(head.fields, 'pkgver');
+  if (pkgver === undefined) throw lineError(head.line, 'pkgbase has no pkgver');
+  return { pkgbase: head.name, pkgver, pkgnames: rest.map((section) => section.name) };
+}
+
 /** The full version `[epoch:]pkgver-pkgrel` of a `.SRCINFO` (or one package); epoch 0 is left out as makepkg does. */
 export function srcinfoVersion(s: Srcinfo | Pick<SrcinfoFields, 'pkgver' | 'pkgrel' | 'epoch'>): string {
   const fields = 'base' in s ? s.base : s;

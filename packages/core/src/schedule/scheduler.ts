@@ -206,8 +206,22 @@ class Scheduler implements PackageScheduler {
     this.insert(base, schedule, this.now());
   }
 
-  private insert(base: string, schedule: CronSchedule, after: Date): void {
-    const next = schedule.next(after);
+  /**
+   * Puts a package at its schedule's next time after `after`; `nexts` keeps the times computed for
+   * that same `after`, as a fire puts thousands of packages of one schedule back at once.
+   */
+  private insert(
+    base: string,
+    schedule: CronSchedule,
+    after: Date,
+    nexts?: Map<CronSchedule, Date | undefined>,
+  ): void {
+    let next: Date | undefined;
+    if (nexts?.has(schedule)) next = nexts.get(schedule);
+    else {
+      next = schedule.next(after);
+      nexts?.set(schedule, next);
+    }
     if (!next) {
       this.logger.warn('package not scheduled: its schedule has no future time', {
         base,
@@ -256,10 +270,11 @@ class Scheduler implements PackageScheduler {
       if (at > now.getTime()) continue;
       for (const base of bases) due.push(base);
     }
+    const nexts = new Map<CronSchedule, Date | undefined>();
     for (const base of due) {
       const entry = this.entries.get(base);
       this.unplace(base);
-      if (entry) this.insert(base, entry.schedule, now);
+      if (entry) this.insert(base, entry.schedule, now, nexts);
     }
     this.wake();
     if (due.length === 0) return;

@@ -341,16 +341,34 @@ class KnexOperations implements StoreOperations {
     if (limit !== undefined) checkCount(limit, 'limit');
     const db = this.db();
     if (limit === 0) return [];
+    const statements = this.statements();
+    // a package's builds are read for every GET /package/{name} and each change of the kept list
+    if (statements) {
+      const rows = await statements.all<BuildRow>(
+        db,
+        limit === undefined
+          ? 'select * from "build" where "package" = ? order by "started" desc'
+          : 'select * from "build" where "package" = ? order by "started" desc limit ?',
+        limit === undefined ? [base] : [base, limit],
+      );
+      return rows.map(buildFromRow);
+    }
     const query = db('build').where({ package: base }).orderBy('started', 'desc');
     const rows: BuildRow[] = await (limit === undefined ? query : query.limit(limit));
     return rows.map(buildFromRow);
   }
 
   async getLatestBuild(base: string): Promise<BuildRecord | undefined> {
-    const row: BuildRow | undefined = await this.db()('build')
-      .where({ package: base })
-      .orderBy('started', 'desc')
-      .first();
+    const statements = this.statements();
+    const row: BuildRow | undefined = statements
+      ? (
+          await statements.all<BuildRow>(
+            this.db(),
+            'select * from "build" where "package" = ? order by "started" desc limit 1',
+            [base],
+          )
+        )[0]
+      : await this.db()('build').where({ package: base }).orderBy('started', 'desc').first();
     return row && buildFromRow(row);
   }
 
