@@ -21,9 +21,11 @@ import {
   CONFIG_LABEL,
   createContainer,
   hostConfig,
+  isBeingRemoved,
   removeContainer,
   SRCINFO_ENTRYPOINT,
   upload,
+  waitGone,
 } from './containers.js';
 import type { EngineClient } from './engine-client.js';
 import { DOCKER_RUNNER_NAME, type RunnerSettings } from './runner-options.js';
@@ -108,12 +110,30 @@ export async function runBuild(
   const wanted = job.arch !== undefined && job.arch !== 'any' ? job.arch : undefined;
   const carch = wanted !== undefined && wanted !== (await nativeArch()) ? wanted : undefined;
   return await client.withEngine(async (engine) => {
-    const container = await buildContainer(engine, job, name, settings, logger, carch);
-    await upload(container, await packInputs(job.sourceDir, inputFiles(job.inputs)));
+    const prepare = async () => {
+      const made = await buildContainer(engine, job, name, settings, logger, carch);
+      await upload(made, await packInputs(job.sourceDir, inputFiles(job.inputs)));
+      return made;
+    };
+    let container = await prepare();
     const early = abortedBeforeStart();
     if (early) return abortedResult(early);
 
-    const run = await follow(container, { timeoutMs: job.timeoutMs, signal, onLog, since });
+    let run: ContainerRun;
+    try {
+      run = await follow(container, { timeoutMs: job.timeoutMs, signal, onLog, since });
+    } catch (error) {
+      // the container's removal began after it was inspected (leftovers of an engine taken back,
+      // say): Docker refuses to start it; once it is gone, the build starts in a new one
+      if (!isBeingRemoved(error)) throw error;
+      logger.info('build container was being removed; creating it again', {
+        base: job.base,
+        container: name,
+      });
+      await waitGone(container);
+      container = await prepare();
+      run = await follow(container, { timeoutMs: job.timeoutMs, signal, onLog, since });
+    }
     if (run.aborted) {
       // a killed build may leave pacman's lock or half a work tree behind: start the next one clean
       await removeContainer(container).catch((error) =>

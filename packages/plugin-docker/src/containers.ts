@@ -4,6 +4,7 @@
  * into them, their removal, and the removal of those a crash left behind.
  */
 import type { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { formatErrorChain, type Logger, PluginError, type RunnerJob } from '@serene/core';
 import type Dockerode from 'dockerode';
 import { type EngineClient, statusOf } from './engine-client.js';
@@ -49,6 +50,17 @@ export async function removeContainer(container: Dockerode.Container): Promise<v
     // already gone, or being removed by someone else
     if (statusOf(error) !== 404 && statusOf(error) !== 409) throw error;
   }
+}
+
+/** Whether Docker refused to start a container because its removal is under way (409). */
+export function isBeingRemoved(error: unknown): boolean {
+  return statusOf(error) === 409 && /marked for removal|removal .*in progress/i.test(String(error));
+}
+
+/** Waits until the container is gone (a removal under way ends), at most `ms`. */
+export async function waitGone(container: Dockerode.Container, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while ((await inspectOrNull(container)) !== null && Date.now() < deadline) await delay(200);
 }
 
 async function inspectOrNull(container: Dockerode.Container): Promise<Dockerode.ContainerInspectInfo | null> {
@@ -126,6 +138,7 @@ function reuseBlocker(
   const labels = info.Config.Labels ?? {};
   if (labels[CONFIG_LABEL] !== settingsKey || labels[BASE_LABEL] !== job.base)
     return 'runner settings changed';
+  if (info.State.Status === 'removing') return 'being removed';
   if (info.State.Running || info.State.Paused || info.State.Restarting) return 'left running';
   return undefined;
 }
@@ -158,6 +171,8 @@ export async function buildContainer(
     }
     logger.info('re-creating build container', { base: job.base, container: name, reason });
     await removeContainer(existing);
+    // a removal someone else started (409 above) must end before the name is free again
+    await waitGone(existing);
   }
   return await createContainer(
     engine,
