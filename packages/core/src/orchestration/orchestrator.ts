@@ -26,7 +26,7 @@ import type { Provider } from '../pacman/depend.js';
 import { memberArch, parseSrcinfo, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
 import { type BuildEvents, EventBus } from './events.js';
 import { BUILD_OUTPUT_LIMITS, type BuildOutputLimits, checkBuildOutput } from './limits.js';
-import { providersOf, resolveSession } from './resolve.js';
+import { providersOf, resolveSession, type SessionPackage, sessionPackageOf } from './resolve.js';
 
 /** Options of one run (a build session), as the original's triggers set them (docs/compatibility.md#build-sessions). */
 export interface RunSettings {
@@ -548,11 +548,16 @@ export class BuildOrchestrator {
     if (!(settings.resolve && this.resolveBuildSequence && jobs.length > 1)) return waiting;
     const cancelled: { job: Job; message: string }[] = [];
     try {
-      const srcinfos = new Map<Job, Srcinfo>();
+      // only what the resolver needs of each .SRCINFO is kept while the session resolves: thousands
+      // of parsed .SRCINFO files are tens of MB (a small session keeps them for its publishes)
+      const large = jobs.length > SESSION_UPDATES;
+      const packages = new Map<Job, SessionPackage>();
       for (const [i, job] of jobs.entries()) {
         // thousands of .SRCINFO files take a while to parse: requests are answered in between
         if (i > 0 && i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
-        srcinfos.set(job, parseJobSrcinfo(job, await job.source.srcinfo(this.sourceDir(job.base))));
+        const text = await job.source.srcinfo(this.sourceDir(job.base));
+        const srcinfo = large ? parseSrcinfo(text) : parseJobSrcinfo(job, text);
+        packages.set(job, sessionPackageOf(job.base, srcinfo, job.publishTo));
       }
       const inSession = new Set(jobs.map((job) => job.base));
       const all = await this.store.listPackages();
@@ -567,7 +572,7 @@ export class BuildOrchestrator {
         if (!inArch.some((job) => job.arch === arch)) continue;
         const byBase = new Map(inArch.map((job) => [job.base, job]));
         const resolutions = await resolveSession(
-          inArch.map((job) => ({ base: job.base, srcinfo: srcinfos.get(job)! })),
+          inArch.map((job) => packages.get(job)!),
           { arch, sync, repository, added },
         );
         for (const resolution of resolutions) {
@@ -577,9 +582,6 @@ export class BuildOrchestrator {
           else waiting.set(job.key, new Set([...resolution.dependsOn].map((base) => byBase.get(base)!.key)));
         }
       }
-      // a large session does not keep the parses for its publishes: thousands of parsed .SRCINFO
-      // files are tens of MB held while the builds wait (each is parsed again when it publishes)
-      if (jobs.length > SESSION_UPDATES) for (const job of jobs) delete job.srcinfo;
     } catch (error) {
       for (const job of jobs) {
         await this.finish(job, { state: 'fatal', info: [formatErrorChain(error), 'resolve'] });
