@@ -155,7 +155,11 @@ interface Job {
   phase: BuildPhase;
   /** keys of the in-session builds it still waits for */
   waitingFor?: ReadonlySet<string>;
-  record: PackageRecord;
+  /**
+   * what its build needs of its package's record: a session of thousands does not hold every
+   * record (its `.SRCINFO`, PKGBUILD and source) while its builds wait (docs/benchmarks.md, issue 16)
+   */
+  record: Pick<PackageRecord, 'clean' | 'prepare' | 'flags'>;
   source: Source;
   controller: AbortController;
   /** why the controller was aborted */
@@ -456,7 +460,7 @@ export class BuildOrchestrator {
           publishTo: target.publishTo,
           started: this.uniqueStart(base),
           reason: settings.reason,
-          record,
+          record: { clean: record.clean, prepare: record.prepare, flags: record.flags },
           source,
           controller: new AbortController(),
           state: { state: 'pending' },
@@ -466,6 +470,9 @@ export class BuildOrchestrator {
         else refused.push({ job, message });
       }
     }
+    // the records are no longer needed: a large session's builds wait with only their jobs
+    records?.clear();
+    updated.length = 0;
     if (jobs.length === 0 && refused.length === 0) return;
 
     for (const job of [...jobs, ...refused.map((item) => item.job)]) {
