@@ -166,7 +166,7 @@ interface Job {
   abortReason?: 'cancelled' | 'timeout';
   /** the message of the cancelled state, when not the default one */
   cancelMessage?: string;
-  /** the last `.SRCINFO` parsed for this job (resolve, then publish; a large session's not kept), with its text */
+  /** the last `.SRCINFO` parsed for this job (resolve, then publish; a large session's not kept; none once it ended), with its text */
   srcinfo?: { text: string; parsed: Srcinfo };
 }
 
@@ -818,6 +818,9 @@ export class BuildOrchestrator {
     } finally {
       clearTimeout(timer);
       release?.();
+      // the session keeps its ended jobs until its last build ends: not their parsed .SRCINFO
+      // (thousands of ended builds held one each, 3-4 KB apiece; docs/benchmarks.md, issue 16)
+      delete job.srcinfo;
       if (output) await removeOutputDir(output, outputFiles).catch(() => undefined);
     }
   }
