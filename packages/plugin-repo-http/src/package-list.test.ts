@@ -254,5 +254,22 @@ describe('listStream', () => {
     expect(text).toBe(listJson(entries));
     expect(JSON.parse(text)).toHaveLength(1000);
     expect(pieces).toBeGreaterThan(10);
+    // pieces about chunkBytes long: the whole list is not in one buffer
+    expect(pieces).toBeLessThan(Buffer.byteLength(text) / 512);
+  });
+
+  it('writes entries longer than a piece, multi-byte text and tiny pieces whole', async () => {
+    const read = async (entries: string[], chunkBytes: number) => {
+      const pieces: Buffer[] = [];
+      for await (const piece of listStream(entries, chunkBytes)) pieces.push(piece as Buffer);
+      return Buffer.concat(pieces).toString('utf8');
+    };
+    const long = JSON.stringify({ base: 'long', text: '€😀'.repeat(3000) });
+    const entries = ['{"a":"é"}', long, '{"b":"😀"}', long];
+    for (const chunkBytes of [1, 7, 64, 1024, 100_000]) {
+      expect(await read(entries, chunkBytes)).toBe(listJson(entries));
+    }
+    expect(await read([long], 1)).toBe(listJson([long]));
+    expect(await read([], 1)).toBe('[]');
   });
 });

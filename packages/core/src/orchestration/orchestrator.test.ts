@@ -164,9 +164,11 @@ describe('BuildOrchestrator', () => {
       const dir = path.join(h.root, 'sources', base);
       // the instant runner's .SRCINFO generator reads it from the folder
       await fs.mkdir(dir, { recursive: true });
+      // every package but the first depends on the first: resolved in a large session too
+      const depends = base === bases[0] ? '' : `\tdepends = ${bases[0]}\n`;
       await fs.writeFile(
         path.join(dir, '.SRCINFO'),
-        `pkgbase = ${base}\n\tpkgver = 1.0\n\tpkgrel = 1\n\tarch = any\n\npkgname = ${base}\n`,
+        `pkgbase = ${base}\n\tpkgver = 1.0\n\tpkgrel = 1\n\tarch = any\n${depends}\npkgname = ${base}\n`,
       );
       await source.initialize(dir);
       await h.store.insertPackage({
@@ -191,6 +193,10 @@ describe('BuildOrchestrator', () => {
     expect(most).toBe(SESSION_UPDATES);
     const states = await Promise.all(bases.map(async (base) => (await latest(h, base)).state));
     expect(states).toEqual(bases.map(() => ({ state: 'success' })));
+    const first = await latest(h, bases[0]!);
+    for (const base of bases.slice(1)) {
+      expect((await latest(h, base)).runStarted!.getTime()).toBeGreaterThanOrEqual(first.ended!.getTime());
+    }
   });
 
   it('builds, publishes and records a package through every state', async () => {

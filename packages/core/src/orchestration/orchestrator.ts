@@ -26,7 +26,7 @@ import type { Provider } from '../pacman/depend.js';
 import { memberArch, parseSrcinfo, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
 import { type BuildEvents, EventBus } from './events.js';
 import { BUILD_OUTPUT_LIMITS, type BuildOutputLimits, checkBuildOutput } from './limits.js';
-import { providersOf, resolveSession } from './resolve.js';
+import { providersOf, resolveSession, type SessionPackage, sessionPackageOf } from './resolve.js';
 
 /** Options of one run (a build session), as the original's triggers set them (docs/compatibility.md#build-sessions). */
 export interface RunSettings {
@@ -155,14 +155,18 @@ interface Job {
   phase: BuildPhase;
   /** keys of the in-session builds it still waits for */
   waitingFor?: ReadonlySet<string>;
-  record: PackageRecord;
+  /**
+   * what its build needs of its package's record: a session of thousands does not hold every
+   * record (its `.SRCINFO`, PKGBUILD and source) while its builds wait (docs/benchmarks.md, issue 16)
+   */
+  record: Pick<PackageRecord, 'clean' | 'prepare' | 'flags'>;
   source: Source;
   controller: AbortController;
   /** why the controller was aborted */
   abortReason?: 'cancelled' | 'timeout';
   /** the message of the cancelled state, when not the default one */
   cancelMessage?: string;
-  /** the last `.SRCINFO` parsed for this job (resolve, then publish; a large session's not kept), with its text */
+  /** the last `.SRCINFO` parsed for this job (resolve, then publish; a large session's not kept; none once it ended), with its text */
   srcinfo?: { text: string; parsed: Srcinfo };
 }
 
@@ -456,7 +460,7 @@ export class BuildOrchestrator {
           publishTo: target.publishTo,
           started: this.uniqueStart(base),
           reason: settings.reason,
-          record,
+          record: { clean: record.clean, prepare: record.prepare, flags: record.flags },
           source,
           controller: new AbortController(),
           state: { state: 'pending' },
@@ -466,6 +470,9 @@ export class BuildOrchestrator {
         else refused.push({ job, message });
       }
     }
+    // the records are no longer needed: a large session's builds wait with only their jobs
+    records?.clear();
+    updated.length = 0;
     if (jobs.length === 0 && refused.length === 0) return;
 
     for (const job of [...jobs, ...refused.map((item) => item.job)]) {
@@ -548,11 +555,16 @@ export class BuildOrchestrator {
     if (!(settings.resolve && this.resolveBuildSequence && jobs.length > 1)) return waiting;
     const cancelled: { job: Job; message: string }[] = [];
     try {
-      const srcinfos = new Map<Job, Srcinfo>();
+      // only what the resolver needs of each .SRCINFO is kept while the session resolves: thousands
+      // of parsed .SRCINFO files are tens of MB (a small session keeps them for its publishes)
+      const large = jobs.length > SESSION_UPDATES;
+      const packages = new Map<Job, SessionPackage>();
       for (const [i, job] of jobs.entries()) {
         // thousands of .SRCINFO files take a while to parse: requests are answered in between
         if (i > 0 && i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
-        srcinfos.set(job, parseJobSrcinfo(job, await job.source.srcinfo(this.sourceDir(job.base))));
+        const text = await job.source.srcinfo(this.sourceDir(job.base));
+        const srcinfo = large ? parseSrcinfo(text) : parseJobSrcinfo(job, text);
+        packages.set(job, sessionPackageOf(job.base, srcinfo, job.publishTo));
       }
       const inSession = new Set(jobs.map((job) => job.base));
       const all = await this.store.listPackages();
@@ -567,7 +579,7 @@ export class BuildOrchestrator {
         if (!inArch.some((job) => job.arch === arch)) continue;
         const byBase = new Map(inArch.map((job) => [job.base, job]));
         const resolutions = await resolveSession(
-          inArch.map((job) => ({ base: job.base, srcinfo: srcinfos.get(job)! })),
+          inArch.map((job) => packages.get(job)!),
           { arch, sync, repository, added },
         );
         for (const resolution of resolutions) {
@@ -577,9 +589,6 @@ export class BuildOrchestrator {
           else waiting.set(job.key, new Set([...resolution.dependsOn].map((base) => byBase.get(base)!.key)));
         }
       }
-      // a large session does not keep the parses for its publishes: thousands of parsed .SRCINFO
-      // files are tens of MB held while the builds wait (each is parsed again when it publishes)
-      if (jobs.length > SESSION_UPDATES) for (const job of jobs) delete job.srcinfo;
     } catch (error) {
       for (const job of jobs) {
         await this.finish(job, { state: 'fatal', info: [formatErrorChain(error), 'resolve'] });
@@ -809,6 +818,9 @@ export class BuildOrchestrator {
     } finally {
       clearTimeout(timer);
       release?.();
+      // the session keeps its ended jobs until its last build ends: not their parsed .SRCINFO
+      // (thousands of ended builds held one each, 3-4 KB apiece; docs/benchmarks.md, issue 16)
+      delete job.srcinfo;
       if (output) await removeOutputDir(output, outputFiles).catch(() => undefined);
     }
   }

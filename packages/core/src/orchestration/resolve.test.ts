@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseSrcinfo } from '../pacman/srcinfo.js';
-import { resolveSession, type SessionPackage } from './resolve.js';
+import { resolveSession, type SessionPackage, sessionPackageOf } from './resolve.js';
 
 /** A session package of one member, with its depends and provides. */
 function pkg(base: string, pkgver: string, depends: string[] = [], provides: string[] = []): SessionPackage {
@@ -8,7 +8,7 @@ function pkg(base: string, pkgver: string, depends: string[] = [], provides: str
   for (const dep of depends) lines.push(`\tdepends = ${dep}`);
   for (const provision of provides) lines.push(`\tprovides = ${provision}`);
   lines.push('', `pkgname = ${base}`, '');
-  return { base, srcinfo: parseSrcinfo(lines.join('\n')) };
+  return sessionPackageOf(base, parseSrcinfo(lines.join('\n')), ['x86_64']);
 }
 
 const context = {
@@ -20,6 +20,40 @@ const context = {
   repository: [{ name: 'published', version: '3.0-1', provides: ['libpublished.so=3-64'] }],
   added: new Set(['never-built']),
 };
+
+describe('sessionPackageOf', () => {
+  it('keeps the providers and, per architecture, the depends of every member once', () => {
+    const srcinfo = parseSrcinfo(
+      [
+        'pkgbase = split',
+        '\tpkgver = 2.0',
+        '\tpkgrel = 3',
+        '\tepoch = 1',
+        '\tarch = x86_64',
+        '\tarch = aarch64',
+        '\tmakedepends = cmake',
+        '\tdepends = glibc',
+        '\tdepends_aarch64 = libarm',
+        '',
+        'pkgname = split-a',
+        '\tprovides = liba.so=1-64',
+        '',
+        'pkgname = split-b',
+        '\tdepends = glibc',
+        '\tdepends = split-a',
+        '',
+      ].join('\n'),
+    );
+    const pkg = sessionPackageOf('split', srcinfo, ['x86_64', 'aarch64']);
+    expect(pkg.providers).toEqual([
+      { name: 'split-a', version: '1:2.0-3', provides: ['liba.so=1-64'] },
+      { name: 'split-b', version: '1:2.0-3', provides: [] },
+    ]);
+    expect([...pkg.depends.x86_64!].sort()).toEqual(['cmake', 'glibc', 'split-a']);
+    expect([...pkg.depends.aarch64!].sort()).toEqual(['cmake', 'glibc', 'libarm', 'split-a']);
+    expect(pkg.depends.i686).toBeUndefined();
+  });
+});
 
 describe('resolveSession', () => {
   it('finds each dependency in the session (by name or provides, version-aware, first in order), the repository or sync', async () => {

@@ -10,10 +10,26 @@ import { dependsFor, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
 /** Packages resolved between two turns of the event loop. */
 const YIELD_EVERY = 500;
 
-/** A package of a build session, with the `.SRCINFO` it will be built from. */
+/**
+ * A package of a build session, as its `.SRCINFO` tells the resolver: what it provides and what it
+ * depends on, for each architecture it is resolved for. Only this is kept while a session of
+ * thousands resolves, not every parsed `.SRCINFO` (docs/benchmarks.md, issue 16).
+ */
 export interface SessionPackage {
   base: string;
-  srcinfo: Srcinfo;
+  /** one per member, as {@link providersOf} */
+  providers: readonly Provider[];
+  /** depends, makedepends and checkdepends of every member, by architecture */
+  depends: Readonly<Record<string, readonly string[]>>;
+}
+
+/** What the resolver needs of a package's `.SRCINFO`, for the architectures `arches`. */
+export function sessionPackageOf(base: string, srcinfo: Srcinfo, arches: readonly string[]): SessionPackage {
+  const depends: Record<string, string[]> = {};
+  for (const arch of arches) {
+    depends[arch] = [...new Set(srcinfo.packages.flatMap((member) => dependsFor(member, arch)))];
+  }
+  return { base, providers: providersOf(srcinfo), depends };
 }
 
 /** What the resolver decided for one package. */
@@ -58,7 +74,7 @@ export async function resolveSession(
   // every provider by the names it answers to: a session of thousands looks each dependency up
   // among its few candidates, not among every package of the session and the sync databases
   const inSessionByName = byName(
-    packages.flatMap((pkg) => providersOf(pkg.srcinfo).map((provider) => ({ ...provider, base: pkg.base }))),
+    packages.flatMap((pkg) => pkg.providers.map((provider) => ({ ...provider, base: pkg.base }))),
   );
   const repositoryByName = byName(context.repository);
   const syncByName = byName(context.sync);
@@ -67,11 +83,8 @@ export async function resolveSession(
   for (const [i, pkg] of packages.entries()) {
     // a session of thousands takes a while: requests are answered in between
     if (i > 0 && i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
-    const own = providersOf(pkg.srcinfo);
-    const wanted = new Set<string>();
-    for (const member of pkg.srcinfo.packages) {
-      for (const dep of dependsFor(member, context.arch)) wanted.add(dep);
-    }
+    const own = pkg.providers;
+    const wanted = pkg.depends[context.arch] ?? [];
     const dependsOn = new Set<string>();
     const missing: string[] = [];
     for (const text of wanted) {
