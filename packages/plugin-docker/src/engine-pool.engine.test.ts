@@ -368,7 +368,12 @@ describe.skipIf(!canRun && process.env.CI !== 'true')('Docker Engine pool on rea
       pool.run(await job('back-1', 'sleep 2')),
       pool.run(await job('back-2', 'sleep 2')),
     ]);
-    expect(after.map((r) => r.success)).toEqual([true, true]);
+    // on failure, say why (message and the log's end): seen failing twice on fresh clones under the full suite
+    expect(
+      after.map((r) =>
+        r.success ? true : `${r.message ?? ''} (exit ${r.exitCode}): ${r.logs.slice(-1500)}`,
+      ),
+    ).toEqual([true, true]);
     expect(after.map((r) => engineOf(r.logs)).sort()).toEqual(['one', 'two']);
   }, 400_000);
 });
