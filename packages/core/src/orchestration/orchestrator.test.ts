@@ -18,6 +18,7 @@ import {
   type InstantRunner,
   type InstantRunnerOptions,
 } from '../testing/instant-runner.js';
+import { samplePackage } from '../testing/store-suite.js';
 import { mountTmpfs, snapshotFiles, tmpfsSupport } from '../testing/tmpfs.js';
 import {
   BuildOrchestrator,
@@ -171,22 +172,9 @@ describe('BuildOrchestrator', () => {
         `pkgbase = ${base}\n\tpkgver = 1.0\n\tpkgrel = 1\n\tarch = any\n${depends}\npkgname = ${base}\n`,
       );
       await source.initialize(dir);
-      await h.store.insertPackage({
-        base,
-        added: new Date(),
-        source: source.toJSON(),
-        srcinfo: null,
-        pkgbuild: null,
-        enabled: true,
-        clean: false,
-        private: false,
-        dependency: false,
-        schedule: null,
-        prepare: null,
-        flags: [],
-        builtState: 'init',
-        failedState: null,
-      });
+      await h.store.insertPackage(
+        samplePackage(base, { added: new Date(), source: source.toJSON(), clean: false }),
+      );
     }
     const { done } = await orchestrator.start(bases, manual);
     await done;
