@@ -18,7 +18,7 @@ import {
 } from '@serene/core';
 import { hasProgram, samplePackage, simplePkgbuild, writeRunnerJob } from '@serene/core/testing';
 import Docker from 'dockerode';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLONE_ID, TEST_RUNNER_IMAGE } from '../../../scripts/clone.mjs';
 import { createDockerEnginePool, type DockerEnginePool, type DockerEngineSpec } from './index.js';
 
@@ -154,6 +154,13 @@ describe.skipIf(!canRun && process.env.CI !== 'true')('Docker Engine pool on rea
     // what an interrupted run left on these engines (kept data roots)
     await Promise.all([one.removeOurs(true), two.removeOurs(true)]);
   }, 600_000);
+
+  // each test's pool is disposed after it: a pool left alive keeps pinging, and when an engine
+  // comes back it takes it back too, removing as leftovers the containers of the next test's pool
+  // (same prefix, runs it does not know of): that made the take-back case fail under load
+  afterEach(async () => {
+    for (const pool of pools.splice(0)) await pool.dispose?.();
+  });
 
   afterAll(async () => {
     for (const pool of pools) await pool.dispose?.();
