@@ -179,6 +179,20 @@ export function useTitle(title: string): void {
   }, [title]);
 }
 
+/** The engine and architecture cells of a build's row, shown once there are several of either. */
+export function PlacementCells({ of }: { of: { engine?: string | null; architecture?: string } }) {
+  return (
+    <>
+      <td class="mono" data-column="engine">
+        {of.engine ?? '–'}
+      </td>
+      <td class="mono" data-column="arch">
+        {of.architecture}
+      </td>
+    </>
+  );
+}
+
 /**
  * How many engines build packages (`GET /engines`), asked once: the engine and architecture columns
  * of the build tables are shown once there are several (or several architectures).

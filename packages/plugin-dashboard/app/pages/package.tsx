@@ -11,6 +11,7 @@ import {
   href,
   localTime,
   navigate,
+  PlacementCells,
   StateBadge,
   took,
   useEngineCount,
@@ -237,16 +238,7 @@ export function PackagePage({ base }: { base: string }) {
                     </td>
                     <td class="mono">{build.version ?? '–'}</td>
                     <td>{build.reason}</td>
-                    {placed && (
-                      <>
-                        <td class="mono" data-column="engine">
-                          {build.engine ?? '–'}
-                        </td>
-                        <td class="mono" data-column="arch">
-                          {build.architecture}
-                        </td>
-                      </>
-                    )}
+                    {placed && <PlacementCells of={build} />}
                     <td>{duration(took(build, now))}</td>
                     <td>{bytes(build.mem_peak)}</td>
                   </tr>

@@ -7,6 +7,7 @@ import {
   describeState,
   duration,
   href,
+  PlacementCells,
   StateBadge,
   took,
   useEngineCount,
@@ -100,16 +101,7 @@ export function QueuePage() {
                   </td>
                   <td>{step(entry)}</td>
                   <td>{entry.reason}</td>
-                  {placed && (
-                    <>
-                      <td class="mono" data-column="engine">
-                        {entry.engine ?? '–'}
-                      </td>
-                      <td class="mono" data-column="arch">
-                        {entry.architecture}
-                      </td>
-                    </>
-                  )}
+                  {placed && <PlacementCells of={entry} />}
                   <td>{duration(now - new Date(entry.started).getTime())}</td>
                   {user && (
                     <td class="row-actions">
@@ -178,16 +170,7 @@ export function QueuePage() {
                   </td>
                   <td class="mono">{build.version ?? '–'}</td>
                   <td>{build.reason}</td>
-                  {placed && (
-                    <>
-                      <td class="mono" data-column="engine">
-                        {build.engine ?? '–'}
-                      </td>
-                      <td class="mono" data-column="arch">
-                        {build.architecture}
-                      </td>
-                    </>
-                  )}
+                  {placed && <PlacementCells of={build} />}
                   <td>{ago(build.started, now)}</td>
                   <td>{duration(took(build, now))}</td>
                 </tr>
