@@ -1,6 +1,6 @@
 import { setTimeout as sleep, setImmediate as tick } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { createKeyedLock, createLimiter, mapLimit, Semaphore } from './concurrency.js';
+import { createKeyedLock, createLimiter, createPause, mapLimit, Semaphore } from './concurrency.js';
 
 /** A task that runs until `finish()` is called, recording when it started. */
 function gate(log: string[], name: string) {
@@ -118,5 +118,54 @@ describe('createKeyedLock', () => {
     expect(await Promise.all([runs[1], runs[2]])).toEqual(['a2', 'b1']);
     // a key used again later starts at once
     expect(await lock('a', async () => 'again')).toBe('again');
+  });
+});
+
+describe('createPause', () => {
+  /** Runs for `ms` without giving the event loop a turn. */
+  const busy = (ms: number) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+
+  it('gives the event loop a turn once the budget is spent, not before', async () => {
+    const pause = createPause(20);
+    let turns = 0;
+    const counting = setInterval(() => turns++, 0);
+    try {
+      // within the budget: no turn, however many steps
+      for (let i = 0; i < 1000; i++) await pause();
+      expect(turns).toBe(0);
+      // 100 ms of 5 ms steps: a turn every 20 ms or so
+      for (let i = 0; i < 20; i++) {
+        busy(5);
+        await pause();
+      }
+      expect(turns).toBeGreaterThanOrEqual(3);
+      expect(turns).toBeLessThanOrEqual(6);
+    } finally {
+      clearInterval(counting);
+    }
+  });
+
+  it('holds the event loop at most about one step past the budget', async () => {
+    const pause = createPause(10);
+    const gaps: number[] = [];
+    let last = performance.now();
+    const timer = setInterval(() => {
+      gaps.push(performance.now() - last);
+      last = performance.now();
+    }, 1);
+    try {
+      for (let i = 0; i < 200; i++) {
+        busy(1);
+        await pause();
+      }
+    } finally {
+      clearInterval(timer);
+    }
+    expect(gaps.length).toBeGreaterThan(5);
+    // budget 10 ms plus one 1 ms step, with room for a slow machine
+    expect(Math.max(...gaps.slice(1))).toBeLessThan(40);
   });
 });

@@ -8,6 +8,7 @@
  * Own code rather than p-limit: the build queue needs waiting that an AbortSignal cancels, and the
  * running and queued counts it shows.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { TimeoutError } from './errors.js';
 
 /**
@@ -126,5 +127,24 @@ export function createKeyedLock(): KeyedLock {
     } finally {
       if (lock.running === 0 && lock.queued === 0 && locks.get(key) === lock) locks.delete(key);
     }
+  };
+}
+
+/**
+ * Lets a long loop give the event loop a turn once it has run for `budgetMs` since its last turn:
+ * `await pause()` in each step costs a microtask, and a macrotask turn (`setImmediate`, so timers,
+ * I/O and requests are handled in between) every `budgetMs`. A step count would not do: steps of a
+ * loop over thousands of packages take from microseconds to milliseconds (docs/benchmarks.md,
+ * issue 16).
+ */
+export type Pause = () => Promise<void>;
+
+/** Creates a {@link Pause} with its own budget; the first turn comes `budgetMs` after this call. */
+export function createPause(budgetMs = 10): Pause {
+  let since = performance.now();
+  return async () => {
+    if (performance.now() - since < budgetMs) return;
+    await nextTurn();
+    since = performance.now();
   };
 }

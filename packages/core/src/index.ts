@@ -12,9 +12,11 @@ export * from './composition/index.js';
 export {
   createKeyedLock,
   createLimiter,
+  createPause,
   type KeyedLock,
   type Limiter,
   mapLimit,
+  type Pause,
   Semaphore,
 } from './concurrency.js';
 // --- the contracts (one per capability), named errors, logging: public in whole ---
