@@ -319,6 +319,32 @@ describe('BuildOrchestrator', () => {
     expect(h.runner.started.length).toBe(6);
   });
 
+  it('gives the slots to sessions in turn: a small session does not wait behind every build of a large one', async () => {
+    const large = Array.from({ length: 12 }, (_, i) => ({
+      base: `large${String(i).padStart(2, '0')}`,
+      pkgver: '1',
+    }));
+    const packages = [...large, { base: 'small', pkgver: '1' }];
+    const h = await harness(packages, { delayMs: 40 }, { concurrentBuilds: 1 });
+    for (const pkg of packages) await h.add(pkg.base);
+    const a = await h.orchestrator.start(
+      large.map((pkg) => pkg.base),
+      manual,
+    );
+    // the large session's builds are all ready and its first runs; then the small one starts
+    while (h.runner.started.length === 0) await sleep(5);
+    const b = await h.orchestrator.start(['small'], manual);
+    // queued: the large session's builds waiting for the one slot, and the small one's
+    while (h.orchestrator.queue.queued < large.length) await sleep(5);
+    expect(h.orchestrator.queue).toEqual({ running: 1, queued: large.length });
+    await Promise.all([a.done, b.done]);
+    const order = h.runner.started;
+    expect(order).toHaveLength(packages.length);
+    // one build of the large session may start before the small session's feeder asks for the slot
+    expect(order.indexOf('small')).toBeLessThanOrEqual(2);
+    expect(h.runner.maxConcurrent).toBe(1);
+  });
+
   it('ends a stuck build as fatal at the timeout', async () => {
     const h = await harness(
       [{ base: 'stuck', pkgver: '1' }],

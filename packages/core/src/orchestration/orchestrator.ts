@@ -1,6 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { createLimiter, Semaphore } from '../concurrency.js';
+import { createLimiter, createPause, Semaphore } from '../concurrency.js';
 import type { Publisher } from '../contracts/publisher.js';
 import type { Runner, RunResult } from '../contracts/runner.js';
 import type { Source, SourceFactory } from '../contracts/source.js';
@@ -108,9 +108,6 @@ export const BUILD_DEFAULTS = {
  */
 export const SESSION_UPDATES = 100;
 
-/** Packages a session handles between two turns of the event loop where it handles them all at once. */
-const YIELD_EVERY = 500;
-
 /** Message of builds found unfinished at start-up, as the original's. */
 export const RESTART_MESSAGE =
   'build was not finished or failed beyond fatally, then serene was restarted - check your logs!';
@@ -161,8 +158,14 @@ interface Job {
    */
   record: Pick<PackageRecord, 'clean' | 'prepare' | 'flags'>;
   source: Source;
-  controller: AbortController;
-  /** why the controller was aborted */
+  /**
+   * stops its run: made when the run begins (a session of thousands does not keep an
+   * AbortController with its listeners for each build while it waits; docs/benchmarks.md, issue 16)
+   */
+  controller?: AbortController;
+  /** ends the build at once while it waits for its dependencies or a slot (set by its session's loop) */
+  dequeue?: (job: Job) => void;
+  /** why the build was stopped (cancelled, or its run timed out) */
   abortReason?: 'cancelled' | 'timeout';
   /** the message of the cancelled state, when not the default one */
   cancelMessage?: string;
@@ -247,7 +250,9 @@ export class BuildOrchestrator {
 
   /** Builds waiting for a slot and builds running now. */
   get queue(): { running: number; queued: number } {
-    return { running: this.slots.running, queued: this.slots.queued };
+    let queued = 0;
+    for (const job of this.jobs.values()) if (job.phase === 'queued') queued++;
+    return { running: this.slots.running, queued };
   }
 
   /** The builds queued and running now, oldest first (the queue of the server). */
@@ -325,12 +330,18 @@ export class BuildOrchestrator {
    * recorded as cancelled with `message` (the default says only that it was cancelled).
    */
   cancel(base: string, message?: string): boolean {
-    // a package's builds for each of its architectures end together
-    const jobs = [...this.jobs.values()].filter((job) => job.base === base);
+    // a package's builds for each of its architectures end together (looked up by key: a shutdown
+    // cancels every package of a session of thousands)
+    const jobs = this.arches
+      .map((arch) => this.jobs.get(`${base}/${arch}`))
+      .filter((job) => job !== undefined);
     for (const job of jobs) {
       job.abortReason ??= 'cancelled';
       if (message) job.cancelMessage ??= message;
-      job.controller.abort(new Error('cancelled'));
+      // a running build is stopped; one waiting is ended by its session's loop (which, not set up
+      // yet, sees `abortReason` when it is)
+      if (job.controller) job.controller.abort(new Error('cancelled'));
+      else job.dequeue?.(job);
     }
     return jobs.length > 0;
   }
@@ -379,6 +390,8 @@ export class BuildOrchestrator {
       bases.map((base) =>
         limit(async () => {
           const record = records ? records.get(base) : await this.store.getPackage(base);
+          // each record is let go once its update has begun
+          records?.delete(base);
           if (!record) {
             this.logger.warn('package to build is not added (any more)', { base });
             return undefined;
@@ -398,7 +411,7 @@ export class BuildOrchestrator {
                 // a checkout that could not be put back is not built at all, not even by a forced build
                 if (decision.action !== 'build') {
                   return decision.restored
-                    ? { record, source: this.sources.restore(record.source) }
+                    ? { record: this.sessionRecord(record), source: this.sources.restore(record.source) }
                     : undefined;
                 }
               }
@@ -412,14 +425,21 @@ export class BuildOrchestrator {
             // as the original: a failed update is logged, the package proceeds with its old checkout
             this.logger.warn('could not update source', { base, error: formatErrorChain(error) });
           }
-          return { record, source };
+          return { record: this.sessionRecord(record), source };
         }),
       ),
     );
     const jobs: Job[] = [];
     /** builds that cannot run, with why: recorded, then ended fatal before the others are resolved */
     const refused: { job: Job; message: string }[] = [];
+    // the .SRCINFO read here (its architectures, and whether it parses at all) is what the resolver
+    // reads: a large session keeps what the resolver needs of it by job, a small one the parse
+    const large = bases.length > SESSION_UPDATES;
+    const resolving = settings.resolve && this.resolveBuildSequence;
+    const prepared = new Map<string, SessionPackage>();
+    const pause = createPause();
     for (const item of updated) {
+      await pause();
       if (!item) continue;
       const { record, source } = item;
       const base = record.base;
@@ -444,9 +464,12 @@ export class BuildOrchestrator {
         continue;
       }
       let message: string | undefined;
+      let parsed: { text: string; srcinfo: Srcinfo } | undefined;
       if (targets === undefined) {
         try {
-          targets = this.targetsOf(parseSrcinfo(await source.srcinfo(this.sourceDir(base))), record);
+          const text = await source.srcinfo(this.sourceDir(base));
+          parsed = { text, srcinfo: parseSrcinfo(text) };
+          targets = this.targetsOf(parsed.srcinfo, record);
         } catch (error) {
           message = formatErrorChain(error);
           targets = [{ arch: this.arch, publishTo: [this.arch] }];
@@ -462,12 +485,17 @@ export class BuildOrchestrator {
           reason: settings.reason,
           record: { clean: record.clean, prepare: record.prepare, flags: record.flags },
           source,
-          controller: new AbortController(),
           state: { state: 'pending' },
           phase: 'waiting',
         };
-        if (message === undefined) jobs.push(job);
-        else refused.push({ job, message });
+        if (message !== undefined) {
+          refused.push({ job, message });
+          continue;
+        }
+        jobs.push(job);
+        if (parsed && !large) job.srcinfo = { text: parsed.text, parsed: parsed.srcinfo };
+        else if (parsed && resolving)
+          prepared.set(job.key, sessionPackageOf(base, parsed.srcinfo, job.publishTo));
       }
     }
     // the records are no longer needed: a large session's builds wait with only their jobs
@@ -497,12 +525,29 @@ export class BuildOrchestrator {
         await this.rememberFailure(job);
         await this.finish(job, { state: 'fatal', info: [message, 'resolve'] });
       }
-      const waiting = await this.resolve(jobs, settings);
+      const waiting = await this.resolve(jobs, settings, prepared);
       await this.loop(jobs, waiting, settings);
     } finally {
       for (const job of jobs) this.jobs.delete(job.key);
       for (const { job } of refused) this.jobs.delete(job.key);
     }
+  }
+
+  /**
+   * What a session keeps of a package's record until its builds are made: not its PKGBUILD, source
+   * or (with one architecture) `.SRCINFO`, which for a session of thousands are tens of MB.
+   */
+  private sessionRecord(record: PackageRecord): SessionRecord {
+    const { base, builtState, failedState, clean, prepare, flags } = record;
+    return {
+      base,
+      builtState,
+      failedState,
+      clean,
+      prepare,
+      flags,
+      srcinfo: this.arches.length > 1 ? record.srcinfo : null,
+    };
   }
 
   /**
@@ -512,7 +557,7 @@ export class BuildOrchestrator {
    *
    * @throws UnsupportedArchitectureError when it lists none of the served ones (and has no `ignorearch`)
    */
-  private targetsOf(srcinfo: Srcinfo, record: PackageRecord): Target[] {
+  private targetsOf(srcinfo: Srcinfo, record: Pick<PackageRecord, 'base' | 'flags'>): Target[] {
     if (this.arches.length === 1) return [{ arch: this.arch, publishTo: [this.arch] }];
     const listed = srcinfo.base.arch;
     if (listed.includes('any')) return [{ arch: this.arch, publishTo: this.arches }];
@@ -528,7 +573,7 @@ export class BuildOrchestrator {
    * The architectures of an up-to-date package (several served) whose newest build is not a success,
    * or that have none: from its published `.SRCINFO`.
    */
-  private async outdatedTargets(record: PackageRecord): Promise<Target[]> {
+  private async outdatedTargets(record: SessionRecord): Promise<Target[]> {
     if (!record.srcinfo) return [];
     let targets: Target[];
     try {
@@ -550,29 +595,43 @@ export class BuildOrchestrator {
    * several architectures, each is resolved on its own: a build waits for the builds of its
    * dependencies for its architecture, or for their `any` build.
    */
-  private async resolve(jobs: Job[], settings: RunSettings): Promise<Map<string, Set<string>>> {
+  private async resolve(
+    jobs: Job[],
+    settings: RunSettings,
+    prepared: Map<string, SessionPackage>,
+  ): Promise<Map<string, Set<string>>> {
     const waiting = new Map(jobs.map((job) => [job.key, new Set<string>()]));
     if (!(settings.resolve && this.resolveBuildSequence && jobs.length > 1)) return waiting;
     const cancelled: { job: Job; message: string }[] = [];
+    const pause = createPause();
     try {
       // only what the resolver needs of each .SRCINFO is kept while the session resolves: thousands
-      // of parsed .SRCINFO files are tens of MB (a small session keeps them for its publishes)
+      // of parsed .SRCINFO files are tens of MB (a small session keeps them for its publishes);
+      // most were read by the session already (`prepared`)
       const large = jobs.length > SESSION_UPDATES;
       const packages = new Map<Job, SessionPackage>();
-      for (const [i, job] of jobs.entries()) {
+      for (const job of jobs) {
         // thousands of .SRCINFO files take a while to parse: requests are answered in between
-        if (i > 0 && i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
-        const text = await job.source.srcinfo(this.sourceDir(job.base));
-        const srcinfo = large ? parseSrcinfo(text) : parseJobSrcinfo(job, text);
-        packages.set(job, sessionPackageOf(job.base, srcinfo, job.publishTo));
+        await pause();
+        let pkg = prepared.get(job.key);
+        if (!pkg) {
+          const text = await job.source.srcinfo(this.sourceDir(job.base));
+          const srcinfo = large ? parseSrcinfo(text) : parseJobSrcinfo(job, text);
+          pkg = sessionPackageOf(job.base, srcinfo, job.publishTo);
+        }
+        packages.set(job, pkg);
       }
+      prepared.clear();
       const inSession = new Set(jobs.map((job) => job.base));
-      const all = await this.store.listPackages();
-      const repository = all
-        .filter((pkg) => !inSession.has(pkg.base) && pkg.srcinfo)
-        .flatMap((pkg) => providersOf(parseSrcinfo(pkg.srcinfo!)));
+      const repository: Provider[] = [];
+      const added = new Set<string>();
+      for (const pkg of await this.store.listPackages()) {
+        await pause();
+        added.add(pkg.base);
+        if (!inSession.has(pkg.base) && pkg.srcinfo)
+          repository.push(...providersOf(parseSrcinfo(pkg.srcinfo)));
+      }
       const sync = await this.syncProviders();
-      const added = new Set(all.map((pkg) => pkg.base));
       for (const arch of this.arches) {
         // what this architecture's repository receives in the session; only its own builds are resolved here
         const inArch = jobs.filter((job) => job.publishTo.includes(arch));
@@ -622,41 +681,87 @@ export class BuildOrchestrator {
     // at each step would cost (and keep alive until the builds end) a reaction per build and step.
     const ended: { base: string; success: boolean; cancelled?: boolean }[] = [];
     let wake: (() => void) | undefined;
+    /** builds ready, running or cancelled whose end is not handled yet */
     let running = 0;
+    /** builds that ran or were cancelled before they ran: not handed out again */
     const begun = new Set<string>();
-    // a build cancelled while it waits for its dependencies ends now, not when they have ended
+    // A build whose dependencies are done waits here for a slot, in the order it became ready; one
+    // feeder per session takes a slot, then starts the next. A build is made (its log writer, run
+    // state, abort controller) only once it has a slot: a session of thousands does not hold one
+    // of each for every build waiting (docs/benchmarks.md, issue 16), and sessions take the free
+    // slots in turn rather than a small session waiting behind every build of a large one.
+    const ready: Job[] = [];
+    let head = 0;
+    const stopFeeding = new AbortController();
+    let feeding = false;
+    const next = (): Job | undefined => {
+      while (head < ready.length && begun.has(ready[head]!.key)) head++;
+      return ready[head];
+    };
+    const feed = async (): Promise<void> => {
+      if (feeding) return;
+      feeding = true;
+      try {
+        while (next()) {
+          let release: () => void;
+          try {
+            release = await this.slots.acquire(stopFeeding.signal);
+          } catch {
+            return;
+          }
+          const job = next();
+          if (!job) {
+            release();
+            break;
+          }
+          head++;
+          begun.add(job.key);
+          void this.build(job, settings, release)
+            .catch((error: unknown) => {
+              this.logger.error('build failed unexpectedly', {
+                build: job.key,
+                error: formatErrorChain(error),
+              });
+              return false;
+            })
+            .then((success) => {
+              ended.push({ base: job.key, success });
+              wake?.();
+            });
+          // the queue drops what was taken from it now and then, not at every build
+          if (head > 1024 && head * 2 > ready.length) {
+            ready.splice(0, head);
+            head = 0;
+          }
+        }
+      } finally {
+        feeding = false;
+      }
+    };
+    const start = (base: string): void => {
+      const job = byKey.get(base)!;
+      running++;
+      job.phase = 'queued';
+      ready.push(job);
+      void feed();
+    };
+    // a build cancelled while it waits for its dependencies or a slot ends now (its
+    // `Job.dequeue`); one cancelled before this loop was set up has only its `abortReason`
+    const dequeue = (job: Job): void => {
+      if (begun.has(job.key) || !waiting.has(job.key)) return;
+      begun.add(job.key);
+      if (job.phase !== 'queued') running++;
+      ended.push({ base: job.key, success: false, cancelled: true });
+      wake?.();
+    };
+    const pause = createPause();
     for (const [base, deps] of waiting) {
       const job = byKey.get(base)!;
       job.waitingFor = deps;
-      if (deps.size === 0) continue;
-      const onAbort = () => {
-        if (begun.has(base) || !waiting.has(base)) return;
-        begun.add(base);
-        running++;
-        ended.push({ base, success: false, cancelled: true });
-        wake?.();
-      };
-      if (job.controller.signal.aborted) onAbort();
-      else job.controller.signal.addEventListener('abort', onAbort, { once: true });
-    }
-    const start = (base: string): void => {
-      begun.add(base);
-      running++;
-      void this.build(byKey.get(base)!, settings)
-        .catch((error: unknown) => {
-          this.logger.error('build failed unexpectedly', { build: base, error: formatErrorChain(error) });
-          return false;
-        })
-        .then((success) => {
-          ended.push({ base, success });
-          wake?.();
-        });
-    };
-    let started = 0;
-    for (const [base, deps] of waiting) {
-      if (deps.size > 0) continue;
-      start(base);
-      if (++started % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
+      job.dequeue = dequeue;
+      if (deps.size === 0) start(base);
+      if (job.abortReason === 'cancelled') dequeue(job);
+      await pause();
     }
     while (running > 0) {
       if (ended.length === 0) await new Promise<void>((resolve) => (wake = resolve));
@@ -685,6 +790,7 @@ export class BuildOrchestrator {
       }
       for (const other of ready) start(other);
     }
+    stopFeeding.abort();
     for (const [base, deps] of waiting) {
       await this.finish(byKey.get(base)!, {
         state: 'fatal',
@@ -698,23 +804,25 @@ export class BuildOrchestrator {
 
   // --- One build --------------------------------------------------------------------------------
 
-  /** Runs and publishes one build; resolves whether it succeeded. Never rejects. */
-  private async build(job: Job, settings: RunSettings): Promise<boolean> {
+  /**
+   * Runs and publishes one build in the slot `release` gives back; resolves whether it succeeded.
+   * Never rejects.
+   */
+  private async build(job: Job, settings: RunSettings, release: () => void): Promise<boolean> {
     let progress: BuildProgress = 'build';
-    let release: (() => void) | undefined;
+    const controller = new AbortController();
+    job.controller = controller;
     let output: string | undefined;
     /** the files the runner reported, which are most often all that is in `output` */
     let outputFiles: readonly string[] = [];
     let timer: NodeJS.Timeout | undefined;
     const logs = this.logWriter(job);
     try {
-      job.phase = 'queued';
-      release = await this.slots.acquire(job.controller.signal);
       // the timeout counts from the start of the run, not from the wait for a slot
       if (this.buildTimeoutMs !== undefined) {
         timer = setTimeout(() => {
           job.abortReason ??= 'timeout';
-          job.controller.abort(new Error('timeout'));
+          controller.abort(new Error('timeout'));
         }, this.buildTimeoutMs);
       }
       await this.setState(job, { state: 'running', info: 'build' });
@@ -739,7 +847,7 @@ export class BuildOrchestrator {
           timeoutMs: this.buildTimeoutMs,
           arch: job.arch,
         },
-        { onLog: logs.write, signal: job.controller.signal },
+        { onLog: logs.write, signal: controller.signal },
       );
       outputFiles = result.packages;
       await logs.flush();
@@ -817,7 +925,7 @@ export class BuildOrchestrator {
       return false;
     } finally {
       clearTimeout(timer);
-      release?.();
+      release();
       // the session keeps its ended jobs until its last build ends: not their parsed .SRCINFO
       // (thousands of ended builds held one each, 3-4 KB apiece; docs/benchmarks.md, issue 16)
       delete job.srcinfo;
@@ -997,6 +1105,12 @@ export class BuildOrchestrator {
     return this.store.getLatestBuild(base);
   }
 }
+
+/** What a session keeps of a package's record while it makes its builds ({@link BuildOrchestrator.sessionRecord}). */
+type SessionRecord = Pick<
+  PackageRecord,
+  'base' | 'builtState' | 'failedState' | 'clean' | 'prepare' | 'flags' | 'srcinfo'
+>;
 
 /** Where a build of a package goes: the architecture it is built for and the repositories it is published into. */
 interface Target {

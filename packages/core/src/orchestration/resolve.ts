@@ -1,3 +1,4 @@
+import { createPause } from '../concurrency.js';
 import {
   findSatisfier,
   type Provider,
@@ -6,9 +7,6 @@ import {
   splitDependency,
 } from '../pacman/depend.js';
 import { dependsFor, type Srcinfo, srcinfoVersion } from '../pacman/srcinfo.js';
-
-/** Packages resolved between two turns of the event loop. */
-const YIELD_EVERY = 500;
 
 /**
  * A package of a build session, as its `.SRCINFO` tells the resolver: what it provides and what it
@@ -80,9 +78,10 @@ export async function resolveSession(
   const syncByName = byName(context.sync);
   const results = new Map<string, Resolution>();
 
-  for (const [i, pkg] of packages.entries()) {
+  const pause = createPause();
+  for (const pkg of packages) {
     // a session of thousands takes a while: requests are answered in between
-    if (i > 0 && i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
+    await pause();
     const own = pkg.providers;
     const wanted = pkg.depends[context.arch] ?? [];
     const dependsOn = new Set<string>();
