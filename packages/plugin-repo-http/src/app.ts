@@ -229,8 +229,11 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
   });
 
   router.get('/package/list', read, async (ctx) => {
-    ctx.body = listStream(await packageList.get());
+    const body = await packageList.get();
+    ctx.body = listStream(body);
     ctx.type = 'application/json';
+    // the kept answer's length is known: sent as Content-Length rather than in chunks
+    ctx.length = body.bytes;
   });
 
   router.get('/package/:name', read, async (ctx) => {

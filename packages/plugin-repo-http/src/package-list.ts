@@ -1,5 +1,12 @@
 import { Readable } from 'node:stream';
-import { type BuildEvents, type BuildRecord, NotFoundError, type PackageService } from '@serene/core';
+import {
+  type BuildEvents,
+  type BuildRecord,
+  createPause,
+  NotFoundError,
+  type PackageService,
+  type Pause,
+} from '@serene/core';
 import type { PackagePeek } from './schemas.js';
 import { buildInfo, formatTime, summaryPeek } from './wire.js';
 
@@ -20,8 +27,14 @@ export interface PackageListOptions {
    * @default 0.1
    */
   rereadShare?: number;
-  /** entries encoded between two turns of the event loop while the whole list is read @default 500 */
-  batch?: number;
+  /** about how many bytes of the answer are kept in one piece ({@link EncodedList}) @default 32 KiB */
+  pieceBytes?: number;
+  /**
+   * longest time (ms) the list's long loops (reading, encoding and applying thousands of entries)
+   * run before they give the event loop a turn (`createPause` of @serene/core)
+   * @default 10
+   */
+  budgetMs?: number;
 }
 
 /**
@@ -38,22 +51,24 @@ type Change = { build: BuildRecord } | { started: string; state: BuildRecord['st
  * tells them, other changes have the package read again at the next request, so that a list of
  * thousands of packages is not read, parsed and encoded again for each of the many state changes
  * of a build session. A write through the API may change anything ({@link PackageList.invalidate}):
- * the next request reads the whole list.
+ * the next request reads the whole list. The answer's bytes are kept too, in pieces
+ * ({@link EncodedList}): a request encodes only the pieces whose entries changed since the last.
  *
  * A request never gets data older than itself: requests are answered one after another, and each
  * applies what was changed or invalidated before it was answered. Every `maxAgeMs` the whole list is
  * read again in the background (a change behind the server's back shows after at most that long,
- * plus the read); reading the whole list yields to the event loop every `batch` entries.
+ * plus the read); reading, applying and encoding give the event loop a turn every `budgetMs`.
  */
 export class PackageList {
   private readonly service: PackageListSource;
   private readonly maxAgeMs: number;
   private readonly rereadShare: number;
-  private readonly batch: number;
-  /** each package's entry, as JSON, in the list's order; undefined: read the whole list */
-  private entries: Map<string, string> | undefined;
-  /** the entries of the last answer; undefined when an entry changed since */
-  private body: readonly string[] | undefined;
+  private readonly pieceBytes: number | undefined;
+  private readonly budgetMs: number | undefined;
+  /** each package's entry, as JSON, in the list's order, and their bytes; undefined: read the whole list */
+  private entries: EncodedList | undefined;
+  /** the last answer; undefined when an entry changed since */
+  private body: ListBody | undefined;
   /** when the whole list was last read */
   private readAt = 0;
   /** changes not yet in `entries` */
@@ -69,7 +84,8 @@ export class PackageList {
     this.service = options.service;
     this.maxAgeMs = options.maxAgeMs;
     this.rereadShare = options.rereadShare ?? 0.1;
-    this.batch = options.batch ?? 500;
+    this.pieceBytes = options.pieceBytes;
+    this.budgetMs = options.budgetMs;
   }
 
   /** A build changed state: its package's entry follows at the next request. */
@@ -116,11 +132,8 @@ export class PackageList {
     this.refresh = undefined;
   }
 
-  /**
-   * The entries of the list, each a `PackagePeek` as JSON, in order ({@link listJson} and
-   * {@link listStream} make the answer of them).
-   */
-  get(): Promise<readonly string[]> {
+  /** The answer as it is now, in pieces ({@link listStream} writes it). */
+  get(): Promise<ListBody> {
     if (this.body !== undefined && this.changes.size === 0 && this.fresh()) {
       return Promise.resolve(this.body);
     }
@@ -140,7 +153,11 @@ export class PackageList {
     return Date.now() - this.readAt < this.maxAgeMs;
   }
 
-  private async update(): Promise<readonly string[]> {
+  private pause(): Pause {
+    return createPause(this.budgetMs);
+  }
+
+  private async update(): Promise<ListBody> {
     const generation = this.generation;
     let entries = this.entries;
     if (entries !== undefined && !this.fresh()) this.refreshInBackground();
@@ -149,15 +166,17 @@ export class PackageList {
     this.body = undefined;
     const reads = [...this.changes.values()].filter((change) => change === 'read').length;
     let whole = entries === undefined || reads > Math.max(16, entries.size * this.rereadShare);
-    if (entries !== undefined && !whole) whole = !(await this.apply(entries));
+    // one budget for the whole update: applying, reading and encoding run one after another
+    const pause = this.pause();
+    if (entries !== undefined && !whole) whole = !(await this.apply(entries, pause));
     if (entries === undefined || whole) {
       // changes from now on are applied at the next request; those from before are in this read
       this.changes.clear();
       const readAt = Date.now();
-      entries = await this.readAll();
+      entries = await this.readAll(pause);
       if (generation === this.generation) this.readAt = readAt;
     }
-    const body = [...entries.values()];
+    const body = await entries.answer(pause);
     if (generation === this.generation) {
       this.entries = entries;
       this.body = this.changes.size === 0 ? body : undefined;
@@ -166,14 +185,14 @@ export class PackageList {
   }
 
   /** Applies the changes to `entries`; false when the whole list must be read instead. */
-  private async apply(entries: Map<string, string>): Promise<boolean> {
+  private async apply(entries: EncodedList, pause: Pause): Promise<boolean> {
     const changes = [...this.changes];
     this.changes.clear();
     for (const [base] of changes) this.refresh?.since.add(base);
     const read: string[] = [];
-    for (const [i, [base, change]] of changes.entries()) {
-      // a session's start changes thousands of entries at once: requests are answered in between
-      if (i > 0 && i % this.batch === 0) await new Promise((resolve) => setImmediate(resolve));
+    // a session's start changes thousands of entries at once: requests are answered in between
+    for (const [base, change] of changes) {
+      await pause();
       const entry = entries.get(base);
       if (change === 'read' || entry === undefined) {
         read.push(base);
@@ -239,57 +258,208 @@ export class PackageList {
     }
   }
 
-  private async readAll(): Promise<Map<string, string>> {
+  /** The whole list, its pieces encoded as they fill (a background read leaves nothing to encode). */
+  private async readAll(pause = this.pause()): Promise<EncodedList> {
     const list = await this.service.summaries();
-    const entries = new Map<string, string>();
-    for (const [i, summary] of list.entries()) {
-      if (i > 0 && i % this.batch === 0) await new Promise((resolve) => setImmediate(resolve));
-      entries.set(summary.record.base, JSON.stringify(summaryPeek(summary)));
+    const entries = new EncodedList(this.pieceBytes);
+    for (const summary of list) {
+      await pause();
+      entries.push(summary.record.base, JSON.stringify(summaryPeek(summary)));
     }
+    await entries.answer(pause);
     return entries;
   }
 }
 
-/** The list's entries as one JSON array. */
+/**
+ * An answer of `GET /package/list` as it is written: `[`, the pieces, `]`. The pieces are never
+ * written into once made (a changed piece is a new buffer), so an answer being streamed is not
+ * changed by the next one.
+ */
+export interface ListBody {
+  readonly pieces: readonly Buffer[];
+  /** length of the whole answer, brackets included */
+  readonly bytes: number;
+}
+
+/**
+ * The list's entries (each a `PackagePeek` as JSON) in order, and the answer's bytes kept in pieces
+ * of consecutive entries, each piece encoded (UTF-8, with its separating commas: a piece after the
+ * first starts with one) until one of its entries changes ({@link set}); the next
+ * {@link answer} encodes that piece again, and only it. A session changes entries in the list's
+ * order (bases in order, dependents near their dependency), so few pieces change between two
+ * answers.
+ *
+ * What this costs and why: the bytes are kept next to the entries' strings (which {@link
+ * PackageList} parses to apply a change), so the list is held twice: about 330 bytes a package
+ * more, 6.6 MB at 20,000, outside the V8 heap (its collections do not go through them). Encoding
+ * the whole list for each answer instead (new 64 KiB buffers filled entry by entry, 6.6 MB per
+ * answer at 20,000 packages, asked 4 times a second) held the event loop for every answer and
+ * delayed every other request: `GET /package/list` p50 31 ms and p99 98-179 ms while nginx served a
+ * file of the same size in 8.5/34 ms (docs/benchmarks.md, "A scheduled session on simulated
+ * engines", issue 16). Now an answer with nothing changed encodes and copies nothing.
+ *
+ * Pieces close once their entries hold `pieceBytes` UTF-16 units (so a piece is that long plus at
+ * most one entry; an entry longer than that is a piece of its own, or ends one): small enough that
+ * re-encoding a piece for one changed entry is cheap, large enough that an answer is a few hundred
+ * writes. Units rather than bytes: the entries are mostly ASCII (then units are bytes), and a
+ * string's length is known while its UTF-8 length is counted by reading it.
+ */
+export class EncodedList {
+  private readonly pieceBytes: number;
+  /** each entry, as JSON, in order */
+  private readonly entries: string[] = [];
+  /** each base's position in `entries` */
+  private readonly positions = new Map<string, number>();
+  /** the first entry of each piece, then the end of the last piece */
+  private readonly starts: number[] = [0];
+  /** each piece's bytes; undefined when one of its entries changed since it was encoded */
+  private readonly pieces: (Buffer | undefined)[] = [];
+  /** the pieces to encode again */
+  private readonly stale = new Set<number>();
+  /** UTF-16 units of the entries pushed after the last piece (its commas included) */
+  private open = 0;
+
+  constructor(pieceBytes = 32 * 1024) {
+    this.pieceBytes = pieceBytes;
+  }
+
+  /** number of entries */
+  get size(): number {
+    return this.entries.length;
+  }
+
+  has(base: string): boolean {
+    return this.positions.has(base);
+  }
+
+  /** The entry of a base; undefined when it is not in the list. */
+  get(base: string): string | undefined {
+    const at = this.positions.get(base);
+    return at === undefined ? undefined : this.entries[at];
+  }
+
+  /**
+   * Adds an entry at the end; a piece is encoded once full. A base already in the list keeps its
+   * place and takes the new entry (as a `Map` would).
+   */
+  push(base: string, entry: string): void {
+    if (this.positions.has(base)) {
+      this.set(base, entry);
+      return;
+    }
+    const at = this.entries.length;
+    this.entries.push(entry);
+    this.positions.set(base, at);
+    this.open += entry.length + (at > 0 ? 1 : 0);
+    if (this.open >= this.pieceBytes) this.close();
+  }
+
+  /**
+   * Replaces the entry of a base in the list; its piece is encoded again at the next answer (not
+   * when the entry is the same: a package read again after a change that did not show in it).
+   */
+  set(base: string, entry: string): void {
+    const at = this.positions.get(base);
+    if (at === undefined) throw new Error(`'${base}' is not in the list`);
+    if (this.entries[at] === entry) return;
+    this.entries[at] = entry;
+    // an entry after the last piece is encoded when the piece it goes in closes
+    if (at >= this.starts.at(-1)!) return;
+    const piece = this.pieceOf(at);
+    this.pieces[piece] = undefined;
+    this.stale.add(piece);
+  }
+
+  /** The answer: encodes the pieces changed since the last one (and the last, unfinished piece). */
+  async answer(pause: Pause = async () => {}): Promise<ListBody> {
+    if (this.starts.at(-1)! < this.entries.length) this.close();
+    // taken one at a time: an entry set during a pause has its piece encoded before the answer too
+    while (this.stale.size > 0) {
+      const piece = this.stale.values().next().value!;
+      await pause();
+      this.stale.delete(piece);
+      this.pieces[piece] = this.encode(piece);
+    }
+    const pieces = this.pieces as Buffer[];
+    let bytes = 2;
+    for (const piece of pieces) bytes += piece.length;
+    return { pieces: [...pieces], bytes };
+  }
+
+  // --- Internal helpers ---
+
+  /** Ends the piece at the last entry pushed and encodes it. */
+  private close(): void {
+    this.starts.push(this.entries.length);
+    this.pieces.push(this.encode(this.pieces.length));
+    this.open = 0;
+  }
+
+  private pieceOf(at: number): number {
+    // the last piece whose first entry is at or before `at`
+    let low = 0;
+    let high = this.pieces.length - 1;
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if (this.starts[middle]! <= at) low = middle;
+      else high = middle - 1;
+    }
+    return low;
+  }
+
+  /**
+   * A piece's bytes, in a buffer of exactly their length (no slack kept), of its own rather than a
+   * slice of Node's shared pool (which a kept slice would hold whole). The entries are written into
+   * a scratch buffer large enough for any text of their length, then copied out: counting each
+   * entry's UTF-8 length first and writing into the piece straight took twice as long (a whole list
+   * of 20,000 entries: 7-8 ms against 3-4 ms).
+   */
+  private encode(piece: number): Buffer {
+    const start = this.starts[piece]!;
+    const end = this.starts[piece + 1]!;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit; a comma before each entry but the list's first
+    let worst = end - start;
+    for (let at = start; at < end; at++) worst += 3 * this.entries[at]!.length;
+    const into = worst <= scratch.length ? scratch : Buffer.allocUnsafeSlow(worst);
+    // a scratch this size stays (up to 1 MiB, a few times a piece); one larger is for this piece only
+    if (into !== scratch && worst <= SCRATCH_MAX) scratch = into;
+    let used = 0;
+    for (let at = start; at < end; at++) {
+      if (at > 0) into[used++] = COMMA;
+      used += into.write(this.entries[at]!, used, 'utf8');
+    }
+    const bytes = Buffer.allocUnsafeSlow(used);
+    into.copy(bytes, 0, 0, used);
+    return bytes;
+  }
+}
+
+const COMMA = 0x2c;
+/** where pieces are encoded before being copied into their own buffer (encoding is synchronous) */
+let scratch = Buffer.allocUnsafeSlow(0);
+const SCRATCH_MAX = 1024 * 1024;
+const OPEN = Buffer.from('[');
+const CLOSE = Buffer.from(']');
+
+/** The list's entries as one JSON array: what an answer's bytes are (tests compare them). */
 export function listJson(entries: readonly string[]): string {
   return `[${entries.join(',')}]`;
 }
 
 /**
- * The list's entries as a JSON array, streamed in pieces of about `chunkBytes`: a list of thousands
- * of packages is megabytes, which are then never held in one buffer per answer. Each entry is
- * written as UTF-8 straight into the piece's buffer: joining the entries into a string first and
- * encoding that made about three copies of the whole list per answer (the joined text, its flat
- * copy and the bytes), the largest share of what the server allocated while a session ran at
- * 5,000-20,000 packages (docs/benchmarks.md, issue 16).
+ * An answer streamed as it is kept: `[`, each piece's buffer as it is, `]`. Nothing is copied or
+ * encoded per answer: the response writes each buffer to the socket as it stands (koa pipes a
+ * stream body into the response; a single buffer body would need the whole list copied into one).
  */
-export function listStream(entries: readonly string[], chunkBytes = 64 * 1024): Readable {
+export function listStream(body: ListBody): Readable {
+  const parts = [OPEN, ...body.pieces, CLOSE];
   let next = 0;
   return new Readable({
     read() {
-      if (next > entries.length) {
-        this.push(null);
-        return;
-      }
-      // UTF-8 takes at most 3 bytes per UTF-16 unit; a leading ',' or '[' and the closing ']'
-      const worst = (i: number) => 3 * entries[i]!.length + 2;
-      const first = next < entries.length ? worst(next) : 2;
-      const piece = Buffer.allocUnsafe(Math.max(chunkBytes, first));
-      let used = 0;
-      if (next === 0) used += piece.write('[', used, 'latin1');
-      // the first entry of a piece always fits (the piece is made large enough for it)
-      let wrote = false;
-      while (next < entries.length && (!wrote || used + worst(next) <= piece.length)) {
-        wrote = true;
-        if (next > 0) used += piece.write(',', used, 'latin1');
-        used += piece.write(entries[next]!, used, 'utf8');
-        next++;
-      }
-      if (next === entries.length && used < piece.length) {
-        used += piece.write(']', used, 'latin1');
-        next++;
-      }
-      this.push(piece.subarray(0, used));
+      // one buffer a call; the stream calls again while it holds less than its high-water mark,
+      // and a pipe (koa's) takes the buffers one by one as they are
+      this.push(next < parts.length ? parts[next++] : null);
     },
   });
 }
