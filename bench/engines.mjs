@@ -631,6 +631,13 @@ async function serve(dataDir, settings) {
         globalThis.gc?.();
         const usage = process.memoryUsage();
         for (const key of Object.keys(heap)) heap[key] = Math.max(heap[key], usage[key] / 2 ** 20);
+        // the timeline of the live heap, to stderr (relative to the schedule's second)
+        if (globalThis.gc)
+          console.error(
+            `memory at ${((Date.now() - fireAt) / 1000).toFixed(0)} s (MB): ${Object.entries(usage)
+              .map(([key, value]) => `${key} ${(value / 2 ** 20).toFixed(0)}`)
+              .join(', ')}`,
+          );
       },
       globalThis.gc ? 2000 : 250,
     ).unref();
