@@ -3,7 +3,8 @@
 //
 //   npm run build && node bench/engines.mjs [--packages 20000] [--engines 4] [--capacity 2]
 //     [--build-ms 20] [--list-rate 4] [--get-rate 20] [--warmup 10] [--publisher noop|filesystem]
-//     [--timeout 1800] [--profile] [--live-heap] [--heap-snapshot BUILDS] [--node-options '...']
+//     [--timeout 1800] [--profile] [--live-heap] [--heap-snapshot BUILDS] [--alloc-profile]
+//     [--node-options '...']
 //
 // The server is the host's own composition (`startServer` of @serene/host: `createSerene`, the
 // HTTP application with its default plugins, metrics and dashboard, the listener), configured from
@@ -38,7 +39,10 @@
 //     engine to the next build starting on that engine.
 // With --profile the server runs under `node --cpu-prof` (the profile goes to bench/out/engines/);
 // with --live-heap its in-process memory peaks are taken after a full GC (live objects only); with
-// --heap-snapshot N it writes a heap snapshot when N builds have ended; --node-options '...' are
+// --heap-snapshot N it writes a heap snapshot when N builds have ended; with --alloc-profile it
+// samples every allocation of the session, collected ones too (V8's sampling heap profiler, one
+// sample per 32 KiB; bench/out/engines/session.heapprofile, for Chrome's DevTools or a script);
+// --node-options '...' are
 // given to the server's node (V8's heap flags, for instance).
 // Results go to stdout and bench/out/engines/results.json.
 import { spawn } from 'node:child_process';
@@ -79,6 +83,7 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     'live-heap': { type: 'boolean', default: false },
     'heap-snapshot': { type: 'string' },
+    'alloc-profile': { type: 'boolean', default: false },
     'node-options': { type: 'string' },
     serve: { type: 'string' },
     settings: { type: 'string' },
@@ -117,6 +122,7 @@ async function main() {
     publisher: args.publisher,
     timeoutS: positiveInt(args.timeout, '--timeout'),
     heapSnapshotAt: args['heap-snapshot'] === undefined ? undefined : Number(args['heap-snapshot']),
+    allocProfile: args['alloc-profile'],
   };
   if (!(settings.buildMs >= 0))
     throw new Error(`--build-ms must be a number >= 0, not '${args['build-ms']}'`);
@@ -642,6 +648,23 @@ async function serve(dataDir, settings) {
       globalThis.gc ? 2000 : 250,
     ).unref();
 
+    // every allocation of the session, sampled (collected objects included)
+    let allocations;
+    if (settings.allocProfile) {
+      const { Session } = await import('node:inspector/promises');
+      allocations = new Session();
+      allocations.connect();
+      setTimeout(
+        () =>
+          void allocations.post('HeapProfiler.startSampling', {
+            samplingInterval: 32 * 1024,
+            includeObjectsCollectedByMajorGC: true,
+            includeObjectsCollectedByMinorGC: true,
+          }),
+        Math.max(0, fireAt - Date.now()),
+      ).unref();
+    }
+
     // the session ends when every package's scheduled build has ended
     const ended = { success: 0, failure: 0, fatal: 0, cancelled: 0 };
     let endedCount = 0;
@@ -658,27 +681,40 @@ async function serve(dataDir, settings) {
         console.error(`heap snapshot written to ${path.relative(ROOT, file)}`);
       }
       lastEnd = Date.now();
-      if (endedCount === settings.packages && process.connected) {
+      if (endedCount !== settings.packages) return;
+      // the profile is written before the session is reported (the server is stopped then)
+      const written = allocations
+        ? allocations.post('HeapProfiler.stopSampling').then(async ({ profile }) => {
+            const file = path.join(OUT, 'session.heapprofile');
+            await fs.writeFile(file, JSON.stringify(profile));
+            console.error(`allocation profile written to ${path.relative(ROOT, file)}`);
+          })
+        : Promise.resolve();
+      const report = {
+        builds: endedCount,
+        states: { ...ended },
+        wallMs: lastEnd - fireAt,
+        firstPendingMs: firstPending - fireAt,
+        runnerMs: stats.runnerMs,
+        runs: stats.runs,
+        memoryPeaksMb: { ...heap },
+        eventLoopDelay: {
+          p50: loopDelay.percentile(50) / 1e6,
+          p99: loopDelay.percentile(99) / 1e6,
+          max: loopDelay.max / 1e6,
+        },
+      };
+      void written.then(() => {
+        if (!process.connected) return;
         const gaps = stats.gaps.sort((a, b) => a - b);
         process.send({
           type: 'session',
           session: {
-            builds: endedCount,
-            states: ended,
-            wallMs: lastEnd - fireAt,
-            firstPendingMs: firstPending - fireAt,
-            runnerMs: stats.runnerMs,
-            runs: stats.runs,
+            ...report,
             gaps: { ...summary(gaps, true), mean: gaps.reduce((a, b) => a + b, 0) / gaps.length },
-            memoryPeaksMb: heap,
-            eventLoopDelay: {
-              p50: loopDelay.percentile(50) / 1e6,
-              p99: loopDelay.percentile(99) / 1e6,
-              max: loopDelay.max / 1e6,
-            },
           },
         });
-      }
+      });
     });
     const port = Number(new URL(server.url).port);
     if (Date.now() >= fireAt - 1000) {

@@ -223,6 +223,25 @@ describe('createPackageScheduler', () => {
     ]);
   });
 
+  it('names at most 50 packages of a run in its log line, and says how many there are', async () => {
+    const logger = createMemoryLogger();
+    const bases = Array.from({ length: 120 }, (_, i) => `p${String(i).padStart(3, '0')}`);
+    const ran: string[][] = [];
+    const scheduler = createPackageScheduler({
+      listPackages: async () => bases.map((base) => pkg(base, { schedule: '* * * * * *' })),
+      run: async (run) => {
+        ran.push(run);
+      },
+      logger,
+    });
+    await scheduler.start();
+    await advance(SECOND);
+    expect(ran[0]).toEqual(bases);
+    const line = logger.records.find((record) => record.message === 'scheduled run');
+    expect(line?.meta).toEqual({ bases: bases.slice(0, 50), count: 120 });
+    scheduler.stop();
+  });
+
   it('does not wait for a run to end before the next slot', async () => {
     let calls = 0;
     const scheduler = createPackageScheduler({

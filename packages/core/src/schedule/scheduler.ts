@@ -279,14 +279,28 @@ class Scheduler implements PackageScheduler {
     this.wake();
     if (due.length === 0) return;
     const bases = due.sort();
-    this.logger.info('scheduled run', { bases });
+    this.logger.info('scheduled run', logged(bases));
     // never awaited: a session may run for hours while later slots come due
     void Promise.resolve()
       .then(() => this.options.run(bases))
       .catch((error: unknown) => {
-        this.logger.error('scheduled run failed', { bases, error: formatErrorChain(error) });
+        this.logger.error('scheduled run failed', { ...logged(bases), error: formatErrorChain(error) });
       });
   }
+}
+
+/** Bases named in a log line at most; a run of all of thousands of packages says how many. */
+const LOGGED_BASES = 50;
+
+/**
+ * What a log line says of a run's bases: all of them, or the first {@link LOGGED_BASES} and how
+ * many in all (one line naming 20,000 packages is 300 KB, and writing it held the event loop for
+ * over 100 ms; docs/benchmarks.md, issue 16).
+ */
+function logged(bases: readonly string[]): { bases: readonly string[]; count?: number } {
+  return bases.length <= LOGGED_BASES
+    ? { bases }
+    : { bases: bases.slice(0, LOGGED_BASES), count: bases.length };
 }
 
 // --- CRON JOB ---
