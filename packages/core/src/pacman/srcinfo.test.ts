@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { InputError } from '../errors.js';
 import {
   archValues,
+  checkSrcinfo,
   dependsFor,
   memberArch,
   parseSrcinfo,
@@ -445,5 +446,45 @@ describe('srcinfoNames', () => {
       expect(() => parseSrcinfo(text)).toThrow(InputError);
       expect(() => srcinfoNames(text)).toThrow(InputError);
     }
+  });
+});
+
+describe('checkSrcinfo', () => {
+  /** What parseSrcinfo says of a text: `ok`, or its error message. */
+  const verdict = (check: (text: string) => unknown, text: string): string => {
+    try {
+      check(text);
+      return 'ok';
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      return error.message;
+    }
+  };
+
+  it('accepts what parseSrcinfo accepts and refuses the rest with the same message', () => {
+    const texts = [
+      ...readdirSync(new URL('./__fixtures__/srcinfo/', import.meta.url)).map((name) =>
+        readFileSync(new URL(`./__fixtures__/srcinfo/${name}/.SRCINFO`, import.meta.url), 'utf8'),
+      ),
+      '',
+      '# only a comment',
+      srcinfo('pkgname = a'),
+      srcinfo('pkgbase = a', 'pkgver = 1', 'pkgrel = 1'),
+      srcinfo('pkgbase = a', 'pkgrel = 1', '', 'pkgname = a'),
+      srcinfo('pkgbase = a', 'pkgver = 1', '', 'pkgname = a'),
+      srcinfo('pkgbase = a', 'pkgver = 1', 'pkgrel = 1', '', 'pkgname = a', '', 'pkgname = a'),
+      srcinfo('pkgbase = a', 'pkgver = 1', 'pkgrel = 1', '', 'pkgname = a', 'pkgver = '),
+      srcinfo('pkgbase = a', 'pkgver = 1', 'pkgrel = 1', '', 'pkgname = a', '', 'pkgname = b', 'pkgrel = '),
+      srcinfo('pkgbase = a', 'pkgver = 1', '', 'pkgname = a', 'pkgrel = 2'),
+      srcinfo('pkgbase = a', 'pkgver = 1', 'pkgrel = 1', 'not a key value line', '', 'pkgname = a'),
+      srcinfo('pkgbase = a', 'bad key = 1', '', 'pkgname = a'),
+      srcinfo('depends = x', 'pkgbase = a'),
+      srcinfo('pkgbase = a', 'pkgver = 1', 'pkgrel = 1', 'pkgbase = b', '', 'pkgname = a'),
+    ];
+    const verdicts = texts.map((text) => verdict(checkSrcinfo, text));
+    expect(verdicts).toEqual(texts.map((text) => verdict(parseSrcinfo, text)));
+    // the cases cover both answers and several messages
+    expect(verdicts.filter((v) => v === 'ok').length).toBeGreaterThanOrEqual(3);
+    expect(new Set(verdicts.filter((v) => v !== 'ok')).size).toBeGreaterThan(8);
   });
 });

@@ -160,11 +160,15 @@ function readSections(text: string): Section[] {
   return sections;
 }
 
+/** Each key that may have an architecture suffix, with the prefix of its suffixed form. */
+const ARCH_KEY_PREFIXES = SRCINFO_ARCH_KEYS.map((key) => [key, `${key}_`] as const);
+
 /** The key and architecture of a suffixed key (`depends_x86_64`), if it is one. */
 function splitArchKey(key: string): { key: SrcinfoArchKey; arch: string } | undefined {
-  for (const archKey of SRCINFO_ARCH_KEYS) {
-    if (key.length > archKey.length + 1 && key.startsWith(`${archKey}_`)) {
-      return { key: archKey, arch: key.slice(archKey.length + 1) };
+  if (!key.includes('_')) return undefined;
+  for (const [archKey, prefix] of ARCH_KEY_PREFIXES) {
+    if (key.length > prefix.length && key.startsWith(prefix)) {
+      return { key: archKey, arch: key.slice(prefix.length) };
     }
   }
   return undefined;
@@ -196,20 +200,26 @@ function single(fields: SrcinfoRawFields, key: SrcinfoSingleKey): string | undef
 /** The optional single-valued keys, copied over only when set. */
 const OPTIONAL_SINGLE_KEYS = ['epoch', 'pkgdesc', 'url', 'install', 'changelog'] as const;
 
-/** Types a section's raw fields; `pkgver` and `pkgrel` must be there. */
-function typedFields(fields: SrcinfoRawFields, where: string, line: number): SrcinfoFields {
+/**
+ * Types a section's raw fields; `pkgver` and `pkgrel` must be there. `owned`: `fields` was made for
+ * this call (a package's merged fields) and becomes its `fields` as it is, not copied again.
+ *
+ * @remarks Built key by key, not with `Object.fromEntries` and a spread: a server parses a
+ * `.SRCINFO` several times per build, and the intermediate arrays were most of what the parse
+ * allocated (docs/benchmarks.md, issue 16).
+ */
+function typedFields(fields: SrcinfoRawFields, where: string, line: number, owned = false): SrcinfoFields {
   const pkgver = single(fields, 'pkgver');
   const pkgrel = single(fields, 'pkgrel');
   if (pkgver === undefined) throw lineError(line, `${where} has no pkgver`);
   if (pkgrel === undefined) throw lineError(line, `${where} has no pkgrel`);
-  const lists = Object.fromEntries(SRCINFO_MULTI_KEYS.map((key) => [key, [...(fields[key] ?? [])]]));
-  const typed: SrcinfoFields = {
-    pkgver,
-    pkgrel,
-    ...(lists as Record<SrcinfoMultiKey, string[]>),
-    archSpecific: archSpecificOf(fields),
-    fields: copyFields(fields),
-  };
+  const typed = { pkgver, pkgrel } as SrcinfoFields;
+  for (const key of SRCINFO_MULTI_KEYS) {
+    const values = fields[key];
+    typed[key] = values ? [...values] : [];
+  }
+  typed.archSpecific = archSpecificOf(fields);
+  typed.fields = owned ? fields : copyFields(fields);
   for (const key of OPTIONAL_SINGLE_KEYS) {
     const value = single(fields, key);
     if (value !== undefined) typed[key] = value;
@@ -238,11 +248,37 @@ export function parseSrcinfo(text: string): Srcinfo {
     (section): SrcinfoPackage => ({
       pkgname: section.name,
       pkgbase: head.name,
-      ...typedFields(mergeFields(head.fields, section.fields), `package '${section.name}'`, section.line),
+      ...typedFields(
+        mergeFields(head.fields, section.fields),
+        `package '${section.name}'`,
+        section.line,
+        true,
+      ),
       overrides: Object.keys(section.fields),
     }),
   );
   return { base, packages };
+}
+
+/**
+ * Checks that a `.SRCINFO` parses, throwing as {@link parseSrcinfo} does, without building what it
+ * returns: for the checks of a text that is kept as text (a source's stored or generated `.SRCINFO`).
+ */
+export function checkSrcinfo(text: string): void {
+  const [head, ...rest] = readSections(text);
+  if (!head) throw new InputError('.SRCINFO has no pkgbase line');
+  if (rest.length === 0) throw lineError(head.line, `pkgbase '${head.name}' has no pkgname section`);
+  for (const key of ['pkgver', 'pkgrel'] as const) {
+    if (single(head.fields, key) === undefined) throw lineError(head.line, `pkgbase has no ${key}`);
+  }
+  for (const section of rest) {
+    for (const key of ['pkgver', 'pkgrel'] as const) {
+      // a package's own line replaces the base's, as in mergeFields
+      if ((section.fields[key] ?? head.fields[key])?.at(-1) === undefined) {
+        throw lineError(section.line, `package '${section.name}' has no ${key}`);
+      }
+    }
+  }
 }
 
 /**

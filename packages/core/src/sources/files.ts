@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { InputError } from '../errors.js';
-import { parseSrcinfo, type Srcinfo } from '../pacman/srcinfo.js';
+import { checkSrcinfo, parseSrcinfo, type Srcinfo } from '../pacman/srcinfo.js';
 
 /** File name of the `.SRCINFO` in a checkout. */
 export const SRCINFO_FILE = '.SRCINFO';
@@ -42,6 +42,15 @@ export async function readPkgbuildFile(dir: string): Promise<string> {
 export function parseSrcinfoOf(text: string, what: string): Srcinfo {
   try {
     return parseSrcinfo(text);
+  } catch (error) {
+    throw new InputError(`failed to parse ${what}`, { cause: error });
+  }
+}
+
+/** Checks that a `.SRCINFO` parses (as {@link parseSrcinfoOf}), without keeping the parse. */
+export function checkSrcinfoOf(text: string, what: string): void {
+  try {
+    checkSrcinfo(text);
   } catch (error) {
     throw new InputError(`failed to parse ${what}`, { cause: error });
   }

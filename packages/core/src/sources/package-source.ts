@@ -13,7 +13,7 @@ import type {
 import { InputError, SereneError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { compareUtf8, lookupDevelRevisions, sortRevisions } from './devel.js';
-import { parseSrcinfoOf } from './files.js';
+import { checkSrcinfoOf, parseSrcinfoOf } from './files.js';
 import type { Git } from './git.js';
 
 /** What a {@link PackageSource} uses besides its inner source. */
@@ -126,7 +126,7 @@ export class PackageSource implements Source {
       let text: string;
       try {
         text = await this.env.generateSrcinfo(dir, options);
-        parseSrcinfoOf(text, 'the generated .SRCINFO');
+        checkSrcinfoOf(text, 'the generated .SRCINFO');
       } catch (error) {
         options.signal?.throwIfAborted();
         throw new SereneError('failed to generate srcinfo for package', { cause: error });
@@ -142,7 +142,7 @@ export class PackageSource implements Source {
   /** The inner source's own `.SRCINFO`, checked to parse. */
   private async innerSrcinfo(dir: string): Promise<string | null> {
     const text = await this.inner.srcinfo(dir);
-    if (text !== null) parseSrcinfoOf(text, '.SRCINFO');
+    if (text !== null) checkSrcinfoOf(text, '.SRCINFO');
     return text;
   }
 }
@@ -161,7 +161,7 @@ export function readSourceJson(json: Record<string, unknown>): PackageSourceFiel
   if (srcinfo !== null && srcinfo !== undefined && typeof srcinfo !== 'string') {
     throw new InputError('source JSON field srcinfo must be a string or null');
   }
-  if (typeof srcinfo === 'string') parseSrcinfoOf(srcinfo, 'the stored .SRCINFO');
+  if (typeof srcinfo === 'string') checkSrcinfoOf(srcinfo, 'the stored .SRCINFO');
   const revisions: Record<string, string> = {};
   if (devel_revisions !== undefined) {
     if (typeof devel_revisions !== 'object' || devel_revisions === null || Array.isArray(devel_revisions)) {
