@@ -120,6 +120,42 @@ export type BuildChanges = Partial<Omit<BuildRecord, 'package' | 'started' | 'ar
  */
 export type BuildTime = Date | string;
 
+// --- PAGES ---
+
+/**
+ * A page of a list ordered by package base (keyset paging): the entries whose base sorts after
+ * `after`, at most `limit` of them, in the list's order. The next page starts after the base of the
+ * last entry of this one; a page shorter than `limit` is the last.
+ *
+ * @remarks Bases compare in code unit order. The engines compare bytes (SQLite's `BINARY`, the `C`
+ * collation of PostgreSQL), which is code point order: the same for package bases, which are ASCII
+ * (`packageNameProblem`). Reading a whole table in one query materialises every row at once and maps
+ * them all in one turn of the event loop (docs/benchmarks.md, the scheduled session on simulated
+ * engines); {@link packagePages} reads it a page per query instead.
+ */
+export interface PackagePage {
+  /** the base the page starts after (not included); from the first entry when omitted */
+  after?: string;
+  /** at most this many entries: a non-negative integer */
+  limit: number;
+}
+
+/**
+ * A page of {@link StoreOperations.listLatestBuilds}: a {@link PackagePage} of the packages that have
+ * a build, which may also end at a base, `through` (included), so that it covers the packages of a
+ * page of {@link StoreOperations.listPackages} (`after` the same, `through` its last base).
+ */
+export interface LatestBuildPage extends PackagePage {
+  /** the last base the page may include; no end but `limit` when omitted */
+  through?: string;
+}
+
+/** What {@link StoreOperations.listGates} lists. */
+export interface GateFilter {
+  /** only the records that hold an update (`held` not null) */
+  heldOnly?: boolean;
+}
+
 // --- STORE ---
 
 /**
@@ -135,8 +171,14 @@ export type BuildTime = Date | string;
 export interface StoreOperations {
   // --- packages ---
 
-  /** All packages, ordered by `base` (code unit order). */
-  listPackages(): Promise<PackageRecord[]>;
+  /**
+   * All packages, ordered by `base` (code unit order); with a `page`, only that page of them
+   * ({@link packagePages} reads them all page by page). `InputError` for a `limit` that is not a
+   * non-negative integer.
+   */
+  listPackages(page?: PackagePage): Promise<PackageRecord[]>;
+  /** How many packages there are. */
+  countPackages(): Promise<number>;
   getPackage(base: string): Promise<PackageRecord | undefined>;
   /** Adds a package; `ConflictError` when one with this base exists. */
   insertPackage(record: PackageRecord): Promise<void>;
@@ -151,8 +193,8 @@ export interface StoreOperations {
 
   /** The gate record of a package, if one was written. */
   getGate(base: string): Promise<GateRecord | undefined>;
-  /** Every gate record, ordered by `base`. */
-  listGates(): Promise<GateRecord[]>;
+  /** Every gate record, ordered by `base`; with `heldOnly`, only those that hold an update. */
+  listGates(filter?: GateFilter): Promise<GateRecord[]>;
   /**
    * Inserts or replaces the gate record of a package; `NotFoundError` when the package does not
    * exist. Deleting the package deletes its record.
@@ -169,8 +211,12 @@ export interface StoreOperations {
   listBuilds(base: string, limit?: number): Promise<BuildRecord[]>;
   /** The newest build of a package. */
   getLatestBuild(base: string): Promise<BuildRecord | undefined>;
-  /** The newest build of every package that has one, ordered by package. */
-  listLatestBuilds(): Promise<BuildRecord[]>;
+  /**
+   * The newest build of every package that has one, ordered by package (code unit order); with a
+   * `page`, only those of the packages in it ({@link latestBuildPages} reads them all page by page).
+   * `InputError` for a `limit` that is not a non-negative integer.
+   */
+  listLatestBuilds(page?: LatestBuildPage): Promise<BuildRecord[]>;
   /**
    * The newest builds of all packages together, newest first (ties by package), at most `limit`;
    * with `before`, only builds started before it (the next page of a list); with `base`, only that
@@ -238,4 +284,61 @@ export interface Store extends StoreOperations {
   readonly name: string;
   open(): Promise<void>;
   close(): Promise<void>;
+}
+
+// --- READING BY PAGES ---
+
+/** Packages (or newest builds) a page of {@link packagePages} (or {@link latestBuildPages}) holds by default. */
+export const DEFAULT_PAGE_SIZE = 500;
+
+/**
+ * Every package, a page (an array of at most `size` records) at a time, in the order of
+ * {@link StoreOperations.listPackages}; never an empty page. Each page is its own query, so the event
+ * loop turns between pages and only one page of rows is held at a time.
+ *
+ * @remarks The pages are not one snapshot: a package that exists from the first page to the last
+ * comes exactly once; one added or removed meanwhile may come or not. `RangeError` (on the first
+ * `next()`) for a size that is not a positive integer.
+ */
+export function packagePages(
+  store: Pick<StoreOperations, 'listPackages'>,
+  size = DEFAULT_PAGE_SIZE,
+): AsyncGenerator<PackageRecord[], void, undefined> {
+  return keysetPages(
+    (page) => store.listPackages(page),
+    (record) => record.base,
+    size,
+  );
+}
+
+/**
+ * The newest build of every package that has one, a page at a time, in the order of
+ * {@link StoreOperations.listLatestBuilds}; as {@link packagePages}.
+ */
+export function latestBuildPages(
+  store: Pick<StoreOperations, 'listLatestBuilds'>,
+  size = DEFAULT_PAGE_SIZE,
+): AsyncGenerator<BuildRecord[], void, undefined> {
+  return keysetPages(
+    (page) => store.listLatestBuilds(page),
+    (build) => build.package,
+    size,
+  );
+}
+
+async function* keysetPages<T>(
+  read: (page: PackagePage) => Promise<T[]>,
+  baseOf: (entry: T) => string,
+  size: number,
+): AsyncGenerator<T[], void, undefined> {
+  if (!Number.isSafeInteger(size) || size < 1) {
+    throw new RangeError(`a page size must be a positive integer, not ${size}`);
+  }
+  let after: string | undefined;
+  for (;;) {
+    const page = await read(after === undefined ? { limit: size } : { after, limit: size });
+    if (page.length > 0) yield page;
+    if (page.length < size) return;
+    after = baseOf(page[page.length - 1]!);
+  }
 }

@@ -6,7 +6,10 @@ import {
   type BuildChanges,
   type BuildRecord,
   type BuildTime,
+  type GateFilter,
+  type LatestBuildPage,
   type PackageChanges,
+  type PackagePage,
   type PackageRecord,
   type Store,
   type StoreOperations,
@@ -225,11 +228,41 @@ class KnexOperations implements StoreOperations {
     while (this.#appends.size > 0) await Promise.allSettled([...this.#appends.values()]);
   }
 
+  /**
+   * Keeps the rows of a page (`PackagePage`) of `query` by the base column `column` (quoted, may be
+   * qualified), in its order. One indexed range read: the column is the first of the table's primary
+   * key. Bases compare as bytes: SQLite's default `BINARY`, and on PostgreSQL the `C` collation,
+   * which the key columns have (migration 0001) and which is named here as well, so that the order
+   * never depends on the database's locale.
+   */
+  #keyset<T extends Knex.QueryBuilder>(
+    query: T,
+    column: string,
+    page: PackagePage & { through?: string | undefined },
+  ): T {
+    const key = this.db().client.config.client === 'pg' ? `${column} collate "C"` : column;
+    if (page.after !== undefined) query.whereRaw(`${key} > ?`, [page.after]);
+    if (page.through !== undefined) query.whereRaw(`${key} <= ?`, [page.through]);
+    return query.orderByRaw(key).limit(page.limit) as T;
+  }
+
   // --- packages ---
 
-  async listPackages(): Promise<PackageRecord[]> {
-    const rows: PackageRow[] = await this.db()('package').select('*');
-    return rows.map(packageFromRow).sort(byKey((record) => record.base));
+  async listPackages(page?: PackagePage): Promise<PackageRecord[]> {
+    const db = this.db();
+    if (page === undefined) {
+      const rows: PackageRow[] = await db('package').select('*');
+      return rows.map(packageFromRow).sort(byKey((record) => record.base));
+    }
+    checkCount(page.limit, 'limit');
+    if (page.limit === 0) return [];
+    const rows: PackageRow[] = await this.#keyset(db('package').select('*'), '"base"', page);
+    return rows.map(packageFromRow);
+  }
+
+  async countPackages(): Promise<number> {
+    const row = await this.db()('package').count({ count: '*' }).first();
+    return Number(row?.count ?? 0);
   }
 
   async getPackage(base: string): Promise<PackageRecord | undefined> {
@@ -281,8 +314,10 @@ class KnexOperations implements StoreOperations {
     return row && gateFromRow(row);
   }
 
-  async listGates(): Promise<GateRecord[]> {
-    const rows: GateRow[] = await this.db()('package_gate').select('*');
+  async listGates(filter?: GateFilter): Promise<GateRecord[]> {
+    const query = this.db()('package_gate').select('*');
+    if (filter?.heldOnly) query.whereNotNull('held');
+    const rows: GateRow[] = await query;
     return rows.map(gateFromRow).sort(byKey((record) => record.base));
   }
 
@@ -372,11 +407,18 @@ class KnexOperations implements StoreOperations {
     return row && buildFromRow(row);
   }
 
-  async listLatestBuilds(): Promise<BuildRecord[]> {
-    const rows: BuildRow[] = await this.db()('build').whereRaw(
-      '"started" = (select max("b2"."started") from "build" as "b2" where "b2"."package" = "build"."package")',
+  async listLatestBuilds(page?: LatestBuildPage): Promise<BuildRecord[]> {
+    if (page !== undefined) checkCount(page.limit, 'limit');
+    const query = this.db()('build').whereRaw(
+      '"build"."started" = (select max("b2"."started") from "build" as "b2" where "b2"."package" = "build"."package")',
     );
-    return rows.map(buildFromRow).sort(byKey((record) => record.package));
+    if (page === undefined) {
+      const rows: BuildRow[] = await query;
+      return rows.map(buildFromRow).sort(byKey((record) => record.package));
+    }
+    if (page.limit === 0) return [];
+    const rows: BuildRow[] = await this.#keyset(query, '"build"."package"', page);
+    return rows.map(buildFromRow);
   }
 
   async listRecentBuilds(limit: number, before?: Date, base?: string): Promise<BuildRecord[]> {
