@@ -1,3 +1,4 @@
+import { SereneError } from '../errors.js';
 import type { GateRecord } from './gate.js';
 import type { BuildStats } from './runner.js';
 
@@ -141,13 +142,18 @@ export interface PackagePage {
 }
 
 /**
- * A page of {@link StoreOperations.listLatestBuilds}: a {@link PackagePage} of the packages that have
- * a build, which may also end at a base, `through` (included), so that it covers the packages of a
- * page of {@link StoreOperations.listPackages} (`after` the same, `through` its last base).
+ * A page of {@link StoreOperations.listLatestBuilds}, by the bases of the packages: those after
+ * `after` (not included) and up to `through` (included), at most `limit` of them; each end is open
+ * when omitted. The newest builds of the packages of one page of {@link StoreOperations.listPackages}
+ * are those `after` the same base and `through` its last one.
  */
-export interface LatestBuildPage extends PackagePage {
-  /** the last base the page may include; no end but `limit` when omitted */
+export interface LatestBuildPage {
+  /** the base the page starts after (not included); from the first package when omitted */
+  after?: string;
+  /** the last base the page may include */
   through?: string;
+  /** at most this many builds: a non-negative integer */
+  limit?: number;
 }
 
 /** What {@link StoreOperations.listGates} lists. */
@@ -213,10 +219,15 @@ export interface StoreOperations {
   getLatestBuild(base: string): Promise<BuildRecord | undefined>;
   /**
    * The newest build of every package that has one, ordered by package (code unit order); with a
-   * `page`, only those of the packages in it ({@link latestBuildPages} reads them all page by page).
-   * `InputError` for a `limit` that is not a non-negative integer.
+   * `page`, only those of the packages in it. `InputError` for a `limit` that is not a non-negative
+   * integer.
    */
   listLatestBuilds(page?: LatestBuildPage): Promise<BuildRecord[]>;
+  /**
+   * How many packages have their newest build in each state (as {@link StoreOperations.listLatestBuilds}
+   * would list them, without reading them): a state no newest build is in is left out.
+   */
+  countLatestBuilds(): Promise<Partial<Record<BuildState['state'], number>>>;
   /**
    * The newest builds of all packages together, newest first (ties by package), at most `limit`;
    * with `before`, only builds started before it (the next page of a list); with `base`, only that
@@ -288,57 +299,30 @@ export interface Store extends StoreOperations {
 
 // --- READING BY PAGES ---
 
-/** Packages (or newest builds) a page of {@link packagePages} (or {@link latestBuildPages}) holds by default. */
-export const DEFAULT_PAGE_SIZE = 500;
-
 /**
- * Every package, a page (an array of at most `size` records) at a time, in the order of
- * {@link StoreOperations.listPackages}; never an empty page. Each page is its own query, so the event
- * loop turns between pages and only one page of rows is held at a time.
+ * Every package, a page (an array of at most `size` records, 500 by default) at a time, in the
+ * order of {@link StoreOperations.listPackages}; never an empty page. Each page is its own query, so
+ * the event loop turns between pages and only one page of rows is held at a time.
  *
  * @remarks The pages are not one snapshot: a package that exists from the first page to the last
- * comes exactly once; one added or removed meanwhile may come or not. `RangeError` (on the first
+ * comes exactly once; one added or removed meanwhile may come or not. `RangeError` (at the first
  * `next()`) for a size that is not a positive integer.
  */
-export function packagePages(
+export async function* packagePages(
   store: Pick<StoreOperations, 'listPackages'>,
-  size = DEFAULT_PAGE_SIZE,
+  size = 500,
 ): AsyncGenerator<PackageRecord[], void, undefined> {
-  return keysetPages(
-    (page) => store.listPackages(page),
-    (record) => record.base,
-    size,
-  );
-}
-
-/**
- * The newest build of every package that has one, a page at a time, in the order of
- * {@link StoreOperations.listLatestBuilds}; as {@link packagePages}.
- */
-export function latestBuildPages(
-  store: Pick<StoreOperations, 'listLatestBuilds'>,
-  size = DEFAULT_PAGE_SIZE,
-): AsyncGenerator<BuildRecord[], void, undefined> {
-  return keysetPages(
-    (page) => store.listLatestBuilds(page),
-    (build) => build.package,
-    size,
-  );
-}
-
-async function* keysetPages<T>(
-  read: (page: PackagePage) => Promise<T[]>,
-  baseOf: (entry: T) => string,
-  size: number,
-): AsyncGenerator<T[], void, undefined> {
   if (!Number.isSafeInteger(size) || size < 1) {
     throw new RangeError(`a page size must be a positive integer, not ${size}`);
   }
   let after: string | undefined;
   for (;;) {
-    const page = await read(after === undefined ? { limit: size } : { after, limit: size });
+    const page = await store.listPackages(after === undefined ? { limit: size } : { after, limit: size });
     if (page.length > 0) yield page;
     if (page.length < size) return;
-    after = baseOf(page[page.length - 1]!);
+    const last = page[page.length - 1]!.base;
+    // a store whose pages include `after` would never get past it
+    if (last === after) throw new SereneError(`the store read the page after '${after}' again`);
+    after = last;
   }
 }

@@ -5,6 +5,7 @@ import type { GateRecord } from '../contracts/gate.js';
 import {
   type BuildChanges,
   type BuildRecord,
+  type BuildState,
   type BuildTime,
   type GateFilter,
   type LatestBuildPage,
@@ -193,6 +194,10 @@ const buildName = (base: string, started: string): string => `build of ${base} s
 /** Quotes a column name of ours (never user input) for SQL. */
 const quote = (column: string): string => `"${column}"`;
 
+/** The condition on table `build` that keeps each package's newest build. */
+const NEWEST_BUILD =
+  '"build"."started" = (select max("b2"."started") from "build" as "b2" where "b2"."package" = "build"."package")';
+
 const byKey =
   <T>(key: (value: T) => string) =>
   (a: T, b: T): number => {
@@ -229,21 +234,19 @@ class KnexOperations implements StoreOperations {
   }
 
   /**
-   * Keeps the rows of a page (`PackagePage`) of `query` by the base column `column` (quoted, may be
-   * qualified), in its order. One indexed range read: the column is the first of the table's primary
+   * Keeps the rows of a page (`PackagePage`, `LatestBuildPage`) of `query` by the base column
+   * `column` (quoted, may be qualified), in its order. One indexed range read: the column is the first of the table's primary
    * key. Bases compare as bytes: SQLite's default `BINARY`, and on PostgreSQL the `C` collation,
    * which the key columns have (migration 0001) and which is named here as well, so that the order
    * never depends on the database's locale.
    */
-  #keyset<T extends Knex.QueryBuilder>(
-    query: T,
-    column: string,
-    page: PackagePage & { through?: string | undefined },
-  ): T {
+  #keyset<T extends Knex.QueryBuilder>(query: T, column: string, page: LatestBuildPage): T {
     const key = this.db().client.config.client === 'pg' ? `${column} collate "C"` : column;
     if (page.after !== undefined) query.whereRaw(`${key} > ?`, [page.after]);
     if (page.through !== undefined) query.whereRaw(`${key} <= ?`, [page.through]);
-    return query.orderByRaw(key).limit(page.limit) as T;
+    query.orderByRaw(key);
+    if (page.limit !== undefined) query.limit(page.limit);
+    return query;
   }
 
   // --- packages ---
@@ -408,10 +411,8 @@ class KnexOperations implements StoreOperations {
   }
 
   async listLatestBuilds(page?: LatestBuildPage): Promise<BuildRecord[]> {
-    if (page !== undefined) checkCount(page.limit, 'limit');
-    const query = this.db()('build').whereRaw(
-      '"build"."started" = (select max("b2"."started") from "build" as "b2" where "b2"."package" = "build"."package")',
-    );
+    if (page?.limit !== undefined) checkCount(page.limit, 'limit');
+    const query = this.db()('build').whereRaw(NEWEST_BUILD);
     if (page === undefined) {
       const rows: BuildRow[] = await query;
       return rows.map(buildFromRow).sort(byKey((record) => record.package));
@@ -419,6 +420,15 @@ class KnexOperations implements StoreOperations {
     if (page.limit === 0) return [];
     const rows: BuildRow[] = await this.#keyset(query, '"build"."package"', page);
     return rows.map(buildFromRow);
+  }
+
+  async countLatestBuilds(): Promise<Partial<Record<BuildState['state'], number>>> {
+    const rows: { state: BuildState['state']; count: number | string }[] = await this.db()('build')
+      .whereRaw(NEWEST_BUILD)
+      .groupBy('state')
+      .select('state')
+      .count({ count: '*' });
+    return Object.fromEntries(rows.map((row) => [row.state, Number(row.count)]));
   }
 
   async listRecentBuilds(limit: number, before?: Date, base?: string): Promise<BuildRecord[]> {

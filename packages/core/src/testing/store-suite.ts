@@ -5,7 +5,6 @@ import type { BuildStats } from '../contracts/runner.js';
 import {
   type BuildRecord,
   type BuildState,
-  latestBuildPages,
   MAKEPKG_FLAGS,
   type PackageRecord,
   packagePages,
@@ -152,6 +151,8 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
         await Promise.all([store.open(), store.open()]);
         expect(await store.listPackages()).toEqual([]);
         expect(await store.listLatestBuilds()).toEqual([]);
+        expect(await store.countPackages()).toBe(0);
+        expect(await store.countLatestBuilds()).toEqual({});
         expect(await store.listUnfinishedBuilds()).toEqual([]);
         expect(await store.listBuilds('nope')).toEqual([]);
         expect(await store.countBuilds('nope')).toBe(0);
@@ -181,6 +182,7 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
           ['getLatestBuild', () => store.getLatestBuild('alpha')],
           ['listLatestBuilds', () => store.listLatestBuilds()],
           ['listLatestBuilds page', () => store.listLatestBuilds({ limit: 1 })],
+          ['countLatestBuilds', () => store.countLatestBuilds()],
           ['listRecentBuilds', () => store.listRecentBuilds(5)],
           ['getBuildByIndex', () => store.getBuildByIndex('alpha', 0)],
           ['getBuild', () => store.getBuild('alpha', at(0))],
@@ -519,9 +521,7 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
         expect(await store.listPackages({ limit: 5 })).toEqual([]);
         expect(await store.listPackages({ after: 'a', limit: 5 })).toEqual([]);
         expect(await store.countPackages()).toBe(0);
-        const pages: BuildRecord[][] = [];
-        for await (const page of latestBuildPages(store, 2)) pages.push(page);
-        expect(pages).toEqual([]);
+        expect(await store.listLatestBuilds({ limit: 2 })).toEqual([]);
         for (const base of ['alpha', 'beta', 'gamma']) await store.insertPackage(samplePackage(base));
         expect(await store.countPackages()).toBe(3);
         await store.deletePackage('beta');
@@ -550,33 +550,40 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
         }
         const all = await store.listLatestBuilds();
         expect(all.map((build) => build.version)).toEqual(built.map((base) => `${base} new`));
-        for (const size of [1, 2, 3, built.length + 1]) {
+        // by pages of `limit` builds, each after the last package of the one before
+        for (const limit of [1, 2, 3, built.length + 1]) {
           const pages: BuildRecord[][] = [];
-          for await (const page of latestBuildPages(store, size)) pages.push(page);
-          expect(pages.flat(), `size ${size}`).toEqual(all);
-          expect(pages.every((page) => page.length <= size)).toBe(true);
+          let page = await store.listLatestBuilds({ limit });
+          while (page.length > 0) {
+            pages.push(page);
+            page = await store.listLatestBuilds({ after: page[page.length - 1]!.package, limit });
+          }
+          expect(pages.flat(), `limit ${limit}`).toEqual(all);
+          expect(pages.every((page) => page.length <= limit)).toBe(true);
         }
         // the builds of the packages of each page of 3 packages: after its start, through its last base
         let after: string | undefined;
         const byPage: string[] = [];
         for await (const page of packagePages(store, 3)) {
           const through = page[page.length - 1]!.base;
-          const builds = await store.listLatestBuilds({
-            ...(after === undefined ? {} : { after }),
-            through,
-            limit: page.length,
-          });
+          const builds = await store.listLatestBuilds({ ...(after === undefined ? {} : { after }), through });
           expect(builds.every((build) => page.some((record) => record.base === build.package))).toBe(true);
           byPage.push(...builds.map((build) => build.package));
           after = through;
         }
         expect(byPage).toEqual(built);
-        expect(
-          (await store.listLatestBuilds({ after: 'a', through: 'a@b', limit: 10 })).map(
-            (build) => build.package,
-          ),
-        ).toEqual(['a-b', 'a@b']);
-        expect(await store.listLatestBuilds({ after: 'a', through: 'a', limit: 10 })).toEqual([]);
+        const packagesOf = (builds: BuildRecord[]) => builds.map((build) => build.package);
+        expect(packagesOf(await store.listLatestBuilds({ after: 'a', through: 'a@b' }))).toEqual([
+          'a-b',
+          'a@b',
+        ]);
+        expect(packagesOf(await store.listLatestBuilds({ after: 'a', through: 'beta', limit: 1 }))).toEqual([
+          'a-b',
+        ]);
+        expect(packagesOf(await store.listLatestBuilds({ through: 'a' }))).toEqual(['0', 'a']);
+        expect(packagesOf(await store.listLatestBuilds({ after: 'a-b' }))).toEqual(['a@b', 'beta']);
+        expect(packagesOf(await store.listLatestBuilds({}))).toEqual(built);
+        expect(await store.listLatestBuilds({ after: 'a', through: 'a' })).toEqual([]);
         expect(await store.listLatestBuilds({ limit: 0 })).toEqual([]);
       });
     });
@@ -930,6 +937,24 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
           ['alpha', 'a60'],
           ['beta', 'b50'],
         ]);
+      });
+
+      it('counts the newest builds of the packages by state', async () => {
+        await store.insertPackage(samplePackage('gamma'));
+        await store.insertPackage(samplePackage('delta'));
+        await store.insertPackage(samplePackage('never'));
+        await store.insertBuild(sampleBuild('alpha', at(1), { state: { state: 'failure' } }));
+        await store.insertBuild(sampleBuild('alpha', at(2), { state: { state: 'success' } }));
+        await store.insertBuild(sampleBuild('beta', at(3), { state: { state: 'success' } }));
+        await store.insertBuild(sampleBuild('beta', at(1), { state: { state: 'failure' } }));
+        await store.insertBuild(sampleBuild('gamma', at(0), { state: { state: 'success' } }));
+        await store.insertBuild(sampleBuild('gamma', at(9), { state: { state: 'running', info: 'build' } }));
+        await store.insertBuild(
+          sampleBuild('delta', at(4), { state: { state: 'fatal', info: ['x', 'build'] } }),
+        );
+        expect(await store.countLatestBuilds()).toEqual({ success: 2, running: 1, fatal: 1 });
+        await store.deletePackage('alpha');
+        expect(await store.countLatestBuilds()).toEqual({ success: 1, running: 1, fatal: 1 });
       });
 
       it('lists the newest builds of all packages together, newest first, a page at a time', async () => {
