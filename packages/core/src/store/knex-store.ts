@@ -235,10 +235,10 @@ class KnexOperations implements StoreOperations {
 
   /**
    * Keeps the rows of a page (`PackagePage`, `LatestBuildPage`) of `query` by the base column
-   * `column` (quoted, may be qualified), in its order. One indexed range read: the column is the first of the table's primary
-   * key. Bases compare as bytes: SQLite's default `BINARY`, and on PostgreSQL the `C` collation,
-   * which the key columns have (migration 0001) and which is named here as well, so that the order
-   * never depends on the database's locale.
+   * `column` (quoted, may be qualified), in its order: one range read of the index of the table's
+   * primary key, whose first column it is. Bases compare as bytes: SQLite's default `BINARY`, and
+   * on PostgreSQL the `C` collation, which the key columns have (migration 0001) and which is named
+   * here as well, so that the order never depends on the database's locale.
    */
   #keyset<T extends Knex.QueryBuilder>(query: T, column: string, page: LatestBuildPage): T {
     const key = this.db().client.config.client === 'pg' ? `${column} collate "C"` : column;
