@@ -4,7 +4,8 @@
  * served architecture's repository are `repository`. The bus and the SQLite store are the real ones;
  * the request context is a plain object with what the middleware reads (path, method, status).
  */
-import { type BuildEvents, createKnexStore, EventBus, type Store } from '@serene/core';
+import { type BuildEvents, createKnexStore, EventBus, emptyGateRecord, type Store } from '@serene/core';
+import { sampleBuild, samplePackage } from '@serene/core/testing';
 import type Koa from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -70,5 +71,65 @@ describe('metrics of several architectures', () => {
     expect(value(/^serene_http_requests_total\{method="GET",route="unmatched",status="404"\} (\d+)$/m)).toBe(
       1,
     );
+  });
+});
+
+describe('metrics of the packages and the update gate', () => {
+  it('counts packages by the state of their newest build, `none` for the never built; lists held updates', async () => {
+    store = createKnexStore({ filename: ':memory:' });
+    await store.open();
+    metrics = createMetrics({
+      bus: new EventBus<BuildEvents>(),
+      orchestrator: { queue: { running: 0, queued: 0 } },
+      store,
+      arch: 'x86_64',
+    });
+    const at = (second: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, second));
+    for (const base of ['alpha', 'beta', 'gamma', 'delta', 'never', 'nor']) {
+      await store.insertPackage(samplePackage(base));
+      await store.putGate(emptyGateRecord(base));
+    }
+    // each package's newest build counts, whatever its older ones were
+    await store.insertBuild(sampleBuild('alpha', at(1), { state: { state: 'failure' } }));
+    await store.insertBuild(sampleBuild('alpha', at(2), { state: { state: 'success' } }));
+    await store.insertBuild(sampleBuild('beta', at(3), { state: { state: 'success' } }));
+    await store.insertBuild(sampleBuild('gamma', at(4), { state: { state: 'running', info: 'build' } }));
+    await store.insertBuild(sampleBuild('gamma', at(0), { state: { state: 'success' } }));
+    await store.insertBuild(sampleBuild('delta', at(5), { state: { state: 'cancelled', info: 'x' } }));
+    await store.putGate({
+      ...emptyGateRecord('beta'),
+      held: {
+        revision: 'b'.repeat(40),
+        state: 'b'.repeat(40),
+        baseRevision: 'a'.repeat(40),
+        version: '2-1',
+        reasons: [{ kind: 'diff', message: 'build() changed' }],
+        detected: at(6),
+        modified: at(6),
+        trust: { maintainer: 'eve', coMaintainers: [], packagers: [] },
+        files: [],
+      },
+    });
+
+    const text = await metrics.registry.metrics();
+    const series = (name: string) =>
+      text
+        .split('\n')
+        .filter((line) => line.startsWith(`${name}{`))
+        .sort();
+    expect(series('serene_packages')).toEqual([
+      'serene_packages{state="cancelled"} 1',
+      'serene_packages{state="failure"} 0',
+      'serene_packages{state="fatal"} 0',
+      'serene_packages{state="none"} 2',
+      'serene_packages{state="pending"} 0',
+      'serene_packages{state="running"} 1',
+      'serene_packages{state="success"} 2',
+    ]);
+    expect(series('serene_gate_held_update')).toEqual([
+      `serene_gate_held_update{package="beta",version="2-1",revision="${'b'.repeat(40)}"} 1`,
+    ]);
+    expect(series('serene_gate_held_updates')).toContain('serene_gate_held_updates{reason="diff"} 1');
+    expect(series('serene_gate_held_updates')).toContain('serene_gate_held_updates{reason="cool-off"} 0');
   });
 });

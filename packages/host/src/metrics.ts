@@ -4,10 +4,20 @@
  * the process's own figures. prom-client does the format; a registry per server, so that several
  * servers in one process (tests) do not share counters.
  */
-import type { BuildEvents, BuildOrchestrator, EngineStatus, EventBus, Store } from '@serene/core';
+import type { BuildEvents, BuildOrchestrator, BuildState, EngineStatus, EventBus, Store } from '@serene/core';
 import type { HttpPlugin } from '@serene/plugin-repo-http';
 import type Koa from 'koa';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Every build state, as `serene_packages` labels them. */
+const BUILD_STATES = [
+  'pending',
+  'running',
+  'success',
+  'failure',
+  'fatal',
+  'cancelled',
+] as const satisfies readonly BuildState['state'][];
 
 /** Terminal build states, counted once a build reaches them. */
 const DONE = new Set(['success', 'failure', 'fatal', 'cancelled']);
@@ -16,7 +26,7 @@ const DONE = new Set(['success', 'failure', 'fatal', 'cancelled']);
 export interface MetricsOptions {
   bus: EventBus<BuildEvents>;
   orchestrator: Pick<BuildOrchestrator, 'queue'>;
-  store: Pick<Store, 'listLatestBuilds' | 'listPackages' | 'listGates'>;
+  store: Pick<Store, 'countPackages' | 'countLatestBuilds' | 'listGates'>;
   /** `ARCH`: the architecture of builds that name none; requests below `/<arch>/` are `repository` */
   arch: string;
   /**
@@ -122,20 +132,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['state'] as const,
     registers: [registry],
     async collect() {
+      // counted by the store: a scrape reads no package and no build, where it read both tables
+      // whole, every row mapped in one turn of the event loop (issue 16, docs/benchmarks.md)
       const [packages, latest] = await Promise.all([
-        options.store.listPackages(),
-        options.store.listLatestBuilds(),
+        options.store.countPackages(),
+        options.store.countLatestBuilds(),
       ]);
-      const counts = new Map<string, number>(
-        ['none', 'pending', 'running', 'success', 'failure', 'fatal', 'cancelled'].map((s) => [s, 0]),
-      );
-      const byBase = new Map(latest.map((build) => [build.package, build.state.state]));
-      for (const pkg of packages) {
-        const state = byBase.get(pkg.base) ?? 'none';
-        counts.set(state, (counts.get(state) ?? 0) + 1);
-      }
+      // every build belongs to a package (deleting a package deletes its builds): the others never
+      // built; the two counts are two reads, so a package removed in between could make this negative
+      const built = BUILD_STATES.reduce((sum, state) => sum + (latest[state] ?? 0), 0);
       this.reset();
-      for (const [state, count] of counts) this.set({ state }, count);
+      this.set({ state: 'none' }, Math.max(0, packages - built));
+      for (const state of BUILD_STATES) this.set({ state }, latest[state] ?? 0);
     },
   });
   // the update gate (docs/update-gate.md): what is held now, and what happened at the gate
@@ -159,7 +167,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
           'error',
         ].map((reason) => [reason, 0]),
       );
-      for (const gate of await options.store.listGates()) {
+      for (const gate of await options.store.listGates({ heldOnly: true })) {
         for (const kind of new Set(gate.held?.reasons.map((reason) => reason.kind) ?? [])) {
           counts.set(kind, (counts.get(kind) ?? 0) + 1);
         }
@@ -175,7 +183,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const gate of await options.store.listGates()) {
+      for (const gate of await options.store.listGates({ heldOnly: true })) {
         if (gate.held) {
           this.set({ package: gate.base, version: gate.held.version, revision: gate.held.revision }, 1);
         }

@@ -10,6 +10,7 @@ import { createFilesystemRepository } from '../pacman/filesystem-repository.js';
 import { createSourceFactory } from '../sources/source-factory.js';
 import { createKnexStore } from '../store/knex-store.js';
 import { createInstantRunner, type InstantBehaviour } from '../testing/instant-runner.js';
+import { samplePackage } from '../testing/store-suite.js';
 import { createSerene, INVALID_SCHEDULE_MESSAGE, type Serene, type SereneSettings } from './serene.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -158,6 +159,24 @@ describe('createSerene', () => {
     });
     await expect(serene.start()).rejects.toThrow('the engine is not there');
     expect(events).toEqual(['store open', 'runner init', 'store close']);
+  });
+
+  it('puts every stored package on its schedule at start, read a page at a time', async () => {
+    const { serene, root } = await compose({ settings: { schedulingDisabled: false } });
+    // more than two pages of `packagePages` (500), written before the server starts
+    const bases = Array.from({ length: 1203 }, (_, i) => `pkg-${String(i).padStart(4, '0')}`);
+    const before = createKnexStore({ filename: path.join(root, 'serene.db') });
+    await before.open();
+    await before.transaction(async (tx) => {
+      for (const [i, base] of bases.entries())
+        await tx.insertPackage(samplePackage(base, { enabled: i % 3 !== 0 }));
+    });
+    await before.close();
+    await serene.start();
+    cleanups.push(() => serene.stop());
+    expect(bases.filter((base) => serene.scheduler.next(base) !== undefined)).toEqual(
+      bases.filter((_, i) => i % 3 !== 0),
+    );
   });
 
   it("refuses an invalid custom schedule with the original's words, as production does", async () => {

@@ -10,7 +10,7 @@ import type { Publisher } from '../contracts/publisher.js';
 import type { Runner } from '../contracts/runner.js';
 import type { Signer } from '../contracts/signer.js';
 import type { SourceFactory } from '../contracts/source.js';
-import type { Store } from '../contracts/store.js';
+import { packagePages, type Store } from '../contracts/store.js';
 import { formatErrorChain, InputError } from '../errors.js';
 import { UpdateGate } from '../gate/gate.js';
 import { OPEN_GATE_POLICY } from '../gate/policy.js';
@@ -25,6 +25,7 @@ import {
   createCronJob,
   createPackageScheduler,
   type PackageScheduler,
+  type ScheduledPackage,
   scheduledPackageOf,
 } from '../schedule/scheduler.js';
 import { createGit, type Git } from '../sources/git.js';
@@ -222,7 +223,13 @@ export function createSerene(parts: SereneParts, settings: SereneSettings): Sere
     gate,
   });
   const scheduler = createPackageScheduler({
-    listPackages: async () => (await store.listPackages()).map(scheduledPackageOf),
+    // a page at a time, keeping only the schedule settings of each package (not its PKGBUILD,
+    // .SRCINFO and source, which for thousands of packages are most of the table)
+    listPackages: async () => {
+      const scheduled: ScheduledPackage[] = [];
+      for await (const page of packagePages(store)) scheduled.push(...page.map(scheduledPackageOf));
+      return scheduled;
+    },
     run: (bases) =>
       orchestrator.start(bases, { reason: 'schedule', resolve: true, clean: false, force: false }),
     defaultSchedule: settings.schedule,

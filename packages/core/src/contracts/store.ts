@@ -1,3 +1,4 @@
+import { SereneError } from '../errors.js';
 import type { GateRecord } from './gate.js';
 import type { BuildStats } from './runner.js';
 
@@ -120,6 +121,47 @@ export type BuildChanges = Partial<Omit<BuildRecord, 'package' | 'started' | 'ar
  */
 export type BuildTime = Date | string;
 
+// --- PAGES ---
+
+/**
+ * A page of a list ordered by package base (keyset paging): the entries whose base sorts after
+ * `after`, at most `limit` of them, in the list's order. The next page starts after the base of the
+ * last entry of this one; a page shorter than `limit` is the last.
+ *
+ * @remarks Bases compare in code unit order. The engines compare bytes (SQLite's `BINARY`, the `C`
+ * collation of PostgreSQL), which is code point order: the same for package bases, which are ASCII
+ * (`packageNameProblem`). Reading a whole table in one query materialises every row at once and maps
+ * them all in one turn of the event loop (docs/benchmarks.md, the scheduled session on simulated
+ * engines); {@link packagePages} reads it a page per query instead.
+ */
+export interface PackagePage {
+  /** the base the page starts after (not included); from the first entry when omitted */
+  after?: string;
+  /** at most this many entries: a non-negative integer */
+  limit: number;
+}
+
+/**
+ * A page of {@link StoreOperations.listLatestBuilds}, by the bases of the packages: those after
+ * `after` (not included) and up to `through` (included), at most `limit` of them; each end is open
+ * when omitted. The newest builds of the packages of one page of {@link StoreOperations.listPackages}
+ * are those `after` the same base and `through` its last one.
+ */
+export interface LatestBuildPage {
+  /** the base the page starts after (not included); from the first package when omitted */
+  after?: string;
+  /** the last base the page may include */
+  through?: string;
+  /** at most this many builds: a non-negative integer */
+  limit?: number;
+}
+
+/** What {@link StoreOperations.listGates} lists. */
+export interface GateFilter {
+  /** only the records that hold an update (`held` not null) */
+  heldOnly?: boolean;
+}
+
 // --- STORE ---
 
 /**
@@ -135,8 +177,14 @@ export type BuildTime = Date | string;
 export interface StoreOperations {
   // --- packages ---
 
-  /** All packages, ordered by `base` (code unit order). */
-  listPackages(): Promise<PackageRecord[]>;
+  /**
+   * All packages, ordered by `base` (code unit order); with a `page`, only that page of them
+   * ({@link packagePages} reads them all page by page). `InputError` for a `limit` that is not a
+   * non-negative integer.
+   */
+  listPackages(page?: PackagePage): Promise<PackageRecord[]>;
+  /** How many packages there are. */
+  countPackages(): Promise<number>;
   getPackage(base: string): Promise<PackageRecord | undefined>;
   /** Adds a package; `ConflictError` when one with this base exists. */
   insertPackage(record: PackageRecord): Promise<void>;
@@ -151,8 +199,8 @@ export interface StoreOperations {
 
   /** The gate record of a package, if one was written. */
   getGate(base: string): Promise<GateRecord | undefined>;
-  /** Every gate record, ordered by `base`. */
-  listGates(): Promise<GateRecord[]>;
+  /** Every gate record, ordered by `base`; with `heldOnly`, only those that hold an update. */
+  listGates(filter?: GateFilter): Promise<GateRecord[]>;
   /**
    * Inserts or replaces the gate record of a package; `NotFoundError` when the package does not
    * exist. Deleting the package deletes its record.
@@ -169,8 +217,17 @@ export interface StoreOperations {
   listBuilds(base: string, limit?: number): Promise<BuildRecord[]>;
   /** The newest build of a package. */
   getLatestBuild(base: string): Promise<BuildRecord | undefined>;
-  /** The newest build of every package that has one, ordered by package. */
-  listLatestBuilds(): Promise<BuildRecord[]>;
+  /**
+   * The newest build of every package that has one, ordered by package (code unit order); with a
+   * `page`, only those of the packages in it. `InputError` for a `limit` that is not a non-negative
+   * integer.
+   */
+  listLatestBuilds(page?: LatestBuildPage): Promise<BuildRecord[]>;
+  /**
+   * How many packages have their newest build in each state (as {@link StoreOperations.listLatestBuilds}
+   * would list them, without reading them): a state no newest build is in is left out.
+   */
+  countLatestBuilds(): Promise<Partial<Record<BuildState['state'], number>>>;
   /**
    * The newest builds of all packages together, newest first (ties by package), at most `limit`;
    * with `before`, only builds started before it (the next page of a list); with `base`, only that
@@ -238,4 +295,34 @@ export interface Store extends StoreOperations {
   readonly name: string;
   open(): Promise<void>;
   close(): Promise<void>;
+}
+
+// --- READING BY PAGES ---
+
+/**
+ * Every package, a page (an array of at most `size` records, 500 by default) at a time, in the
+ * order of {@link StoreOperations.listPackages}; never an empty page. Each page is its own query, so
+ * the event loop turns between pages and only one page of rows is held at a time.
+ *
+ * @remarks The pages are not one snapshot: a package that exists from the first page to the last
+ * comes exactly once; one added or removed meanwhile may come or not. `RangeError` (at the first
+ * `next()`) for a size that is not a positive integer.
+ */
+export async function* packagePages(
+  store: Pick<StoreOperations, 'listPackages'>,
+  size = 500,
+): AsyncGenerator<PackageRecord[], void, undefined> {
+  if (!Number.isSafeInteger(size) || size < 1) {
+    throw new RangeError(`a page size must be a positive integer, not ${size}`);
+  }
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.listPackages(after === undefined ? { limit: size } : { after, limit: size });
+    if (page.length > 0) yield page;
+    if (page.length < size) return;
+    const last = page[page.length - 1]!.base;
+    // a store whose pages include `after` would never get past it
+    if (last === after) throw new SereneError(`the store read the page after '${after}' again`);
+    after = last;
+  }
 }

@@ -290,7 +290,8 @@ export class UpdateGate {
   /** Every held update, by package base. */
   async list(): Promise<HeldUpdateView[]> {
     const views: HeldUpdateView[] = [];
-    for (const record of await this.store.listGates()) {
+    // only the records that hold an update: every added package has one (`added`)
+    for (const record of await this.store.listGates({ heldOnly: true })) {
       if (!record.held) continue;
       views.push({
         base: record.base,

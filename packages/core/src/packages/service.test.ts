@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type AurEmulator,
   type AurTestPackage,
@@ -14,6 +14,7 @@ import { createFilesystemRepository, type FilesystemRepository } from '../pacman
 import { createSourceFactory } from '../sources/source-factory.js';
 import { createKnexStore } from '../store/knex-store.js';
 import { createInstantRunner } from '../testing/instant-runner.js';
+import { sampleBuild, samplePackage } from '../testing/store-suite.js';
 import { type PackageScheduling, PackageService, type PackageServiceOptions } from './service.js';
 
 interface Harness {
@@ -252,6 +253,69 @@ describe('PackageService', () => {
       (await rejection(h.service.startBuild(['ghost'], { resolve: true, clean: false, force: true })))
         .message,
     ).toBe('package with base ghost is not added');
+  });
+
+  it('reads every package a page at a time: count, summaries, list, build all, the schedule, an add', async () => {
+    // more than two pages of `packagePages` (500 packages each): a read that stopped after a page, or
+    // matched the newest builds of one page to another's packages, would show here
+    const h = await harness([{ base: 'app', pkgver: '1', depends: ['libdeep>=3'] }]);
+    const bases = Array.from({ length: 1203 }, (_, i) => `pkg-${String(i).padStart(4, '0')}`);
+    const enabled = bases.filter((_, i) => i % 3 !== 0);
+    // a package on the last page provides what the added one needs
+    const provider = bases.at(-1)!;
+    const built = bases.filter((_, i) => i % 250 === 7 || i === 499 || i === 500);
+    await h.store.transaction(async (tx) => {
+      for (const [i, base] of bases.entries()) {
+        await tx.insertPackage(
+          samplePackage(base, {
+            // a source the service can restore (the view and the schedule need it)
+            source: {
+              devel: false,
+              srcinfo_override: false,
+              inner: { type: 'AurSource', base, version: '1-1' },
+            },
+            enabled: i % 3 !== 0,
+            srcinfo:
+              base === provider
+                ? `pkgbase = ${base}\n\tpkgver = 3\n\tpkgrel = 1\n\tarch = any\n\npkgname = libdeep\n`
+                : null,
+          }),
+        );
+      }
+      for (const [i, base] of built.entries()) {
+        await tx.insertBuild(
+          sampleBuild(base, new Date(Date.UTC(2024, 0, 1, 0, 0, i)), { version: 'newest' }),
+        );
+        await tx.insertBuild(
+          sampleBuild(base, new Date(Date.UTC(2023, 0, 1, 0, 0, i)), { version: 'older' }),
+        );
+      }
+    });
+
+    expect(await h.service.count()).toBe(bases.length);
+    const summaries = await h.service.summaries();
+    expect(summaries.map((summary) => summary.record.base)).toEqual(bases);
+    expect(
+      summaries
+        .filter((summary) => summary.latest)
+        .map((summary) => [summary.record.base, summary.latest!.version]),
+    ).toEqual(built.map((base) => [base, 'newest']));
+    expect(summaries.at(-1)).toMatchObject({ members: ['libdeep'], version: '3' });
+    const list = await h.service.list();
+    expect(list.map((item) => [item.view.record.base, item.latest?.version])).toEqual(
+      summaries.map((summary) => [summary.record.base, summary.latest?.version]),
+    );
+
+    await h.service.scheduleAll();
+    expect([...h.scheduled.keys()]).toEqual(enabled);
+    // the session itself is the orchestrator's (tested there): here, which packages it is given
+    const start = vi.spyOn(h.orchestrator, 'start').mockResolvedValue({ done: Promise.resolve(), bases: [] });
+    await h.service.startBuildAll({ resolve: true, clean: false, force: false });
+    expect(start.mock.calls.map((call) => call[0])).toEqual([enabled]);
+    start.mockRestore();
+
+    const added = await h.service.add({ source: { type: 'aur', name: 'app' }, replace: false, build: false });
+    expect(added.map((view) => view.record.base)).toEqual(['app']);
   });
 
   it('changes settings, validates schedules and flags, and reschedules', async () => {

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { createPause } from '../concurrency.js';
 import type { Publisher } from '../contracts/publisher.js';
 import type { EngineStatus, Runner } from '../contracts/runner.js';
 import type { Source, SourceFactory, SourceSpec } from '../contracts/source.js';
@@ -10,6 +11,7 @@ import {
   type MakepkgFlag,
   type PackageChanges,
   type PackageRecord,
+  packagePages,
   type Store,
 } from '../contracts/store.js';
 import {
@@ -104,9 +106,6 @@ export type SettingChange =
   | { key: 'trust'; value: boolean | null }
   | { key: 'review'; value: string | null };
 
-/** Packages {@link PackageService.list} makes views of between two turns of the event loop. */
-const LIST_BATCH = 500;
-
 /** The setting keys of the update gate. */
 export const GATE_SETTING_KEYS = ['cooloff', 'trust', 'review'] as const;
 
@@ -184,25 +183,32 @@ export class PackageService {
 
   /** Every added package with its newest build. */
   async list(): Promise<{ view: PackageView; latest: BuildRecord | undefined }[]> {
-    const [records, latest] = await Promise.all([this.store.listPackages(), this.store.listLatestBuilds()]);
-    const byBase = new Map(latest.map((build) => [build.package, build]));
     const list: { view: PackageView; latest: BuildRecord | undefined }[] = [];
-    for (const [i, record] of records.entries()) {
-      // thousands of packages take a while to parse: other requests are answered in between
-      if (i > 0 && i % LIST_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
-      list.push({ view: this.view(record), latest: byBase.get(record.base) });
+    // thousands of packages take a while to parse: other requests are answered in between
+    const pause = createPause();
+    for await (const page of this.pagesWithLatest()) {
+      for (const { record, latest } of page) {
+        await pause();
+        list.push({ view: this.view(record), latest });
+      }
     }
     return list;
   }
 
-  /** Every added package's {@link PackageSummary}, by base. */
+  /**
+   * Every added package's {@link PackageSummary}, by base. Read a page of packages at a time, with
+   * turns of the event loop in between: read whole, the table's rows were all mapped, and their
+   * summaries made, in one turn, a stall of hundreds of milliseconds at 20,000 packages (issue 16,
+   * docs/benchmarks.md).
+   */
   async summaries(): Promise<PackageSummary[]> {
-    const [records, latest] = await Promise.all([this.store.listPackages(), this.store.listLatestBuilds()]);
-    const byBase = new Map(latest.map((build) => [build.package, build]));
     const list: PackageSummary[] = [];
-    for (const [i, record] of records.entries()) {
-      if (i > 0 && i % LIST_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
-      list.push(summaryOf(record, byBase.get(record.base)));
+    const pause = createPause();
+    for await (const page of this.pagesWithLatest()) {
+      for (const { record, latest } of page) {
+        await pause();
+        list.push(summaryOf(record, latest));
+      }
     }
     return list;
   }
@@ -214,8 +220,8 @@ export class PackageService {
   }
 
   /** How many packages are added. */
-  async count(): Promise<number> {
-    return (await this.store.listPackages()).length;
+  count(): Promise<number> {
+    return this.store.countPackages();
   }
 
   /** One package; `NotFoundError` as the original words it. */
@@ -349,9 +355,13 @@ export class PackageService {
       // dependencies: the sync databases, our published packages and the new one satisfy them,
       // the AUR provides the rest (docs/compatibility.md#endpoints, adding)
       const providers = [...(await this.syncProviders())];
-      for (const record of await this.store.listPackages()) {
-        if (record.srcinfo && record.base !== base)
-          providers.push(...providersOf(parseSrcinfo(record.srcinfo)));
+      const pause = createPause();
+      for await (const page of packagePages(this.store)) {
+        for (const record of page) {
+          await pause();
+          if (record.srcinfo && record.base !== base)
+            providers.push(...providersOf(parseSrcinfo(record.srcinfo)));
+        }
       }
       providers.push(...providersOf(srcinfo));
       const isSatisfied = (dependency: string) =>
@@ -550,9 +560,10 @@ export class PackageService {
 
   /** Builds every enabled package (docs/compatibility.md#endpoints, `POST /build/all`). */
   async startBuildAll(settings: Omit<RunSettings, 'reason'>): Promise<void> {
-    const enabled = (await this.store.listPackages())
-      .filter((record) => record.enabled)
-      .map((record) => record.base);
+    const enabled: string[] = [];
+    for await (const page of packagePages(this.store)) {
+      for (const record of page) if (record.enabled) enabled.push(record.base);
+    }
     if (enabled.length === 0) return;
     await this.orchestrator.start(enabled, { ...settings, reason: 'manual' }, { failIfLocked: true });
   }
@@ -637,10 +648,32 @@ export class PackageService {
 
   /** Puts every enabled package on its schedule (start-up). */
   async scheduleAll(): Promise<void> {
-    for (const record of await this.store.listPackages()) this.reschedule(record);
+    for await (const page of packagePages(this.store)) for (const record of page) this.reschedule(record);
   }
 
   // --- helpers --------------------------------------------------------------------------------------
+
+  /**
+   * Every package with its newest build, a page at a time (`packagePages`): the newest builds of a
+   * page are read for its range of bases, so neither table is read whole at once.
+   */
+  private async *pagesWithLatest(): AsyncGenerator<
+    { record: PackageRecord; latest: BuildRecord | undefined }[],
+    void,
+    undefined
+  > {
+    let after: string | undefined;
+    for await (const page of packagePages(this.store)) {
+      const through = page[page.length - 1]!.base;
+      // without a limit: a package added in the range meanwhile adds a build the page does not show
+      const latest = await this.store.listLatestBuilds(
+        after === undefined ? { through } : { after, through },
+      );
+      const byBase = new Map(latest.map((build) => [build.package, build]));
+      yield page.map((record) => ({ record, latest: byBase.get(record.base) }));
+      after = through;
+    }
+  }
 
   private async record(base: string): Promise<PackageRecord> {
     const record = await this.store.getPackage(base);

@@ -5,8 +5,12 @@ import type { GateRecord } from '../contracts/gate.js';
 import {
   type BuildChanges,
   type BuildRecord,
+  type BuildState,
   type BuildTime,
+  type GateFilter,
+  type LatestBuildPage,
   type PackageChanges,
+  type PackagePage,
   type PackageRecord,
   type Store,
   type StoreOperations,
@@ -190,6 +194,10 @@ const buildName = (base: string, started: string): string => `build of ${base} s
 /** Quotes a column name of ours (never user input) for SQL. */
 const quote = (column: string): string => `"${column}"`;
 
+/** The condition on table `build` that keeps each package's newest build. */
+const NEWEST_BUILD =
+  '"build"."started" = (select max("b2"."started") from "build" as "b2" where "b2"."package" = "build"."package")';
+
 const byKey =
   <T>(key: (value: T) => string) =>
   (a: T, b: T): number => {
@@ -225,11 +233,39 @@ class KnexOperations implements StoreOperations {
     while (this.#appends.size > 0) await Promise.allSettled([...this.#appends.values()]);
   }
 
+  /**
+   * Keeps the rows of a page (`PackagePage`, `LatestBuildPage`) of `query` by the base column
+   * `column` (quoted, may be qualified), in its order: one range read of the index of the table's
+   * primary key, whose first column it is. Bases compare as bytes: SQLite's default `BINARY`, and
+   * on PostgreSQL the `C` collation, which the key columns have (migration 0001) and which is named
+   * here as well, so that the order never depends on the database's locale.
+   */
+  #keyset<T extends Knex.QueryBuilder>(query: T, column: string, page: LatestBuildPage): T {
+    const key = this.db().client.config.client === 'pg' ? `${column} collate "C"` : column;
+    if (page.after !== undefined) query.whereRaw(`${key} > ?`, [page.after]);
+    if (page.through !== undefined) query.whereRaw(`${key} <= ?`, [page.through]);
+    query.orderByRaw(key);
+    if (page.limit !== undefined) query.limit(page.limit);
+    return query;
+  }
+
   // --- packages ---
 
-  async listPackages(): Promise<PackageRecord[]> {
-    const rows: PackageRow[] = await this.db()('package').select('*');
-    return rows.map(packageFromRow).sort(byKey((record) => record.base));
+  async listPackages(page?: PackagePage): Promise<PackageRecord[]> {
+    const db = this.db();
+    if (page === undefined) {
+      const rows: PackageRow[] = await db('package').select('*');
+      return rows.map(packageFromRow).sort(byKey((record) => record.base));
+    }
+    checkCount(page.limit, 'limit');
+    if (page.limit === 0) return [];
+    const rows: PackageRow[] = await this.#keyset(db('package').select('*'), '"base"', page);
+    return rows.map(packageFromRow);
+  }
+
+  async countPackages(): Promise<number> {
+    const row = await this.db()('package').count({ count: '*' }).first();
+    return Number(row?.count ?? 0);
   }
 
   async getPackage(base: string): Promise<PackageRecord | undefined> {
@@ -281,8 +317,10 @@ class KnexOperations implements StoreOperations {
     return row && gateFromRow(row);
   }
 
-  async listGates(): Promise<GateRecord[]> {
-    const rows: GateRow[] = await this.db()('package_gate').select('*');
+  async listGates(filter?: GateFilter): Promise<GateRecord[]> {
+    const query = this.db()('package_gate').select('*');
+    if (filter?.heldOnly) query.whereNotNull('held');
+    const rows: GateRow[] = await query;
     return rows.map(gateFromRow).sort(byKey((record) => record.base));
   }
 
@@ -372,11 +410,25 @@ class KnexOperations implements StoreOperations {
     return row && buildFromRow(row);
   }
 
-  async listLatestBuilds(): Promise<BuildRecord[]> {
-    const rows: BuildRow[] = await this.db()('build').whereRaw(
-      '"started" = (select max("b2"."started") from "build" as "b2" where "b2"."package" = "build"."package")',
-    );
-    return rows.map(buildFromRow).sort(byKey((record) => record.package));
+  async listLatestBuilds(page?: LatestBuildPage): Promise<BuildRecord[]> {
+    if (page?.limit !== undefined) checkCount(page.limit, 'limit');
+    const query = this.db()('build').whereRaw(NEWEST_BUILD);
+    if (page === undefined) {
+      const rows: BuildRow[] = await query;
+      return rows.map(buildFromRow).sort(byKey((record) => record.package));
+    }
+    if (page.limit === 0) return [];
+    const rows: BuildRow[] = await this.#keyset(query, '"build"."package"', page);
+    return rows.map(buildFromRow);
+  }
+
+  async countLatestBuilds(): Promise<Partial<Record<BuildState['state'], number>>> {
+    const rows: { state: BuildState['state']; count: number | string }[] = await this.db()('build')
+      .whereRaw(NEWEST_BUILD)
+      .groupBy('state')
+      .select('state')
+      .count({ count: '*' });
+    return Object.fromEntries(rows.map((row) => [row.state, Number(row.count)]));
   }
 
   async listRecentBuilds(limit: number, before?: Date, base?: string): Promise<BuildRecord[]> {

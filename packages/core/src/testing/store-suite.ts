@@ -7,6 +7,7 @@ import {
   type BuildState,
   MAKEPKG_FLAGS,
   type PackageRecord,
+  packagePages,
   type Store,
 } from '../contracts/store.js';
 
@@ -150,6 +151,8 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
         await Promise.all([store.open(), store.open()]);
         expect(await store.listPackages()).toEqual([]);
         expect(await store.listLatestBuilds()).toEqual([]);
+        expect(await store.countPackages()).toBe(0);
+        expect(await store.countLatestBuilds()).toEqual({});
         expect(await store.listUnfinishedBuilds()).toEqual([]);
         expect(await store.listBuilds('nope')).toEqual([]);
         expect(await store.countBuilds('nope')).toBe(0);
@@ -163,6 +166,8 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
         await Promise.all([store.close(), store.close()]);
         const calls: [string, () => Promise<unknown>][] = [
           ['listPackages', () => store.listPackages()],
+          ['listPackages page', () => store.listPackages({ limit: 1 })],
+          ['countPackages', () => store.countPackages()],
           ['getPackage', () => store.getPackage('alpha')],
           ['insertPackage', () => store.insertPackage(samplePackage('beta'))],
           ['putPackage', () => store.putPackage(samplePackage('beta'))],
@@ -176,6 +181,8 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
           ['listBuilds', () => store.listBuilds('alpha')],
           ['getLatestBuild', () => store.getLatestBuild('alpha')],
           ['listLatestBuilds', () => store.listLatestBuilds()],
+          ['listLatestBuilds page', () => store.listLatestBuilds({ limit: 1 })],
+          ['countLatestBuilds', () => store.countLatestBuilds()],
           ['listRecentBuilds', () => store.listRecentBuilds(5)],
           ['getBuildByIndex', () => store.getBuildByIndex('alpha', 0)],
           ['getBuild', () => store.getBuild('alpha', at(0))],
@@ -429,6 +436,158 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
       });
     });
 
+    describe('pages', () => {
+      // Package bases of every character class a base may have (`packageNameProblem`), in code unit
+      // order: digits, upper case, lower case, then `+ - . @ _` after a common prefix. A locale's
+      // collation (en_US) would order them otherwise (`a` before `A`, punctuation ignored).
+      const ORDERED = ['0', 'A', 'a', 'a+b', 'a-b', 'a.b', 'a@b', 'a_b'];
+
+      /** All pages of {@link packagePages} with `size`, as arrays of bases. */
+      const pagesOf = async (size: number): Promise<string[][]> => {
+        const pages: string[][] = [];
+        for await (const page of packagePages(store, size)) pages.push(page.map((record) => record.base));
+        return pages;
+      };
+
+      it('orders bases that differ in case and punctuation in code unit order, whole and by pages', async () => {
+        expect([...ORDERED].sort()).toEqual(ORDERED);
+        for (const base of [...ORDERED].reverse()) await store.insertPackage(samplePackage(base));
+        expect((await store.listPackages()).map((record) => record.base)).toEqual(ORDERED);
+        expect((await pagesOf(1)).flat()).toEqual(ORDERED);
+        // each page starts right after the base it is given
+        for (const [i, base] of ORDERED.entries()) {
+          expect(
+            (await store.listPackages({ after: base, limit: 100 })).map((record) => record.base),
+          ).toEqual(ORDERED.slice(i + 1));
+        }
+      });
+
+      it('covers every package exactly once and in order, with pages of 1, 2, 3 and more than all', async () => {
+        const bases = [...ORDERED, 'alpha', 'alpha-git', 'beta', 'zeta'].sort();
+        // records with every field set: a page reads the same records as the whole list
+        for (const [i, base] of bases.entries()) {
+          await store.insertPackage(
+            samplePackage(base, {
+              srcinfo: `pkgbase = ${base}`,
+              pkgbuild: UNICODE,
+              flags: ['nocheck'],
+              enabled: i % 2 === 0,
+            }),
+          );
+        }
+        const all = await store.listPackages();
+        expect(all.map((record) => record.base)).toEqual(bases);
+        for (const size of [1, 2, 3, bases.length, bases.length + 1, 1000]) {
+          const pages: PackageRecord[][] = [];
+          for await (const page of packagePages(store, size)) pages.push(page);
+          expect(pages.flat(), `size ${size}`).toEqual(all);
+          // full pages but the last, which is not empty
+          expect(
+            pages.map((page) => page.length),
+            `size ${size}`,
+          ).toEqual(
+            Array.from({ length: Math.ceil(bases.length / size) }, (_, i) =>
+              Math.min(size, bases.length - i * size),
+            ),
+          );
+        }
+        expect((await store.listPackages({ limit: 3 })).map((record) => record.base)).toEqual(
+          bases.slice(0, 3),
+        );
+        expect(await store.listPackages({ limit: 0 })).toEqual([]);
+        // in a transaction as outside
+        expect(
+          await store.transaction(async (tx) =>
+            (await tx.listPackages({ after: bases[1]!, limit: 2 })).map((r) => r.base),
+          ),
+        ).toEqual(bases.slice(2, 4));
+        expect(await store.transaction((tx) => tx.countPackages())).toBe(bases.length);
+      });
+
+      it('starts a page after a base that does not exist at the next one that does', async () => {
+        for (const base of ['alpha', 'beta', 'gamma']) await store.insertPackage(samplePackage(base));
+        const pageAfter = async (base: string) =>
+          (await store.listPackages({ after: base, limit: 10 })).map((record) => record.base);
+        expect(await pageAfter('alpha-git')).toEqual(['beta', 'gamma']);
+        expect(await pageAfter('b')).toEqual(['beta', 'gamma']);
+        expect(await pageAfter('Zulu')).toEqual(['alpha', 'beta', 'gamma']);
+        expect(await pageAfter('')).toEqual(['alpha', 'beta', 'gamma']);
+        expect(await pageAfter('gamma')).toEqual([]);
+        expect(await pageAfter('zzz')).toEqual([]);
+      });
+
+      it('reads an empty table as no page; counts packages', async () => {
+        expect(await pagesOf(2)).toEqual([]);
+        expect(await store.listPackages({ limit: 5 })).toEqual([]);
+        expect(await store.listPackages({ after: 'a', limit: 5 })).toEqual([]);
+        expect(await store.countPackages()).toBe(0);
+        expect(await store.listLatestBuilds({ limit: 2 })).toEqual([]);
+        for (const base of ['alpha', 'beta', 'gamma']) await store.insertPackage(samplePackage(base));
+        expect(await store.countPackages()).toBe(3);
+        await store.deletePackage('beta');
+        expect(await store.countPackages()).toBe(2);
+        expect(await pagesOf(1)).toEqual([['alpha'], ['gamma']]);
+      });
+
+      it('refuses a limit or page size that is not a non-negative integer', async () => {
+        for (const limit of [-1, 1.5, Number.NaN]) {
+          await expectError(store.listPackages({ limit }), 'InputError');
+          await expectError(store.listLatestBuilds({ limit }), 'InputError');
+        }
+        for (const size of [0, -1, 2.5])
+          await expect(packagePages(store, size).next()).rejects.toThrow(RangeError);
+      });
+
+      it('reads the newest builds by pages, and those of a page of packages by its range of bases', async () => {
+        const bases = ['0', 'A', 'a', 'a+b', 'a-b', 'a.b', 'a@b', 'a_b', 'beta', 'gamma'];
+        for (const base of bases) await store.insertPackage(samplePackage(base));
+        // every other package has builds, the newest inserted in between the older
+        const built = bases.filter((_, i) => i % 2 === 0);
+        for (const [i, base] of built.entries()) {
+          await store.insertBuild(sampleBuild(base, at(i), { version: `${base} old` }));
+          await store.insertBuild(sampleBuild(base, at(100 + i), { version: `${base} new` }));
+          await store.insertBuild(sampleBuild(base, at(50 + i), { version: `${base} middle` }));
+        }
+        const all = await store.listLatestBuilds();
+        expect(all.map((build) => build.version)).toEqual(built.map((base) => `${base} new`));
+        // by pages of `limit` builds, each after the last package of the one before
+        for (const limit of [1, 2, 3, built.length + 1]) {
+          const pages: BuildRecord[][] = [];
+          let page = await store.listLatestBuilds({ limit });
+          while (page.length > 0) {
+            pages.push(page);
+            page = await store.listLatestBuilds({ after: page[page.length - 1]!.package, limit });
+          }
+          expect(pages.flat(), `limit ${limit}`).toEqual(all);
+          expect(pages.every((page) => page.length <= limit)).toBe(true);
+        }
+        // the builds of the packages of each page of 3 packages: after its start, through its last base
+        let after: string | undefined;
+        const byPage: string[] = [];
+        for await (const page of packagePages(store, 3)) {
+          const through = page[page.length - 1]!.base;
+          const builds = await store.listLatestBuilds({ ...(after === undefined ? {} : { after }), through });
+          expect(builds.every((build) => page.some((record) => record.base === build.package))).toBe(true);
+          byPage.push(...builds.map((build) => build.package));
+          after = through;
+        }
+        expect(byPage).toEqual(built);
+        const packagesOf = (builds: BuildRecord[]) => builds.map((build) => build.package);
+        expect(packagesOf(await store.listLatestBuilds({ after: 'a', through: 'a@b' }))).toEqual([
+          'a-b',
+          'a@b',
+        ]);
+        expect(packagesOf(await store.listLatestBuilds({ after: 'a', through: 'beta', limit: 1 }))).toEqual([
+          'a-b',
+        ]);
+        expect(packagesOf(await store.listLatestBuilds({ through: 'a' }))).toEqual(['0', 'a']);
+        expect(packagesOf(await store.listLatestBuilds({ after: 'a-b' }))).toEqual(['a@b', 'beta']);
+        expect(packagesOf(await store.listLatestBuilds({}))).toEqual(built);
+        expect(await store.listLatestBuilds({ after: 'a', through: 'a' })).toEqual([]);
+        expect(await store.listLatestBuilds({ limit: 0 })).toEqual([]);
+      });
+    });
+
     describe('update gate', () => {
       it('round-trips a gate record with a held update, replaces it, and deletes it with its package', async () => {
         await store.insertPackage(samplePackage('alpha'));
@@ -473,6 +632,13 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
         await store.insertPackage(samplePackage('aardvark'));
         await store.putGate(emptyGateRecord('aardvark'));
         expect((await store.listGates()).map((gate) => gate.base)).toEqual(['aardvark', 'alpha']);
+        expect(await store.listGates({ heldOnly: true })).toEqual([]);
+        await store.putGate(record);
+        expect(await store.listGates({ heldOnly: true })).toEqual([record]);
+        expect((await store.listGates({ heldOnly: false })).map((gate) => gate.base)).toEqual([
+          'aardvark',
+          'alpha',
+        ]);
         await store.deletePackage('alpha');
         expect(await store.getGate('alpha')).toBeUndefined();
         await expectError(store.putGate(emptyGateRecord('nope')), 'NotFoundError');
@@ -771,6 +937,24 @@ export function testStore(name: string, options: StoreSuiteOptions): void {
           ['alpha', 'a60'],
           ['beta', 'b50'],
         ]);
+      });
+
+      it('counts the newest builds of the packages by state', async () => {
+        await store.insertPackage(samplePackage('gamma'));
+        await store.insertPackage(samplePackage('delta'));
+        await store.insertPackage(samplePackage('never'));
+        await store.insertBuild(sampleBuild('alpha', at(1), { state: { state: 'failure' } }));
+        await store.insertBuild(sampleBuild('alpha', at(2), { state: { state: 'success' } }));
+        await store.insertBuild(sampleBuild('beta', at(3), { state: { state: 'success' } }));
+        await store.insertBuild(sampleBuild('beta', at(1), { state: { state: 'failure' } }));
+        await store.insertBuild(sampleBuild('gamma', at(0), { state: { state: 'success' } }));
+        await store.insertBuild(sampleBuild('gamma', at(9), { state: { state: 'running', info: 'build' } }));
+        await store.insertBuild(
+          sampleBuild('delta', at(4), { state: { state: 'fatal', info: ['x', 'build'] } }),
+        );
+        expect(await store.countLatestBuilds()).toEqual({ success: 2, running: 1, fatal: 1 });
+        await store.deletePackage('alpha');
+        expect(await store.countLatestBuilds()).toEqual({ success: 1, running: 1, fatal: 1 });
       });
 
       it('lists the newest builds of all packages together, newest first, a page at a time', async () => {
