@@ -30,11 +30,11 @@ function counted(h: Harness) {
   const calls = { list: 0, get: [] as string[] };
   let hold: Promise<void> | undefined;
   const source: PackageListSource = {
-    summaries: async () => {
+    summaryPages: async function* () {
       calls.list++;
       const list = await h.service.summaries();
       await hold;
-      return list;
+      yield list;
     },
     summary: (base) => {
       calls.get.push(base);
@@ -87,7 +87,7 @@ describe('GET /package/list, kept and updated package by package', () => {
   afterEach(() => vi.restoreAllMocks());
 
   it('reads only the package whose build changed state, and answers what a whole read gives', async () => {
-    const list = vi.spyOn(h.service, 'summaries');
+    const list = vi.spyOn(h.service, 'summaryPages');
     const get = vi.spyOn(h.service, 'summary');
     const set = (value: boolean) =>
       h.ask('/package/gamma/set', { method: 'POST', body: { key: 'enabled', value } });

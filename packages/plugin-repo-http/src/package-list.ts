@@ -11,7 +11,7 @@ import type { PackagePeek } from './schemas.js';
 import { buildInfo, formatTime, summaryPeek } from './wire.js';
 
 /** What {@link PackageList} reads the packages with. */
-export type PackageListSource = Pick<PackageService, 'summaries' | 'summary'>;
+export type PackageListSource = Pick<PackageService, 'summaryPages' | 'summary'>;
 
 /** Options of {@link PackageList}. */
 export interface PackageListOptions {
@@ -260,11 +260,13 @@ export class PackageList {
 
   /** The whole list, its pieces encoded as they fill (a background read leaves nothing to encode). */
   private async readAll(pause = this.pause()): Promise<EncodedList> {
-    const list = await this.service.summaries();
     const entries = new EncodedList(this.pieceBytes);
-    for (const summary of list) {
-      await pause();
-      entries.push(summary.record.base, JSON.stringify(summaryPeek(summary)));
+    // by pages: the whole list's records (their PKGBUILDs and sources) are never held at once
+    for await (const page of this.service.summaryPages()) {
+      for (const summary of page) {
+        await pause();
+        entries.push(summary.record.base, JSON.stringify(summaryPeek(summary)));
+      }
     }
     await entries.answer(pause);
     return entries;

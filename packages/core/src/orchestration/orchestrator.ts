@@ -13,6 +13,7 @@ import type {
   PackageRecord,
   Store,
 } from '../contracts/store.js';
+import { packagePages } from '../contracts/store.js';
 import {
   ConflictError,
   formatErrorChain,
@@ -376,59 +377,63 @@ export class BuildOrchestrator {
   // --- Session ----------------------------------------------------------------------------------
 
   private async session(bases: string[], settings: RunSettings): Promise<void> {
-    // a large session reads its packages in one query, not one each
-    const records =
-      bases.length > SESSION_UPDATES
-        ? new Map((await this.store.listPackages()).map((record) => [record.base, record]))
-        : undefined;
     // updates run together, so that the AUR client batches their version checks into few requests,
     // but SESSION_UPDATES at most: a scheduled session of thousands would otherwise queue all their
     // file and store operations at once in libuv's thread pool, where every request's query waits
     // behind them
     const limit = createLimiter(SESSION_UPDATES);
-    const updated = await Promise.all(
-      bases.map((base) =>
-        limit(async () => {
-          const record = records ? records.get(base) : await this.store.getPackage(base);
-          // each record is let go once its update has begun
-          records?.delete(base);
-          if (!record) {
-            this.logger.warn('package to build is not added (any more)', { base });
-            return undefined;
-          }
-          const source = this.sources.restore(record.source);
-          const dir = this.sourceDir(base);
-          try {
-            // an approved revision is built as it is, never a newer one pushed since
-            const { approved } = this.gate ? await this.gate.beforeUpdate(base, source, dir) : {};
-            if (approved !== undefined && source.pin) {
-              await source.pin(dir, approved);
-            } else {
-              await source.update(dir);
-              if (this.gate && source.state() !== record.builtState) {
-                const decision = await this.gate.check(base, source, dir);
-                // held or rejected: the checkout is back at the accepted revision, the stored source stays;
-                // a checkout that could not be put back is not built at all, not even by a forced build
-                if (decision.action !== 'build') {
-                  return decision.restored
-                    ? { record: this.sessionRecord(record), source: this.sources.restore(record.source) }
-                    : undefined;
-                }
+    const update = (base: string, stored?: PackageRecord) =>
+      limit(async () => {
+        const record = stored ?? (await this.store.getPackage(base));
+        if (!record) {
+          this.logger.warn('package to build is not added (any more)', { base });
+          return undefined;
+        }
+        const source = this.sources.restore(record.source);
+        const dir = this.sourceDir(base);
+        try {
+          // an approved revision is built as it is, never a newer one pushed since
+          const { approved } = this.gate ? await this.gate.beforeUpdate(base, source, dir) : {};
+          if (approved !== undefined && source.pin) {
+            await source.pin(dir, approved);
+          } else {
+            await source.update(dir);
+            if (this.gate && source.state() !== record.builtState) {
+              const decision = await this.gate.check(base, source, dir);
+              // held or rejected: the checkout is back at the accepted revision, the stored source stays;
+              // a checkout that could not be put back is not built at all, not even by a forced build
+              if (decision.action !== 'build') {
+                return decision.restored
+                  ? { record: this.sessionRecord(record), source: this.sources.restore(record.source) }
+                  : undefined;
               }
             }
-            const json = source.toJSON();
-            // most updates find nothing new: then the stored source is already this one
-            if (JSON.stringify(json) !== JSON.stringify(record.source)) {
-              await this.store.updatePackage(base, { source: json });
-            }
-          } catch (error) {
-            // as the original: a failed update is logged, the package proceeds with its old checkout
-            this.logger.warn('could not update source', { base, error: formatErrorChain(error) });
           }
-          return { record: this.sessionRecord(record), source };
-        }),
-      ),
-    );
+          const json = source.toJSON();
+          // most updates find nothing new: then the stored source is already this one
+          if (JSON.stringify(json) !== JSON.stringify(record.source)) {
+            await this.store.updatePackage(base, { source: json });
+          }
+        } catch (error) {
+          // as the original: a failed update is logged, the package proceeds with its old checkout
+          this.logger.warn('could not update source', { base, error: formatErrorChain(error) });
+        }
+        return { record: this.sessionRecord(record), source };
+      });
+    let updated: Awaited<ReturnType<typeof update>>[];
+    if (bases.length > SESSION_UPDATES) {
+      // a large session reads its packages by pages, not one query each, and holds a page of whole
+      // records at a time (a session of thousands: tens of MB of PKGBUILDs, .SRCINFO and sources)
+      const wanted = new Set(bases);
+      updated = [];
+      for await (const page of packagePages(this.store)) {
+        const records = page.filter((record) => wanted.delete(record.base));
+        updated.push(...(await Promise.all(records.map((record) => update(record.base, record)))));
+      }
+      for (const base of wanted) updated.push(await update(base));
+    } else {
+      updated = await Promise.all(bases.map((base) => update(base)));
+    }
     const jobs: Job[] = [];
     /** builds that cannot run, with why: recorded, then ended fatal before the others are resolved */
     const refused: { job: Job; message: string }[] = [];
@@ -499,7 +504,6 @@ export class BuildOrchestrator {
       }
     }
     // the records are no longer needed: a large session's builds wait with only their jobs
-    records?.clear();
     updated.length = 0;
     if (jobs.length === 0 && refused.length === 0) return;
 
@@ -625,11 +629,13 @@ export class BuildOrchestrator {
       const inSession = new Set(jobs.map((job) => job.base));
       const repository: Provider[] = [];
       const added = new Set<string>();
-      for (const pkg of await this.store.listPackages()) {
-        await pause();
-        added.add(pkg.base);
-        if (!inSession.has(pkg.base) && pkg.srcinfo)
-          repository.push(...providersOf(parseSrcinfo(pkg.srcinfo)));
+      for await (const page of packagePages(this.store)) {
+        for (const pkg of page) {
+          await pause();
+          added.add(pkg.base);
+          if (!inSession.has(pkg.base) && pkg.srcinfo)
+            repository.push(...providersOf(parseSrcinfo(pkg.srcinfo)));
+        }
       }
       const sync = await this.syncProviders();
       for (const arch of this.arches) {

@@ -203,14 +203,25 @@ export class PackageService {
    */
   async summaries(): Promise<PackageSummary[]> {
     const list: PackageSummary[] = [];
+    for await (const page of this.summaryPages()) list.push(...page);
+    return list;
+  }
+
+  /**
+   * The {@link PackageSummary} of every package as {@link PackageService.summaries} gives them, a
+   * page at a time: a reader that keeps less than the summaries (the package list keeps its JSON)
+   * does not hold thousands of records at once.
+   */
+  async *summaryPages(): AsyncGenerator<PackageSummary[], void, undefined> {
     const pause = createPause();
     for await (const page of this.pagesWithLatest()) {
+      const summaries: PackageSummary[] = [];
       for (const { record, latest } of page) {
         await pause();
-        list.push(summaryOf(record, latest));
+        summaries.push(summaryOf(record, latest));
       }
+      yield summaries;
     }
-    return list;
   }
 
   /** One package's {@link PackageSummary}; `NotFoundError` as {@link PackageService.get}. */
