@@ -176,7 +176,9 @@ function splitArchKey(key: string): { key: SrcinfoArchKey; arch: string } | unde
 
 function archSpecificOf(fields: SrcinfoRawFields): SrcinfoFields['archSpecific'] {
   const result: SrcinfoFields['archSpecific'] = emptyRecord();
-  for (const [key, values] of Object.entries(fields)) {
+  // `for in` over these prototype-less records: no array of entries per call
+  for (const key in fields) {
+    const values = fields[key]!;
     const split = splitArchKey(key);
     if (!split) continue;
     const forArch = result[split.arch] ?? emptyRecord();
@@ -188,7 +190,7 @@ function archSpecificOf(fields: SrcinfoRawFields): SrcinfoFields['archSpecific']
 
 function copyFields(fields: SrcinfoRawFields): SrcinfoRawFields {
   const copy: SrcinfoRawFields = emptyRecord();
-  for (const [key, values] of Object.entries(fields)) copy[key] = [...values];
+  for (const key in fields) copy[key] = [...fields[key]!];
   return copy;
 }
 
@@ -230,7 +232,7 @@ function typedFields(fields: SrcinfoRawFields, where: string, line: number, owne
 /** The base's fields with a package section's keys replacing them, key by key (makepkg's override). */
 function mergeFields(base: SrcinfoRawFields, own: SrcinfoRawFields): SrcinfoRawFields {
   const merged = copyFields(base);
-  for (const [key, values] of Object.entries(own)) merged[key] = [...values];
+  for (const key in own) merged[key] = [...own[key]!];
   return merged;
 }
 

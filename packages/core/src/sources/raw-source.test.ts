@@ -34,6 +34,21 @@ describe('raw source', () => {
     expect(await fs.readFile(path.join(dir, 'PKGBUILD'), 'utf8')).toBe(renderPkgbuild(pkg));
     expect(await source.srcinfo(dir)).toBe(renderSrcinfo(pkg));
     expect(source.describe()).toEqual({ label: 'raw pkgbuild', url: null });
+    // an update with the PKGBUILD already in place leaves the file as it is; one that differs in
+    // content or mode is written again
+    const file = path.join(dir, 'PKGBUILD');
+    const before = await fs.stat(file);
+    await source.update(dir);
+    expect((await fs.stat(file)).ino).toBe(before.ino);
+    await fs.chmod(file, 0o644);
+    await source.update(dir);
+    const rewritten = await fs.stat(file);
+    expect(rewritten.mode & 0o777).toBe(0o666);
+    expect(rewritten.ino).not.toBe(before.ino);
+    await fs.writeFile(file, 'edited behind our back\n');
+    await fs.chmod(file, 0o666);
+    await source.update(dir);
+    expect(await fs.readFile(file, 'utf8')).toBe(renderPkgbuild(pkg));
     expect(source.toJSON()).toEqual({
       devel: false,
       srcinfo_override: false,

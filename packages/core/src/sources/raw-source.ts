@@ -69,10 +69,31 @@ export class RawSource implements InnerSource {
   }
 
   private async write(dir: string): Promise<void> {
-    await fs.mkdir(dir, { recursive: true });
     const file = path.join(dir, PKGBUILD_FILE);
+    // a session updates every package it builds: a PKGBUILD already as it must be is not written
+    // again (a durable write syncs the file and its folder; a scheduled session of thousands of
+    // raw packages did that for each; docs/benchmarks.md, issue 16). A file there is whole: it
+    // was renamed into place after it was written.
+    if (await isWritten(file, this.text)) return;
+    await fs.mkdir(dir, { recursive: true });
     // in full or not at all (an update on a full disk keeps the previous PKGBUILD); the mode is set
     // exactly, not masked by the umask
     await writeFileDurable(file, this.text, { mode: 0o666 });
+  }
+}
+
+/** Whether `file` holds exactly `text` with mode 0666. */
+async function isWritten(file: string, text: string): Promise<boolean> {
+  try {
+    const handle = await fs.open(file, 'r');
+    try {
+      const stat = await handle.stat();
+      if ((stat.mode & 0o7777) !== 0o666 || stat.size !== Buffer.byteLength(text)) return false;
+      return (await handle.readFile('utf8')) === text;
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return false;
   }
 }
