@@ -20,7 +20,7 @@ import { LiveEvents } from './live-events.js';
 import { heldNotice, LiveLogs } from './live-logs.js';
 import { openApiDocument } from './openapi.js';
 import type { RepoHttpOptions } from './options.js';
-import { listStream, PackageList } from './package-list.js';
+import { PackageList, writeList } from './package-list.js';
 import type { HttpPlugin } from './plugin.js';
 import { encodeSegment, RepositoryFiles } from './repository-files.js';
 import {
@@ -230,10 +230,14 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
 
   router.get('/package/list', read, async (ctx) => {
     const body = await packageList.get();
-    ctx.body = listStream(body);
     ctx.type = 'application/json';
     // the kept answer's length is known: sent as Content-Length rather than in chunks
     ctx.length = body.bytes;
+    ctx.status = 200;
+    // written here, all at once (writeList), not piped by koa
+    ctx.respond = false;
+    if (ctx.method === 'HEAD') ctx.res.end();
+    else writeList(ctx.res, body);
   });
 
   router.get('/package/:name', read, async (ctx) => {

@@ -1,11 +1,12 @@
+import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   EncodedList,
   type ListBody,
   listJson,
-  listStream,
   PackageList,
   type PackageListSource,
+  writeList,
 } from './package-list.js';
 import { type Harness, startHarness } from './testing/harness.js';
 import { packagePeek, summaryPeek } from './wire.js';
@@ -415,18 +416,24 @@ describe('EncodedList: the answer kept in pieces', () => {
   });
 });
 
-describe('listStream', () => {
-  /** The chunks as a response takes them (a pipe reads the stream flowing, one buffer at a time). */
+describe('writeList', () => {
+  /** The chunks as a response's socket takes them: one writev of all of them. */
   const chunks = (body: ListBody) =>
     new Promise<Buffer[]>((resolve, reject) => {
       const read: Buffer[] = [];
-      listStream(body)
-        .on('data', (chunk: Buffer) => read.push(chunk))
-        .on('end', () => resolve(read))
-        .on('error', reject);
+      let calls = 0;
+      const response = new Writable({
+        writev(parts, done) {
+          calls++;
+          for (const { chunk } of parts) read.push(chunk as Buffer);
+          done();
+        },
+      });
+      response.on('finish', () => (calls === 1 ? resolve(read) : reject(new Error(`${calls} writes`))));
+      writeList(response, body);
     });
 
-  it('writes `[`, the very buffers of the pieces, and `]`', async () => {
+  it('writes `[`, the very buffers of the pieces, and `]`, in one writev', async () => {
     const entries = Array.from({ length: 200 }, (_, i) =>
       JSON.stringify({ base: `p-${i}`, x: 'é'.repeat(i % 5) }),
     );
