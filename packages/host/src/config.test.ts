@@ -154,6 +154,14 @@ describe('readConfig', () => {
     });
   });
 
+  it('takes HEAP_GROWTH as a percent from 0 (V8 decides) to 1000, 100 by default', () => {
+    expect(readConfig({}).heapGrowthPercent).toBe(100);
+    expect(readConfig({ HEAP_GROWTH: '0' }).heapGrowthPercent).toBe(0);
+    expect(readConfig({ HEAP_GROWTH: '250' }).heapGrowthPercent).toBe(250);
+    for (const bad of ['-1', '1001', 'half', '1.5'])
+      expect(errorOf({ HEAP_GROWTH: bad }).message).toContain('HEAP_GROWTH');
+  });
+
   it('takes BUILD_TIMEOUT as seconds or with a unit', () => {
     expect(readConfig({ BUILD_TIMEOUT: '3600' }).buildTimeoutMs).toBe(3_600_000);
     expect(readConfig({ BUILD_TIMEOUT: '45s' }).buildTimeoutMs).toBe(45_000);

@@ -73,6 +73,16 @@ function accepts<T>(expected: string, read: (text: string) => T | undefined): z.
   });
 }
 
+/**
+ * `HEAP_GROWTH`: V8's `--heap-growing-percent` for the server's process. By its own choice V8
+ * lets the heap of a busy server grow to three or four times its live objects (a build session of
+ * 20,000 packages: 60-75 MB live, 235 MB of heap and 360 MB of RSS); at 100 (a full collection
+ * once the heap has doubled since the last) the same session peaked at 155 MB of heap and 277 MB
+ * of RSS, with the same answer times (docs/benchmarks.md, issue 16). Not a limit: the heap still
+ * grows as far as the live objects need.
+ */
+export const DEFAULT_HEAP_GROWTH = 100;
+
 const text = () => z.string();
 
 const bool = () =>
@@ -318,6 +328,12 @@ export const SETTINGS = {
   signKeyFile: optional('SIGN_KEY', text(), {
     doc: 'DATA_DIR/sign_key.asc',
     meaning: 'OpenPGP secret key (or public key, with DATA_DIR/S.gpg-agent); its presence turns signing on',
+    ours: true,
+  }),
+
+  heapGrowthPercent: setting('HEAP_GROWTH', integer(0, 1000), DEFAULT_HEAP_GROWTH, {
+    meaning:
+      "how far V8 lets the server's heap grow past its live objects before a full collection, in percent (0: V8's own choice, which lets a busy server grow to several times them); not a limit",
     ours: true,
   }),
 

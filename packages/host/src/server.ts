@@ -8,6 +8,7 @@
 import * as fs from 'node:fs/promises';
 import type * as http from 'node:http';
 import * as path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import {
   createFilesystemRepository,
   createKnexStore,
@@ -227,6 +228,8 @@ export function httpPlugins(serene: Serene, config: HostConfig): HttpPlugin[] {
  */
 export async function startServer(options: StartServerOptions): Promise<SereneServer> {
   const { config } = options;
+  // read by V8 at each full collection, so it applies from now on (docs/configuration.md)
+  if (config.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.heapGrowthPercent}`);
   const logger =
     options.parts?.logger ?? createHostLogger({ level: config.logLevel, format: config.logFormat });
   const started = new Date();
