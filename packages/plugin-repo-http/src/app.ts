@@ -155,7 +155,11 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
   let openApi: string | undefined;
   // GET /package/list reads and parses every package: its answer is kept, and a build's state
   // change has only its package read again
-  const packageList = new PackageList({ service, maxAgeMs: options.listCacheMs ?? 60_000 });
+  const packageList = new PackageList({
+    service,
+    maxAgeMs: options.listCacheMs ?? 60_000,
+    applyAfterMs: options.listApplyAfterMs ?? 50,
+  });
   const stopListening = options.bus.on('state', (event) => packageList.changed(event));
 
   const auth =
@@ -479,6 +483,7 @@ export function createRepoHttp(options: RepoHttpOptions): RepoHttp {
   const stop = () => {
     stopping ??= (async () => {
       stopListening();
+      packageList.close();
       liveLogs.close();
       liveEvents.close();
       secrets.close();

@@ -81,6 +81,12 @@ export interface RepoHttpOptions {
    */
   listCacheMs?: number | undefined;
   /**
+   * The kept list applies build state changes in the background this long (ms) after the first of
+   * them, rather than only when a request comes (`PackageList`'s `applyAfterMs`).
+   * @default 50
+   */
+  listApplyAfterMs?: number | undefined;
+  /**
    * Longest time between two checks of the `authorized_secrets` file even without a change event
    * from its folder.
    * @default 2000

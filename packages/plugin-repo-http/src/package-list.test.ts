@@ -157,6 +157,31 @@ describe('GET /package/list, kept and updated package by package', () => {
     expect(calls.list).toBe(4);
   });
 
+  it('applies changes in the background applyAfterMs after the first, so that a request finds them done', async () => {
+    const { source, calls } = counted(h);
+    const kept = new PackageList({ service: source, maxAgeMs: 60_000, applyAfterMs: 20 });
+    try {
+      await kept.get();
+      kept.changed(ended('alpha'));
+      kept.changed(ended('beta'));
+      // no request: read in the background, once each
+      await vi.waitFor(() => expect(calls.get).toEqual(['alpha', 'beta']), { timeout: 2000 });
+      // the request reads nothing more, and answers what a whole read gives
+      expect(parse(await kept.get())).toEqual(await expected(h));
+      expect(calls.get).toEqual(['alpha', 'beta']);
+      // nothing changed: no background read; after close, none either
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      expect(calls.get).toHaveLength(2);
+      kept.close();
+      kept.changed(ended('gamma'));
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      expect(calls.get).toHaveLength(2);
+      expect(calls.list).toBe(1);
+    } finally {
+      kept.close();
+    }
+  });
+
   it('reads the whole list again in the background when it is older than maxAgeMs', async () => {
     const { source, calls } = counted(h);
     let maxAge = 60_000;

@@ -35,6 +35,12 @@ export interface PackageListOptions {
    * @default 10
    */
   budgetMs?: number;
+  /**
+   * changes are applied in the background this long (ms) after the first of them, so that a
+   * request finds little left to apply (it still waits for what is under way); none: only
+   * requests apply them
+   */
+  applyAfterMs?: number;
 }
 
 /**
@@ -79,6 +85,10 @@ export class PackageList {
   private queue: Promise<unknown> = Promise.resolve();
   /** the whole list read in the background, and the entries changed while it reads */
   private refresh: { done: Promise<void>; since: Set<string> } | undefined;
+  /** none once closed */
+  private applyAfterMs: number | undefined;
+  /** the background apply coming (`applyAfterMs`) */
+  private applying: NodeJS.Timeout | undefined;
 
   constructor(options: PackageListOptions) {
     this.service = options.service;
@@ -86,10 +96,19 @@ export class PackageList {
     this.rereadShare = options.rereadShare ?? 0.1;
     this.pieceBytes = options.pieceBytes;
     this.budgetMs = options.budgetMs;
+    this.applyAfterMs = options.applyAfterMs;
+  }
+
+  /** Stops applying changes in the background. */
+  close(): void {
+    this.applyAfterMs = undefined;
+    clearTimeout(this.applying);
+    this.applying = undefined;
   }
 
   /** A build changed state: its package's entry follows at the next request. */
   changed(event: BuildEvents['state']): void {
+    this.applySoon();
     const base = event.base;
     const before = this.changes.get(base);
     if (before === 'read') return;
@@ -148,6 +167,22 @@ export class PackageList {
   }
 
   // --- Internal helpers ---
+
+  /**
+   * Applies the changes in the background `applyAfterMs` from now, as a request would (in the
+   * requests' queue): during a build session a request then waits for the reads of the last few
+   * changes, not of every change since the request before it (each read waits for the store,
+   * which the session's writes keep busy; docs/benchmarks.md, issue 16). Not while the whole list
+   * is to be read: that waits for a request.
+   */
+  private applySoon(): void {
+    if (this.applyAfterMs === undefined || this.applying !== undefined || this.entries === undefined) return;
+    this.applying = setTimeout(() => {
+      this.applying = undefined;
+      if (this.entries !== undefined && this.changes.size > 0) void this.get().catch(() => undefined);
+    }, this.applyAfterMs);
+    this.applying.unref();
+  }
 
   private fresh(): boolean {
     return Date.now() - this.readAt < this.maxAgeMs;
