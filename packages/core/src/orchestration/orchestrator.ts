@@ -648,10 +648,16 @@ export class BuildOrchestrator {
           { arch, sync, repository, added },
         );
         for (const resolution of resolutions) {
+          await pause();
           const job = byBase.get(resolution.base)!;
           if (job.arch !== arch) continue;
-          if (resolution.cancelled) cancelled.push({ job, message: resolution.message });
-          else waiting.set(job.key, new Set([...resolution.dependsOn].map((base) => byBase.get(base)!.key)));
+          if (resolution.cancelled) {
+            cancelled.push({ job, message: resolution.message });
+            continue;
+          }
+          const keys = new Set<string>();
+          for (const base of resolution.dependsOn) keys.add(byBase.get(base)!.key);
+          waiting.set(job.key, keys);
         }
       }
     } catch (error) {

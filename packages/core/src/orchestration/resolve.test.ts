@@ -97,6 +97,35 @@ describe('resolveSession', () => {
     ]);
   });
 
+  it('names a cycle from where the session first reaches it, packages outside it before it included', async () => {
+    const resolutions = await resolveSession(
+      [
+        pkg('leaf', '1'),
+        pkg('outside', '1', ['b', 'leaf']),
+        pkg('a', '1', ['b']),
+        pkg('b', '1', ['c']),
+        pkg('c', '1', ['a']),
+        pkg('self', '1', ['self']),
+        pkg('fine', '1', ['leaf']),
+      ],
+      context,
+    );
+    const messages = Object.fromEntries(
+      resolutions.map((r) => [r.base, r.cancelled ? r.message : [...r.dependsOn].join(' ')]),
+    );
+    expect(messages).toEqual({
+      leaf: '',
+      outside: 'dependencies are added but have been cancelled: b',
+      // reached from `outside` through b, as a search from every package in order reaches it
+      a: 'dependencies form a cycle: b -> c -> a -> b',
+      b: 'dependencies form a cycle: b -> c -> a -> b',
+      c: 'dependencies form a cycle: b -> c -> a -> b',
+      // a package that depends on itself is skipped as its own provider, not a cycle
+      self: '',
+      fine: 'leaf',
+    });
+  });
+
   it('resolves a session of 20,000 packages with dependencies between them in seconds, not minutes', async () => {
     const packages: SessionPackage[] = [];
     for (let i = 0; i < 20_000; i++) {

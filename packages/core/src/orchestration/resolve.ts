@@ -152,9 +152,10 @@ function propagateCancellation(results: Map<string, Resolution>): void {
   for (let changed = true; changed; ) {
     changed = false;
     for (const result of results.values()) {
-      if (result.cancelled) continue;
-      const gone = [...result.dependsOn].filter((base) => results.get(base)?.cancelled);
-      if (gone.length > 0) {
+      if (result.cancelled || result.dependsOn.size === 0) continue;
+      let gone: string[] | undefined;
+      for (const base of result.dependsOn) if (results.get(base)?.cancelled) (gone ??= []).push(base);
+      if (gone) {
         results.set(result.base, {
           base: result.base,
           cancelled: true,
@@ -166,15 +167,25 @@ function propagateCancellation(results: Map<string, Resolution>): void {
   }
 }
 
-/** Strongly connected components of more than one package (or a package needing itself). */
+/**
+ * Strongly connected components of more than one package (or a package needing itself). Only
+ * packages that need another and are needed by another can be on a cycle: the others (in a large
+ * session most of them: the ones nothing waits for, and those that wait for nothing) are left out
+ * of the search before it starts.
+ */
 function findCycles(results: Map<string, Resolution>): string[][] {
+  const needed = new Set<string>();
+  for (const result of results.values()) {
+    if (result.cancelled) continue;
+    for (const base of result.dependsOn) if (!results.get(base)?.cancelled) needed.add(base);
+  }
   const graph = new Map<string, string[]>();
   for (const result of results.values()) {
-    if (!result.cancelled)
-      graph.set(
-        result.base,
-        [...result.dependsOn].filter((base) => !results.get(base)?.cancelled),
-      );
+    if (result.cancelled || !needed.has(result.base)) continue;
+    const edges: string[] = [];
+    for (const base of result.dependsOn)
+      if (needed.has(base) && !results.get(base)?.cancelled) edges.push(base);
+    if (edges.length > 0) graph.set(result.base, edges);
   }
   // Tarjan's algorithm
   let counter = 0;
@@ -208,6 +219,17 @@ function findCycles(results: Map<string, Resolution>): string[][] {
       if (component.length > 1 || graph.get(node)?.includes(node)) cycles.push(component.reverse());
     }
   };
-  for (const node of graph.keys()) if (!index.has(node)) visit(node);
+  // in the order of the whole graph, as if the packages left out were searched too (a cycle is
+  // then named from the same package): a package left out with dependencies leads to them
+  for (const result of results.values()) {
+    if (result.cancelled) continue;
+    if (graph.has(result.base)) {
+      if (!index.has(result.base)) visit(result.base);
+      continue;
+    }
+    for (const base of result.dependsOn) {
+      if (graph.has(base) && !index.has(base) && !results.get(base)?.cancelled) visit(base);
+    }
+  }
   return cycles;
 }
