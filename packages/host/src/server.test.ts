@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { type BuildRecord, createKnexStore, RESTART_MESSAGE, SHUTDOWN_MESSAGE } from '@serene/core';
 import { createInstantRunner, type InstantBehaviour } from '@serene/core/testing';
@@ -76,6 +77,29 @@ describe('the host', () => {
     await expect(start(data.dataDir)).rejects.toThrow(
       `the authorized secrets file ${file} is a directory: remove it`,
     );
+  });
+
+  it('refuses to start on a port another process listens on, before it opens anything', async () => {
+    const data = await createDataDir();
+    cleanups.push(data.cleanup);
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+    const port = (taken.address() as net.AddressInfo).port;
+    const runner = createInstantRunner({ behaviour: () => 'success' });
+    let initialized = false;
+    runner.init = async () => {
+      initialized = true;
+    };
+    const config = readConfig(
+      testEnv(data.dataDir, { AUR_URL: aur.url, PORT: String(port), HOST: '127.0.0.1' }),
+    );
+    await expect(startServer({ config, parts: { runner } })).rejects.toThrow(
+      `cannot listen on 127.0.0.1:${port}: another process listens there (stop it, or set PORT to another port)`,
+    );
+    // the runner was not started (no image pull), and no store was made
+    expect(initialized).toBe(false);
+    expect(await fs.readdir(data.dataDir)).not.toContain('serene.db');
   });
 
   it('starts on an empty data folder: signed empty database, API, repository files, metrics', async () => {

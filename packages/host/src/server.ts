@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs/promises';
 import type * as http from 'node:http';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import {
@@ -19,6 +20,7 @@ import {
   type Logger,
   type Serene,
   type SereneParts,
+  UnavailableError,
 } from '@serene/core';
 import { createDashboard } from '@serene/plugin-dashboard';
 import { createDockerEnginePool, createDockerRunner, type DockerEngineSpec } from '@serene/plugin-docker';
@@ -226,6 +228,32 @@ export function httpPlugins(serene: Serene, config: HostConfig): HttpPlugin[] {
  * removed), unfinished builds marked, retention, schedules, `serene-cli` when `BUILD_CLI`, then
  * the HTTP server.
  */
+/**
+ * Throws an `UnavailableError` naming `PORT` when `port` on `host` cannot be listened on now
+ * (another process has it, or the address is not this machine's).
+ */
+async function checkPortFree(host: string, port: number): Promise<void> {
+  const probe = net.createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen({ port, host, exclusive: true }, resolve);
+    });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EADDRINUSE'
+        ? 'another process listens there (stop it, or set PORT to another port)'
+        : code === 'EACCES'
+          ? 'this user may not listen on it (ports below 1024 need root; set PORT)'
+          : code === 'EADDRNOTAVAIL'
+            ? 'the address is not one of this machine (set HOST)'
+            : String(code ?? error);
+    throw new UnavailableError(`cannot listen on ${host}:${port}: ${why}`, { cause: error });
+  }
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+}
+
 export async function startServer(options: StartServerOptions): Promise<SereneServer> {
   const { config } = options;
   // read by V8 at each full collection, so it applies from now on (docs/configuration.md)
@@ -236,6 +264,9 @@ export async function startServer(options: StartServerOptions): Promise<SereneSe
   await fs.mkdir(config.dataDir, { recursive: true });
   // a directory or an unreadable file stops the start here, rather than every request answering 500
   await checkAuthorizedSecretsFile(config.authorizedSecretsFile);
+  // a port another process holds stops the start here, before the store is opened and the runner's
+  // image is pulled (the listener starts last, once everything it serves is up)
+  if (options.listen !== false && config.port !== 0) await checkPortFree(config.host, config.port);
 
   const serene = createSerene(await createParts(config, logger, options.parts), config);
   const plugins = httpPlugins(serene, config);
